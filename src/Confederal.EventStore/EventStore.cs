@@ -1,0 +1,233 @@
+using System.Data;
+using System.Runtime.CompilerServices;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Confederal.EventStore;
+
+/// <summary>
+/// Appends events to streams and reads them back, by stream or in the global order.
+/// Appends are one statement (one round trip, one transaction) unless inline projections must run with them.
+/// </summary>
+public sealed class EventStore
+{
+    private const string ConstraintStreamVersion = "events_stream_version";
+    private const int MaxRetriesForAnyVersion = 10;
+
+    // The stream's head is read and checked in the statement that inserts, so a stream behind the expected
+    // version fails as surely as one ahead of it; two racing appends collide on (stream_id, version).
+    private const string AppendSql = """
+        WITH head AS (SELECT coalesce(max(version), 0) AS v FROM es.events WHERE stream_id = $1),
+        inserted AS (
+            INSERT INTO es.events (stream_id, version, event_id, type, type_version, data, correlation_id, causation_id, actor)
+            SELECT $1, head.v + e.n, e.id, e.type, e.type_version, e.data, $7, $8, $9
+            FROM head, unnest($3::uuid[], $4::text[], $5::int[], $6::jsonb[]) WITH ORDINALITY AS e(id, type, type_version, data, n)
+            WHERE $2 < 0 OR head.v = $2
+            RETURNING version, recorded_at)
+        SELECT (SELECT max(version) FROM inserted), (SELECT v FROM head), (SELECT max(recorded_at) FROM inserted)
+        """;
+
+    private const string SelectColumns =
+        "position, stream_id, version, event_id, type, type_version, data, correlation_id, causation_id, actor, recorded_at";
+
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly List<IInlineProjection> _inline;
+
+    public EventStore(NpgsqlDataSource dataSource, EventTypes types, IEnumerable<IInlineProjection>? inlineProjections = null)
+    {
+        _dataSource = dataSource;
+        Types = types;
+        _inline = inlineProjections?.ToList() ?? [];
+        Sequencer = new Sequencer(dataSource);
+    }
+
+    public EventTypes Types { get; }
+
+    /// <summary>Numbers committed events in the global order; run it with <see cref="Sequencer.RunAsync"/>.</summary>
+    public Sequencer Sequencer { get; }
+
+    public NpgsqlDataSource DataSource => _dataSource;
+
+    /// <summary>Appends <paramref name="events"/> to <paramref name="streamId"/> atomically: all of them or none.</summary>
+    /// <exception cref="ConcurrencyException">The stream is not at <paramref name="expected"/>.</exception>
+    public async Task<AppendResult> AppendAsync(
+        string streamId,
+        ExpectedVersion expected,
+        IReadOnlyList<object> events,
+        EventMetadata? metadata = null,
+        CancellationToken ct = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(streamId);
+        if (events.Count == 0)
+        {
+            throw new ArgumentException("An append needs at least one event.", nameof(events));
+        }
+
+        metadata ??= EventMetadata.None;
+        var ids = new Guid[events.Count];
+        var names = new string[events.Count];
+        var versions = new int[events.Count];
+        var payloads = new string[events.Count];
+        for (var i = 0; i < events.Count; i++)
+        {
+            var name = Types.NameOf(events[i].GetType());
+            ids[i] = Guid.CreateVersion7();
+            names[i] = name.Name;
+            versions[i] = name.Version;
+            payloads[i] = Types.SerializeToString(events[i]);
+        }
+
+        try
+        {
+            for (var attempt = 1; ; attempt++)
+            {
+                try
+                {
+                    var version = await InsertAsync(streamId, expected, events, metadata, ids, names, versions, payloads, ct);
+                    return new AppendResult(version, ids);
+                }
+                catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation
+                                                  && e.ConstraintName == ConstraintStreamVersion)
+                {
+                    if (!expected.IsAny || attempt == MaxRetriesForAnyVersion)
+                    {
+                        throw new ConcurrencyException(streamId, expected, await StreamVersionAsync(streamId, ct));
+                    }
+                }
+            }
+        }
+        finally
+        {
+            Sequencer.Notify();
+        }
+    }
+
+    private async Task<long> InsertAsync(
+        string streamId, ExpectedVersion expected, IReadOnlyList<object> events, EventMetadata metadata,
+        Guid[] ids, string[] names, int[] versions, string[] payloads, CancellationToken ct)
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync(ct);
+        await using var tx = _inline.Count > 0 ? await connection.BeginTransactionAsync(ct) : null;
+        await using var command = new NpgsqlCommand(AppendSql, connection, tx)
+        {
+            Parameters =
+            {
+                new NpgsqlParameter<string> { TypedValue = streamId },
+                new NpgsqlParameter<long> { TypedValue = expected.Value },
+                new NpgsqlParameter<Guid[]> { TypedValue = ids },
+                new NpgsqlParameter<string[]> { TypedValue = names },
+                new NpgsqlParameter<int[]> { TypedValue = versions },
+                new NpgsqlParameter<string[]> { TypedValue = payloads, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Jsonb },
+                new NpgsqlParameter { Value = (object?)metadata.CorrelationId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text },
+                new NpgsqlParameter { Value = (object?)metadata.CausationId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text },
+                new NpgsqlParameter { Value = (object?)metadata.Actor ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text },
+            },
+        };
+
+        long newVersion, head;
+        DateTimeOffset recordedAt;
+        await using (var reader = await command.ExecuteReaderAsync(ct))
+        {
+            await reader.ReadAsync(ct);
+            head = reader.GetInt64(1);
+            if (reader.IsDBNull(0))
+            {
+                throw new ConcurrencyException(streamId, expected, head);
+            }
+
+            newVersion = reader.GetInt64(0);
+            recordedAt = reader.GetFieldValue<DateTimeOffset>(2);
+        }
+
+        if (tx is not null)
+        {
+            var recorded = events
+                .Select((e, i) => new RecordedEvent(0, streamId, head + i + 1, ids[i], names[i], e, metadata, recordedAt))
+                .ToList();
+            foreach (var projection in _inline)
+            {
+                await projection.ApplyAsync(connection, streamId, recorded, ct);
+            }
+
+            await tx.CommitAsync(ct);
+        }
+
+        return newVersion;
+    }
+
+    /// <summary>The stream's current version: 0 when it does not exist.</summary>
+    public async Task<long> StreamVersionAsync(string streamId, CancellationToken ct = default)
+    {
+        await using var command = _dataSource.CreateCommand("SELECT coalesce(max(version), 0) FROM es.events WHERE stream_id = $1");
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = streamId });
+        return (long)(await command.ExecuteScalarAsync(ct))!;
+    }
+
+    /// <summary>The events of one stream from <paramref name="fromVersion"/> on, in version order, streamed;
+    /// includes events the sequencer has not numbered yet (their position is 0).</summary>
+    public async IAsyncEnumerable<RecordedEvent> ReadStreamAsync(
+        string streamId, long fromVersion = 1, [EnumeratorCancellation] CancellationToken ct = default)
+    {
+        await using var command = _dataSource.CreateCommand(
+            $"SELECT {SelectColumns} FROM es.events WHERE stream_id = $1 AND version >= $2 ORDER BY version");
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = streamId });
+        command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = fromVersion });
+        await using var reader = await command.ExecuteReaderAsync(CommandBehavior.SequentialAccess, ct);
+        while (await reader.ReadAsync(ct))
+        {
+            yield return ReadEvent(reader);
+        }
+    }
+
+    /// <summary>Every numbered event after <paramref name="afterPosition"/>, in global order, streamed from the server
+    /// (the whole log is never held in memory). <paramref name="limit"/> null reads to the end.</summary>
+    public async IAsyncEnumerable<RecordedEvent> ReadAllAsync(
+        long afterPosition, int? limit = null, [EnumeratorCancellation] CancellationToken ct = default)
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync(ct);
+        await foreach (var e in ReadAllAsync(connection, afterPosition, limit, ct))
+        {
+            yield return e;
+        }
+    }
+
+    internal async IAsyncEnumerable<RecordedEvent> ReadAllAsync(
+        NpgsqlConnection connection, long afterPosition, int? limit, [EnumeratorCancellation] CancellationToken ct)
+    {
+        await using var command = new NpgsqlCommand(
+            $"SELECT {SelectColumns} FROM es.events WHERE position > $1 ORDER BY position LIMIT $2", connection);
+        command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = afterPosition });
+        command.Parameters.Add(new NpgsqlParameter { Value = limit is { } l ? l : DBNull.Value, NpgsqlDbType = NpgsqlDbType.Bigint });
+        await using var reader = await command.ExecuteReaderAsync(CommandBehavior.SequentialAccess, ct);
+        while (await reader.ReadAsync(ct))
+        {
+            yield return ReadEvent(reader);
+        }
+    }
+
+    /// <summary>The highest numbered position: the head of the global log.</summary>
+    public async Task<long> ReadHeadAsync(CancellationToken ct = default)
+    {
+        await using var command = _dataSource.CreateCommand("SELECT coalesce(max(position), 0) FROM es.events");
+        return (long)(await command.ExecuteScalarAsync(ct))!;
+    }
+
+    private RecordedEvent ReadEvent(NpgsqlDataReader reader)
+    {
+        // Columns are read in order: the reader streams them (SequentialAccess).
+        var position = reader.IsDBNull(0) ? 0 : reader.GetInt64(0);
+        var streamId = reader.GetString(1);
+        var version = reader.GetInt64(2);
+        var eventId = reader.GetGuid(3);
+        var type = reader.GetString(4);
+        var typeVersion = reader.GetInt32(5);
+        var json = reader.GetString(6);
+        var metadata = new EventMetadata(
+            reader.IsDBNull(7) ? null : reader.GetString(7),
+            reader.IsDBNull(8) ? null : reader.GetString(8),
+            reader.IsDBNull(9) ? null : reader.GetString(9));
+        var recordedAt = reader.GetFieldValue<DateTimeOffset>(10);
+        var data = Types.Deserialize(type, typeVersion, json, position, streamId);
+        return new RecordedEvent(position, streamId, version, eventId, type, data, metadata, recordedAt);
+    }
+}

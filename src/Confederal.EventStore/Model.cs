@@ -1,0 +1,54 @@
+namespace Confederal.EventStore;
+
+/// <summary>Who and what caused an append: recorded beside every event for auditors.</summary>
+public sealed record EventMetadata(string? CorrelationId = null, string? CausationId = null, string? Actor = null)
+{
+    public static readonly EventMetadata None = new();
+}
+
+/// <summary>The version a stream must have for an append to succeed.</summary>
+public readonly record struct ExpectedVersion(long Value)
+{
+    /// <summary>No check: append after whatever the stream holds.</summary>
+    public static readonly ExpectedVersion Any = new(-1);
+
+    /// <summary>The stream must not exist yet.</summary>
+    public static readonly ExpectedVersion NoStream = new(0);
+
+    public static ExpectedVersion Exactly(long version)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(version);
+        return new ExpectedVersion(version);
+    }
+
+    public bool IsAny => Value < 0;
+}
+
+/// <summary>An event as stored. <see cref="Position"/> is its place in the global order (1, 2, 3, … without gaps),
+/// or 0 while the sequencer has not numbered it yet (only possible when reading one stream).</summary>
+public sealed record RecordedEvent(
+    long Position,
+    string StreamId,
+    long Version,
+    Guid EventId,
+    string Type,
+    object Data,
+    EventMetadata Metadata,
+    DateTimeOffset RecordedAt);
+
+public sealed record AppendResult(long StreamVersion, IReadOnlyList<Guid> EventIds);
+
+public class EventStoreException(string message, long position = 0, Exception? inner = null) : Exception(message, inner)
+{
+    /// <summary>The global position the error is about, or 0.</summary>
+    public long Position { get; } = position;
+}
+
+/// <summary>The stream's version was not the expected one: somebody else appended first.</summary>
+public sealed class ConcurrencyException(string streamId, ExpectedVersion expected, long actual)
+    : EventStoreException($"Stream '{streamId}' is at version {actual}, not at the expected {expected.Value}.")
+{
+    public string StreamId { get; } = streamId;
+    public ExpectedVersion Expected { get; } = expected;
+    public long ActualVersion { get; } = actual;
+}

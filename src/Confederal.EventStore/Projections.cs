@@ -1,0 +1,248 @@
+using System.Collections.Concurrent;
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
+
+namespace Confederal.EventStore;
+
+/// <summary>Runs inside the append's transaction, after the events are inserted: for uniqueness rules and
+/// strongly consistent reads. Throwing rolls the whole append back.</summary>
+public interface IInlineProjection
+{
+    Task ApplyAsync(NpgsqlConnection connection, string streamId, IReadOnlyList<RecordedEvent> events, CancellationToken ct);
+}
+
+/// <summary>A read model kept by the <see cref="ProjectionDaemon"/>, eventually consistent with the log.</summary>
+public interface IProjection
+{
+    /// <summary>Stable name: the key of the stored checkpoint.</summary>
+    string Name { get; }
+
+    /// <summary>Empties the read model before a rebuild. Runs in the daemon's transaction.</summary>
+    Task ResetAsync(NpgsqlConnection connection, CancellationToken ct);
+
+    /// <summary>Applies a page of events in global order. Runs in the daemon's transaction, which stores the
+    /// checkpoint too: a page is applied entirely and exactly once, or not at all.</summary>
+    Task ApplyAsync(NpgsqlConnection connection, IReadOnlyList<RecordedEvent> events, CancellationToken ct);
+}
+
+/// <summary>
+/// Keeps async projections up to date: a stored checkpoint per projection, woken by the in-process sequencer and by
+/// LISTEN/NOTIFY from other processes, resuming from the checkpoint after a restart, rebuildable from position 0.
+/// </summary>
+public sealed class ProjectionDaemon
+{
+    private readonly EventStore _store;
+    private readonly IReadOnlyList<IProjection> _projections;
+    private readonly ILogger _logger;
+    private readonly ConcurrentDictionary<string, long> _checkpoints = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Channel<bool>> _wake;
+    private TaskCompletionSource _progress = NewProgress();
+
+    public ProjectionDaemon(EventStore store, IEnumerable<IProjection> projections, ILogger<ProjectionDaemon>? logger = null)
+    {
+        _store = store;
+        _projections = projections.ToList();
+        _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _wake = _projections.ToDictionary(
+            p => p.Name,
+            _ => Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite }),
+            StringComparer.Ordinal);
+        store.Sequencer.Sequenced += _ => WakeAll();
+    }
+
+    public int BatchSize { get; init; } = 10_000;
+
+    /// <summary>How often a projection looks for new events when no notification came.</summary>
+    public TimeSpan IdlePoll { get; init; } = TimeSpan.FromSeconds(5);
+
+    public IReadOnlyList<IProjection> Projections => _projections;
+
+    /// <summary>Runs every projection until cancelled.</summary>
+    public Task RunAsync(CancellationToken ct) =>
+        Task.WhenAll(_projections.Select(p => RunProjectionAsync(p, ct)).Append(ListenAsync(ct)));
+
+    /// <summary>Applies pages until the projection has caught up with the head; returns its checkpoint.</summary>
+    public async Task<long> CatchUpAsync(string name, CancellationToken ct = default)
+    {
+        var projection = Find(name);
+        while (await ApplyPageAsync(projection, ct) > 0)
+        {
+        }
+
+        return _checkpoints.GetValueOrDefault(name);
+    }
+
+    /// <summary>Empties the read model, sets its checkpoint to 0 and replays the whole log into it. Interrupted, it
+    /// resumes from the last committed page the next time the projection runs.</summary>
+    public async Task<long> RebuildAsync(string name, CancellationToken ct = default)
+    {
+        var projection = Find(name);
+        await using (var connection = await _store.DataSource.OpenConnectionAsync(ct))
+        await using (var tx = await connection.BeginTransactionAsync(ct))
+        {
+            await LockCheckpointAsync(connection, projection.Name, ct);
+            await projection.ResetAsync(connection, ct);
+            await SaveCheckpointAsync(connection, projection.Name, 0, ct);
+            await tx.CommitAsync(ct);
+        }
+
+        Progressed(projection.Name, 0);
+        return await CatchUpAsync(name, ct);
+    }
+
+    /// <summary>The stored checkpoint of a projection (0 before its first page).</summary>
+    public async Task<long> ReadCheckpointAsync(string name, CancellationToken ct = default)
+    {
+        await using var command = _store.DataSource.CreateCommand("SELECT position FROM es.projection_checkpoints WHERE name = $1");
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = name });
+        return await command.ExecuteScalarAsync(ct) is long position ? position : 0;
+    }
+
+    /// <summary>Completes when this process has applied <paramref name="position"/> to the projection.</summary>
+    public async Task WaitForAsync(string name, long position, CancellationToken ct = default)
+    {
+        Find(name);
+        while (true)
+        {
+            var progress = _progress.Task;
+            if (_checkpoints.GetValueOrDefault(name) >= position)
+            {
+                return;
+            }
+
+            await progress.WaitAsync(ct);
+        }
+    }
+
+    private async Task RunProjectionAsync(IProjection projection, CancellationToken ct)
+    {
+        var wake = _wake[projection.Name].Reader;
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                while (await ApplyPageAsync(projection, ct) > 0)
+                {
+                }
+
+                using var idle = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                idle.CancelAfter(IdlePoll);
+                await wake.WaitToReadAsync(idle.Token);
+                wake.TryRead(out _);
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                // idle poll elapsed
+            }
+            catch (Exception e) when (!ct.IsCancellationRequested)
+            {
+                _logger.LogError(e, "Projection {Projection} failed; retrying from its checkpoint", projection.Name);
+                await Task.Delay(TimeSpan.FromSeconds(1), ct);
+            }
+        }
+    }
+
+    /// <summary>One page in one transaction: lock the checkpoint row (one runner at a time, across processes),
+    /// read the events after it, apply them, move the checkpoint.</summary>
+    private async Task<int> ApplyPageAsync(IProjection projection, CancellationToken ct)
+    {
+        await using var connection = await _store.DataSource.OpenConnectionAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        var checkpoint = await LockCheckpointAsync(connection, projection.Name, ct);
+        var events = new List<RecordedEvent>(Math.Min(BatchSize, 1024));
+        await foreach (var e in _store.ReadAllAsync(connection, checkpoint, BatchSize, ct))
+        {
+            events.Add(e);
+        }
+
+        if (events.Count > 0)
+        {
+            await projection.ApplyAsync(connection, events, ct);
+            checkpoint = events[^1].Position;
+            await SaveCheckpointAsync(connection, projection.Name, checkpoint, ct);
+        }
+
+        await tx.CommitAsync(ct);
+        Progressed(projection.Name, checkpoint);
+        return events.Count;
+    }
+
+    private static async Task<long> LockCheckpointAsync(NpgsqlConnection connection, string name, CancellationToken ct)
+    {
+        while (true)
+        {
+            await using (var select = new NpgsqlCommand(
+                             "SELECT position FROM es.projection_checkpoints WHERE name = $1 FOR UPDATE", connection))
+            {
+                select.Parameters.Add(new NpgsqlParameter<string> { TypedValue = name });
+                if (await select.ExecuteScalarAsync(ct) is long position)
+                {
+                    return position;
+                }
+            }
+
+            await using var insert = new NpgsqlCommand(
+                "INSERT INTO es.projection_checkpoints (name, position) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING", connection);
+            insert.Parameters.Add(new NpgsqlParameter<string> { TypedValue = name });
+            await insert.ExecuteNonQueryAsync(ct);
+        }
+    }
+
+    private static async Task SaveCheckpointAsync(NpgsqlConnection connection, string name, long position, CancellationToken ct)
+    {
+        await using var command = new NpgsqlCommand(
+            "UPDATE es.projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1", connection);
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = name });
+        command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = position });
+        await command.ExecuteNonQueryAsync(ct);
+    }
+
+    private async Task ListenAsync(CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                await using var connection = await _store.DataSource.OpenConnectionAsync(ct);
+                connection.Notification += (_, _) => WakeAll();
+                await using (var listen = new NpgsqlCommand($"LISTEN {Sequencer.Channel}", connection))
+                {
+                    await listen.ExecuteNonQueryAsync(ct);
+                }
+
+                WakeAll(); // events may have been numbered while we were not listening
+                while (!ct.IsCancellationRequested)
+                {
+                    await connection.WaitAsync(ct);
+                }
+            }
+            catch (Exception e) when (!ct.IsCancellationRequested)
+            {
+                _logger.LogWarning(e, "Listening for new events failed; reconnecting");
+                await Task.Delay(TimeSpan.FromSeconds(1), ct);
+            }
+        }
+    }
+
+    private void WakeAll()
+    {
+        foreach (var channel in _wake.Values)
+        {
+            channel.Writer.TryWrite(true);
+        }
+    }
+
+    private void Progressed(string name, long checkpoint)
+    {
+        _checkpoints[name] = checkpoint;
+        Interlocked.Exchange(ref _progress, NewProgress()).TrySetResult();
+    }
+
+    private IProjection Find(string name) =>
+        _projections.FirstOrDefault(p => p.Name == name)
+        ?? throw new ArgumentException($"No projection named '{name}'.", nameof(name));
+
+    private static TaskCompletionSource NewProgress() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+}

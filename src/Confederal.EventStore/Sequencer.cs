@@ -1,0 +1,159 @@
+using System.Threading.Channels;
+using Npgsql;
+
+namespace Confederal.EventStore;
+
+/// <summary>
+/// Gives committed events their global positions 1, 2, 3, … with no gap, in one total order.
+/// </summary>
+/// <remarks>
+/// Writers insert events unnumbered, tagged with their transaction id (xid8). The sequencer numbers only events
+/// whose transaction id is below the oldest transaction still running (<c>pg_snapshot_xmin</c>): every such
+/// transaction has ended, so no event can later appear before an already numbered one, however concurrent
+/// transactions interleave their commits. Aborted inserts are never visible, so they leave no gap.
+/// Batches from any number of processes serialize on an advisory lock; each batch commits before the next begins,
+/// so a reader sees a prefix 1..head of the log and never a hole.
+/// </remarks>
+public sealed class Sequencer
+{
+    private const long SequencerLock = 0x436f6e6653657100; // "ConfSeq"
+    private const int BatchSize = 20_000;
+    internal const string Channel = "es_events";
+
+    private const string NumberBatchSql = """
+        WITH head AS (SELECT coalesce(max(position), 0) AS p FROM es.events),
+        batch AS (
+            SELECT seq, row_number() OVER (ORDER BY tx_id, seq) AS n
+            FROM (SELECT seq, tx_id FROM es.events
+                  WHERE position IS NULL AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+                  ORDER BY tx_id, seq
+                  LIMIT $1) AS ready),
+        numbered AS (
+            UPDATE es.events e SET position = head.p + batch.n
+            FROM head, batch
+            WHERE e.seq = batch.seq
+            RETURNING e.position)
+        SELECT count(*)::int, coalesce(max(position), (SELECT p FROM head)) FROM numbered
+        """;
+
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly Channel<bool> _appended = System.Threading.Channels.Channel.CreateBounded<bool>(
+        new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+
+    internal Sequencer(NpgsqlDataSource dataSource) => _dataSource = dataSource;
+
+    /// <summary>Raised in this process after a batch is numbered and committed, with the new head.</summary>
+    public event Action<long>? Sequenced;
+
+    /// <summary>How long the loop waits for an in-process append before looking for other processes' events.</summary>
+    public TimeSpan IdlePoll { get; init; } = TimeSpan.FromMilliseconds(200);
+
+    internal void Notify() => _appended.Writer.TryWrite(true);
+
+    /// <summary>Numbers events until no committed event is left unnumbered; returns the head.</summary>
+    public async Task<long> SequenceAsync(CancellationToken ct = default)
+    {
+        var wait = 1;
+        while (true)
+        {
+            var (numbered, head) = await NumberBatchAsync(ct);
+            if (numbered < BatchSize && !await AnyUnnumberedVisibleAsync(ct))
+            {
+                return head;
+            }
+
+            if (numbered == 0)
+            {
+                // Committed events wait behind an older transaction that is still running.
+                await Task.Delay(wait, ct);
+                wait = Math.Min(wait * 2, 50);
+            }
+            else
+            {
+                wait = 1;
+            }
+        }
+    }
+
+    /// <summary>Runs until cancelled: numbers events as they are appended.</summary>
+    public async Task RunAsync(CancellationToken ct)
+    {
+        await AdoptRestoredEventsAsync(ct);
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                await SequenceAsync(ct);
+                using var idle = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                idle.CancelAfter(IdlePoll);
+                await _appended.Reader.WaitToReadAsync(idle.Token);
+                _appended.Reader.TryRead(out _);
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                // idle poll elapsed: look for events appended by other processes
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException && !ct.IsCancellationRequested)
+            {
+                // The database is unreachable: try again shortly; nothing is lost, events wait unnumbered.
+                await Task.Delay(TimeSpan.FromSeconds(1), ct);
+            }
+        }
+    }
+
+    /// <summary>
+    /// After a backup is restored into another cluster, unnumbered events keep the old cluster's transaction ids,
+    /// which may lie in this cluster's future and would wait forever. They are committed (a dump holds only committed
+    /// rows), so they are marked as such.
+    /// </summary>
+    internal async Task AdoptRestoredEventsAsync(CancellationToken ct)
+    {
+        await using var command = _dataSource.CreateCommand("""
+            UPDATE es.events SET tx_id = '0'::xid8
+            WHERE position IS NULL AND tx_id >= pg_snapshot_xmax(pg_current_snapshot())
+            """);
+        await command.ExecuteNonQueryAsync(ct);
+    }
+
+    internal async Task<(int Numbered, long Head)> NumberBatchAsync(CancellationToken ct)
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        await using (var lockCommand = new NpgsqlCommand($"SELECT pg_advisory_xact_lock({SequencerLock})", connection, tx))
+        {
+            await lockCommand.ExecuteNonQueryAsync(ct);
+        }
+
+        int numbered;
+        long head;
+        await using (var number = new NpgsqlCommand(NumberBatchSql, connection, tx))
+        {
+            number.Parameters.Add(new NpgsqlParameter<int> { TypedValue = BatchSize });
+            await using var reader = await number.ExecuteReaderAsync(ct);
+            await reader.ReadAsync(ct);
+            numbered = reader.GetInt32(0);
+            head = reader.GetInt64(1);
+        }
+
+        if (numbered > 0)
+        {
+            await using var notify = new NpgsqlCommand($"SELECT pg_notify('{Channel}', $1)", connection, tx);
+            notify.Parameters.Add(new NpgsqlParameter<string> { TypedValue = head.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+            await notify.ExecuteNonQueryAsync(ct);
+        }
+
+        await tx.CommitAsync(ct);
+        if (numbered > 0)
+        {
+            Sequenced?.Invoke(head);
+        }
+
+        return (numbered, head);
+    }
+
+    private async Task<bool> AnyUnnumberedVisibleAsync(CancellationToken ct)
+    {
+        await using var command = _dataSource.CreateCommand("SELECT EXISTS (SELECT 1 FROM es.events WHERE position IS NULL)");
+        return (bool)(await command.ExecuteScalarAsync(ct))!;
+    }
+}

@@ -1,0 +1,60 @@
+using System.Collections.Concurrent;
+using Confederal.EventStore;
+using Npgsql;
+
+namespace Confederal.Testing;
+
+/// <summary>
+/// One throwaway PostgreSQL cluster per test run (per test assembly process), deleted at exit; an isolated database
+/// per test class, copied from a template that is migrated once.
+/// </summary>
+public static class TestPostgres
+{
+    private static readonly Lazy<Task<EmbeddedPostgres>> Cluster = new(StartAsync);
+    private static readonly ConcurrentDictionary<string, Lazy<Task<string>>> Templates = new(StringComparer.Ordinal);
+    private static int _databases;
+
+    /// <summary>A new, empty database migrated with <paramref name="migrations"/>; returns its connection string.</summary>
+    public static async Task<string> CreateDatabaseAsync(IReadOnlyList<Migration> migrations)
+    {
+        var cluster = await Cluster.Value;
+        var key = string.Join("|", migrations.Select(m => m.Id));
+        var template = await Templates.GetOrAdd(key, _ => new Lazy<Task<string>>(() => CreateTemplateAsync(cluster, migrations))).Value;
+        var name = $"test_{Environment.ProcessId}_{Interlocked.Increment(ref _databases)}";
+        await cluster.CreateDatabaseAsync(name, template);
+        return cluster.ConnectionString(name);
+    }
+
+    /// <summary>The cluster itself, for tests that need to act on the server.</summary>
+    public static Task<EmbeddedPostgres> ClusterAsync() => Cluster.Value;
+
+    private static async Task<string> CreateTemplateAsync(EmbeddedPostgres cluster, IReadOnlyList<Migration> migrations)
+    {
+        var name = $"template_{Templates.Count}_{Guid.NewGuid():N}";
+        await cluster.CreateDatabaseAsync(name);
+        var connectionString = new NpgsqlConnectionStringBuilder(cluster.ConnectionString(name)) { Pooling = false }.ConnectionString;
+        await using (var dataSource = NpgsqlDataSource.Create(connectionString))
+        {
+            await Schema.MigrateAsync(dataSource, migrations);
+        }
+
+        return name;
+    }
+
+    private static async Task<EmbeddedPostgres> StartAsync()
+    {
+        var directory = Path.Combine(Path.GetTempPath(), $"confederal-tests-{Guid.NewGuid():N}");
+        var cluster = await EmbeddedPostgres.StartAsync(
+            directory,
+            new Dictionary<string, string>
+            {
+                // Throwaway data: durability buys nothing here and costs seconds.
+                ["fsync"] = "off",
+                ["synchronous_commit"] = "off",
+                ["full_page_writes"] = "off",
+            },
+            deleteOnDispose: true);
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => cluster.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        return cluster;
+    }
+}
