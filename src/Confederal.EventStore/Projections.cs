@@ -33,14 +33,14 @@ public interface IProjection
 /// </summary>
 public sealed class ProjectionDaemon
 {
-    private readonly EventStore _store;
+    private readonly EventLog _store;
     private readonly IReadOnlyList<IProjection> _projections;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<string, long> _checkpoints = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Channel<bool>> _wake;
     private TaskCompletionSource _progress = NewProgress();
 
-    public ProjectionDaemon(EventStore store, IEnumerable<IProjection> projections, ILogger<ProjectionDaemon>? logger = null)
+    public ProjectionDaemon(EventLog store, IEnumerable<IProjection> projections, ILogger<ProjectionDaemon>? logger = null)
     {
         _store = store;
         _projections = projections.ToList();

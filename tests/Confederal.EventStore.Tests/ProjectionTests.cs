@@ -84,7 +84,7 @@ public sealed class ProjectionTests
         Assert.Equal(1, await daemon.ReadCheckpointAsync("balances"));
     }
 
-    private static async Task AppendDepositsAsync(EventStore store, string account, int count)
+    private static async Task AppendDepositsAsync(EventLog store, string account, int count)
     {
         for (var i = 0; i < count; i++)
         {
@@ -92,7 +92,7 @@ public sealed class ProjectionTests
         }
     }
 
-    private static async Task RunDaemonUntilAsync(EventStore store, BalancesProjection projection, long head, ProjectionDaemon? daemon = null)
+    private static async Task RunDaemonUntilAsync(EventLog store, BalancesProjection projection, long head, ProjectionDaemon? daemon = null)
     {
         daemon ??= new ProjectionDaemon(store, [projection]);
         using var stop = new CancellationTokenSource();

@@ -16,7 +16,7 @@ public sealed class TestStore : IAsyncDisposable
         new("test-0001-balances", "CREATE TABLE balances (account text PRIMARY KEY, balance bigint NOT NULL, events bigint NOT NULL)"),
     ];
 
-    private TestStore(NpgsqlDataSource dataSource, EventStore store)
+    private TestStore(NpgsqlDataSource dataSource, EventLog store)
     {
         DataSource = dataSource;
         Store = store;
@@ -24,7 +24,7 @@ public sealed class TestStore : IAsyncDisposable
 
     public NpgsqlDataSource DataSource { get; }
 
-    public EventStore Store { get; }
+    public EventLog Store { get; }
 
     public static EventTypes NewTypes() => new EventTypes()
         .Register<Deposited>("deposited")
@@ -33,11 +33,11 @@ public sealed class TestStore : IAsyncDisposable
     public static async Task<TestStore> CreateAsync(IEnumerable<IInlineProjection>? inline = null)
     {
         var dataSource = NpgsqlDataSource.Create(await TestPostgres.CreateDatabaseAsync(Migrations));
-        return new TestStore(dataSource, new EventStore(dataSource, NewTypes(), inline));
+        return new TestStore(dataSource, new EventLog(dataSource, NewTypes(), inline));
     }
 
     /// <summary>A second store on the same database, as another process would have.</summary>
-    public EventStore OtherProcess(EventTypes? types = null) => new(DataSource, types ?? NewTypes());
+    public EventLog OtherProcess(EventTypes? types = null) => new(DataSource, types ?? NewTypes());
 
     public async Task<T> ScalarAsync<T>(string sql)
     {

@@ -43,6 +43,13 @@ public static class TestPostgres
 
     private static async Task<EmbeddedPostgres> StartAsync()
     {
+        // Clusters of earlier runs whose process was killed before it could clean up: stopped, left on disk.
+        foreach (var stale in Directory.GetDirectories(Path.GetTempPath(), "confederal-tests-*")
+                     .Where(d => !File.Exists(Path.Combine(d, "postgres", "postmaster.pid"))))
+        {
+            Directory.Delete(stale, recursive: true);
+        }
+
         var directory = Path.Combine(Path.GetTempPath(), $"confederal-tests-{Guid.NewGuid():N}");
         var cluster = await EmbeddedPostgres.StartAsync(
             directory,

@@ -9,7 +9,7 @@ namespace Confederal.EventStore;
 /// Appends events to streams and reads them back, by stream or in the global order.
 /// Appends are one statement (one round trip, one transaction) unless inline projections must run with them.
 /// </summary>
-public sealed class EventStore
+public sealed class EventLog
 {
     private const string ConstraintStreamVersion = "events_stream_version";
     private const int MaxRetriesForAnyVersion = 10;
@@ -33,7 +33,7 @@ public sealed class EventStore
     private readonly NpgsqlDataSource _dataSource;
     private readonly List<IInlineProjection> _inline;
 
-    public EventStore(NpgsqlDataSource dataSource, EventTypes types, IEnumerable<IInlineProjection>? inlineProjections = null)
+    public EventLog(NpgsqlDataSource dataSource, EventTypes types, IEnumerable<IInlineProjection>? inlineProjections = null)
     {
         _dataSource = dataSource;
         Types = types;
@@ -153,6 +153,23 @@ public sealed class EventStore
         }
 
         return newVersion;
+    }
+
+    /// <summary>Folds a stream into its current state, for a decision: the state (null for an empty stream) and the
+    /// version to expect when appending the decision's events.</summary>
+    public async Task<(T? State, long Version)> AggregateStreamAsync<T>(
+        string streamId, Func<T?, object, T?> apply, CancellationToken ct = default)
+        where T : class
+    {
+        T? state = null;
+        long version = 0;
+        await foreach (var e in ReadStreamAsync(streamId, ct: ct))
+        {
+            state = apply(state, e.Data);
+            version = e.Version;
+        }
+
+        return (state, version);
     }
 
     /// <summary>The stream's current version: 0 when it does not exist.</summary>

@@ -1,0 +1,170 @@
+using System.Security.Claims;
+using System.Security.Cryptography;
+using Microsoft.AspNetCore.Authentication.JwtBearer;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+
+namespace Confederal.Api.Infrastructure;
+
+/// <summary>The roles of DESIGN.md; each is also the name of the authorization policy that requires it.</summary>
+public static class Roles
+{
+    public const string Admin = "confederation-admin";
+    public const string Municipality = "municipality";
+    public const string Person = "person";
+    public const string Auditor = "auditor";
+    public const string Organization = "organization";
+
+    public static readonly IReadOnlyList<string> All = [Admin, Municipality, Person, Auditor, Organization];
+
+    /// <summary>The claim naming a municipality's canton.</summary>
+    public const string CantonClaim = "canton";
+}
+
+/// <summary>
+/// Tokens for Development and the embedded mode: an HMAC key generated on first run into the data folder (never
+/// committed), read by the API and by `confederal dev token`.
+/// </summary>
+public static class DevTokens
+{
+    public const string Issuer = "confederal-dev";
+    public const string Audience = "confederal";
+    private const string KeyFile = "dev-signing.key";
+
+    public static SymmetricSecurityKey LoadOrCreateKey(string dataDirectory)
+    {
+        var path = Path.Combine(dataDirectory, KeyFile);
+        if (!File.Exists(path))
+        {
+            var fresh = Path.Combine(dataDirectory, $"{KeyFile}.{Guid.NewGuid():N}");
+            File.WriteAllText(fresh, Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)));
+            if (!OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(fresh, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            }
+
+            try
+            {
+                File.Move(fresh, path); // first writer wins; a concurrent start keeps the key it finds
+            }
+            catch (IOException)
+            {
+                File.Delete(fresh);
+            }
+        }
+
+        return new SymmetricSecurityKey(Convert.FromBase64String(File.ReadAllText(path).Trim())) { KeyId = "confederal-dev" };
+    }
+
+    public static string Issue(SecurityKey key, string role, string? subject = null, string? canton = null, TimeSpan? lifetime = null)
+    {
+        var claims = new Dictionary<string, object> { ["role"] = role };
+        if (subject is not null)
+        {
+            claims["sub"] = subject;
+        }
+
+        if (canton is not null)
+        {
+            claims[Roles.CantonClaim] = canton;
+        }
+
+        var now = DateTime.UtcNow;
+        return new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
+        {
+            Issuer = Issuer,
+            Audience = Audience,
+            Claims = claims,
+            IssuedAt = now,
+            NotBefore = now,
+            Expires = now + (lifetime ?? TimeSpan.FromHours(8)),
+            SigningCredentials = new SigningCredentials(key, SecurityAlgorithms.HmacSha256),
+        });
+    }
+}
+
+public static class AuthSetup
+{
+    /// <summary>
+    /// Bearer tokens from the configured issuer (Auth:Authority for OpenID Connect discovery, or Auth:SigningKey, each with
+    /// Auth:Issuer and Auth:Audience); without one, the dev issuer in Development or with the embedded database.
+    /// Production refuses to start without an issuer.
+    /// </summary>
+    public static void AddConfederalAuth(this WebApplicationBuilder builder)
+    {
+        var auth = builder.Configuration.GetSection("Auth");
+        var authority = auth["Authority"];
+        var signingKey = auth["SigningKey"];
+        var external = !string.IsNullOrWhiteSpace(authority) || !string.IsNullOrWhiteSpace(signingKey);
+        if (!external && (builder.Environment.IsProduction() || !(builder.Environment.IsDevelopment() || Database.IsEmbedded(builder.Configuration))))
+        {
+            throw new InvalidOperationException(
+                "No token issuer configured: set Auth:Authority (an OpenID Connect issuer) or Auth:SigningKey (base64 HMAC key), " +
+                "with Auth:Issuer and Auth:Audience. The generated development key is never used in Production.");
+        }
+
+        builder.Services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme).AddJwtBearer(options =>
+        {
+            options.MapInboundClaims = false;
+            options.TokenValidationParameters = new TokenValidationParameters
+            {
+                NameClaimType = "sub",
+                RoleClaimType = "role",
+                ClockSkew = TimeSpan.FromSeconds(30),
+                ValidateIssuer = true,
+                ValidateAudience = true,
+                ValidateLifetime = true,
+                RequireExpirationTime = true,
+                ValidAlgorithms = [SecurityAlgorithms.HmacSha256, SecurityAlgorithms.RsaSha256, SecurityAlgorithms.EcdsaSha256],
+            };
+            if (external)
+            {
+                options.Authority = string.IsNullOrWhiteSpace(authority) ? null : authority;
+                options.TokenValidationParameters.ValidIssuer = Required(auth, "Issuer");
+                options.TokenValidationParameters.ValidAudience = Required(auth, "Audience");
+                if (!string.IsNullOrWhiteSpace(signingKey))
+                {
+                    options.TokenValidationParameters.IssuerSigningKey = new SymmetricSecurityKey(Convert.FromBase64String(signingKey));
+                }
+            }
+            else
+            {
+                options.TokenValidationParameters.ValidIssuer = DevTokens.Issuer;
+                options.TokenValidationParameters.ValidAudience = DevTokens.Audience;
+                options.TokenValidationParameters.IssuerSigningKey = DevTokens.LoadOrCreateKey(DataDirectory.Resolve(builder.Configuration));
+            }
+        });
+
+        builder.Services.AddAuthorizationBuilder()
+            .AddPolicy(Roles.Admin, p => p.RequireRole(Roles.Admin))
+            .AddPolicy(Roles.Municipality, p => p.RequireRole(Roles.Municipality).RequireClaim(Roles.CantonClaim))
+            .AddPolicy(Roles.Person, p => p.RequireRole(Roles.Person).RequireClaim("sub"))
+            .AddPolicy(Roles.Auditor, p => p.RequireRole(Roles.Auditor))
+            .AddPolicy(Roles.Organization, p => p.RequireRole(Roles.Organization).RequireClaim("sub"));
+    }
+
+    /// <summary>Only the municipality of the canton in the route may call the endpoint.</summary>
+    public static RouteHandlerBuilder RequireMunicipalityOfCanton(this RouteHandlerBuilder endpoint) =>
+        endpoint.RequireAuthorization(Roles.Municipality).AddEndpointFilter(async (context, next) =>
+        {
+            var canton = context.HttpContext.GetRouteValue("cantonId") as string;
+            var own = context.HttpContext.User.FindFirstValue(Roles.CantonClaim);
+            return own == canton
+                ? await next(context)
+                : TypedResults.Problem(statusCode: StatusCodes.Status403Forbidden, title: "Forbidden",
+                    detail: $"This token acts for canton '{own}', not for '{canton}'.");
+        });
+
+    /// <summary>Who acted, as recorded in event metadata: the role and the subject or canton.</summary>
+    public static string? Actor(this ClaimsPrincipal user)
+    {
+        var role = user.FindFirstValue("role");
+        var who = role == Roles.Municipality ? user.FindFirstValue(Roles.CantonClaim) : user.FindFirstValue("sub");
+        return role is null ? null : who is null ? role : $"{role}:{who}";
+    }
+
+    private static string Required(IConfigurationSection section, string key) =>
+        section[key] is { Length: > 0 } value
+            ? value
+            : throw new InvalidOperationException($"Auth:{key} must be set along with Auth:Authority or Auth:SigningKey.");
+}

@@ -1,0 +1,98 @@
+using Confederal.Api.Features.Cantons;
+using Confederal.EventStore;
+using Npgsql;
+
+namespace Confederal.Api.Infrastructure;
+
+/// <summary>Where Confederal keeps its files: CONFEDERAL_DATA_DIR, else the user's data folder
+/// (/var/lib/confederal for root, whose home the 'postgres' user cannot enter).</summary>
+public static class DataDirectory
+{
+    public const string Setting = "CONFEDERAL_DATA_DIR";
+
+    public static string Resolve(IConfiguration configuration)
+    {
+        var configured = configuration[Setting];
+        var directory = !string.IsNullOrWhiteSpace(configured)
+            ? configured
+            : Environment.IsPrivilegedProcess
+                ? "/var/lib/confederal"
+                : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.Create), "confederal");
+        Directory.CreateDirectory(directory);
+        return Path.GetFullPath(directory);
+    }
+}
+
+/// <summary>
+/// The database the API runs on: the server named by ConnectionStrings:Confederal, or, when none is configured, an
+/// embedded PostgreSQL cluster in the data folder, started on first use and stopped with the application.
+/// </summary>
+public sealed class Database : IAsyncDisposable
+{
+    public const string ConnectionStringName = "Confederal";
+    private readonly IConfiguration _configuration;
+    private readonly ILogger _logger;
+    private readonly Lazy<NpgsqlDataSource> _dataSource;
+    private EmbeddedPostgres? _embedded;
+
+    public Database(IConfiguration configuration, ILogger<Database> logger)
+    {
+        _configuration = configuration;
+        _logger = logger;
+        _dataSource = new Lazy<NpgsqlDataSource>(Open);
+    }
+
+    public static bool IsEmbedded(IConfiguration configuration) =>
+        string.IsNullOrWhiteSpace(configuration.GetConnectionString(ConnectionStringName));
+
+    /// <summary>Every migration the application runs at start, event store first.</summary>
+    public static IReadOnlyList<Migration> Migrations { get; } = [.. Schema.EventStore, .. CantonDirectory.Migrations];
+
+    public NpgsqlDataSource DataSource => _dataSource.Value;
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_dataSource.IsValueCreated)
+        {
+            await _dataSource.Value.DisposeAsync();
+        }
+
+        if (Interlocked.Exchange(ref _embedded, null) is { } embedded)
+        {
+            _logger.LogInformation("Stopping the embedded PostgreSQL");
+            await embedded.DisposeAsync();
+        }
+    }
+
+    private NpgsqlDataSource Open()
+    {
+        var connectionString = _configuration.GetConnectionString(ConnectionStringName);
+        if (string.IsNullOrWhiteSpace(connectionString))
+        {
+            var directory = DataDirectory.Resolve(_configuration);
+            _logger.LogInformation("No ConnectionStrings:Confederal configured: starting the embedded PostgreSQL in {Directory}", directory);
+            _embedded = EmbeddedPostgres.StartAsync(directory).GetAwaiter().GetResult();
+            _embedded.CreateDatabaseAsync("confederal").GetAwaiter().GetResult();
+            connectionString = _embedded.ConnectionString("confederal");
+            _logger.LogInformation("Embedded PostgreSQL listening on 127.0.0.1:{Port}", _embedded.Port);
+        }
+
+        var builder = new NpgsqlDataSourceBuilder(connectionString);
+        builder.ConnectionStringBuilder.MaxAutoPrepare = 32;
+        builder.ConnectionStringBuilder.ApplicationName ??= "confederal-api";
+        return builder.Build();
+    }
+}
+
+/// <summary>Migrates the schema before the server accepts requests, then runs the sequencer and the projections.</summary>
+internal sealed class EventStoreHost(Database database, EventLog store, ProjectionDaemon daemon) : BackgroundService
+{
+    public override async Task StartAsync(CancellationToken cancellationToken)
+    {
+        await Schema.MigrateAsync(database.DataSource, Database.Migrations, cancellationToken);
+        await base.StartAsync(cancellationToken);
+    }
+
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        Task.WhenAll(store.Sequencer.RunAsync(stoppingToken), daemon.RunAsync(stoppingToken));
+}

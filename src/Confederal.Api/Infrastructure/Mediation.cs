@@ -1,0 +1,42 @@
+using System.Reflection;
+using FluentValidation;
+using MediatR;
+
+namespace Confederal.Api.Infrastructure;
+
+/// <summary>MediatR 5 wired by hand (its DI package is not served here) with a validation step before every handler.</summary>
+public static class Mediation
+{
+    public static IServiceCollection AddMediation(this IServiceCollection services, Assembly assembly)
+    {
+        services.AddScoped<ServiceFactory>(provider => provider.GetService);
+        services.AddScoped<IMediator, Mediator>();
+        foreach (var type in assembly.GetTypes().Where(t => t is { IsClass: true, IsAbstract: false, IsGenericTypeDefinition: false }))
+        {
+            foreach (var handler in type.GetInterfaces().Where(i => i.IsGenericType && i.GetGenericTypeDefinition() == typeof(IRequestHandler<,>)))
+            {
+                services.AddScoped(handler, type);
+            }
+        }
+
+        services.AddScoped(typeof(IPipelineBehavior<,>), typeof(ValidationBehaviour<,>));
+        AssemblyScanner.FindValidatorsInAssembly(assembly).ForEach(v => services.AddSingleton(v.InterfaceType, v.ValidatorType));
+        return services;
+    }
+}
+
+/// <summary>Runs every validator of the request; any failure stops it with a 400 before anything is recorded.</summary>
+public sealed class ValidationBehaviour<TRequest, TResponse>(IEnumerable<IValidator<TRequest>> validators) : IPipelineBehavior<TRequest, TResponse>
+{
+    public async Task<TResponse> Handle(TRequest request, CancellationToken cancellationToken, RequestHandlerDelegate<TResponse> next)
+    {
+        var failures = new List<FluentValidation.Results.ValidationFailure>();
+        foreach (var validator in validators)
+        {
+            var result = await validator.ValidateAsync(request, cancellationToken);
+            failures.AddRange(result.Errors);
+        }
+
+        return failures.Count > 0 ? throw new ValidationException(failures) : await next();
+    }
+}

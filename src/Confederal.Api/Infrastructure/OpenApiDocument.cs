@@ -1,0 +1,49 @@
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.OpenApi;
+using Microsoft.OpenApi;
+
+namespace Confederal.Api.Infrastructure;
+
+/// <summary>Declares the bearer scheme and, on each operation, the roles allowed to call it (x-roles; "public" when
+/// anonymous), so the document states the authorization matrix.</summary>
+internal sealed class OpenApiDocument : IOpenApiDocumentTransformer
+{
+    public Task TransformAsync(Microsoft.OpenApi.OpenApiDocument document, OpenApiDocumentTransformerContext context, CancellationToken cancellationToken)
+    {
+        document.Info.Title = "Confederal";
+        document.Info.Description = "The public ledger of a confederation of autonomous cantons: votes by residence, taxpayer designations, confederal pacts.";
+        document.Servers = []; // the document is committed: it must not depend on the host that served it
+        document.Components ??= new OpenApiComponents();
+        document.Components.SecuritySchemes ??= new Dictionary<string, IOpenApiSecurityScheme>();
+        document.Components.SecuritySchemes["bearer"] = new OpenApiSecurityScheme
+        {
+            Type = SecuritySchemeType.Http,
+            Scheme = "bearer",
+            BearerFormat = "JWT",
+            Description = "A token from the configured issuer; in Development: dotnet run --project src/Confederal.Cli -- dev token --role …",
+        };
+
+        var endpoints = context.DescriptionGroups.SelectMany(g => g.Items).ToList();
+        foreach (var (path, item) in document.Paths)
+        {
+            foreach (var (method, operation) in item.Operations ?? [])
+            {
+                var description = endpoints.FirstOrDefault(d =>
+                    string.Equals(d.HttpMethod, method.ToString(), StringComparison.OrdinalIgnoreCase)
+                    && "/" + d.RelativePath?.TrimEnd('/') == path);
+                var metadata = description?.ActionDescriptor.EndpointMetadata ?? [];
+                if (metadata.OfType<IAllowAnonymous>().Any() || !metadata.OfType<IAuthorizeData>().Any())
+                {
+                    continue;
+                }
+
+                operation.Security = [new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference("bearer", document)] = [] }];
+                operation.Responses ??= new OpenApiResponses();
+                operation.Responses.TryAdd("401", new OpenApiResponse { Description = "No valid bearer token." });
+                operation.Responses.TryAdd("403", new OpenApiResponse { Description = "The token's role may not do this." });
+            }
+        }
+
+        return Task.CompletedTask;
+    }
+}

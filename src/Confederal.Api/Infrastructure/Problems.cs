@@ -1,0 +1,80 @@
+using Confederal.Domain;
+using Confederal.EventStore;
+using FluentValidation;
+using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Mvc;
+using Npgsql;
+
+namespace Confederal.Api.Infrastructure;
+
+/// <summary>The one place where exceptions become RFC 9457 problem details.</summary>
+internal sealed class ProblemsExceptionHandler(IProblemDetailsService problems, ILogger<ProblemsExceptionHandler> logger) : IExceptionHandler
+{
+    public async ValueTask<bool> TryHandleAsync(HttpContext http, Exception exception, CancellationToken ct)
+    {
+        var problem = exception switch
+        {
+            ValidationException e => new HttpValidationProblemDetails(e.Errors
+                .GroupBy(f => Camel(f.PropertyName), StringComparer.Ordinal)
+                .ToDictionary(g => g.Key, g => g.Select(f => f.ErrorMessage).Distinct().ToArray(), StringComparer.Ordinal))
+            {
+                Status = StatusCodes.Status400BadRequest,
+                Title = "The request is not valid.",
+            },
+            BadHttpRequestException e => new ProblemDetails
+            {
+                Status = e.StatusCode,
+                Title = e.StatusCode == StatusCodes.Status413PayloadTooLarge ? "The request body is too large." : "The request could not be read.",
+                Detail = Unwrap(e),
+            },
+            ConcurrencyException e => new ProblemDetails
+            {
+                Status = StatusCodes.Status409Conflict,
+                Title = "Somebody else changed this first.",
+                Detail = $"{e.Message} Read it again and retry.",
+                Extensions = { ["code"] = "concurrency-conflict" },
+            },
+            DomainException e => new ProblemDetails
+            {
+                Status = StatusCodes.Status409Conflict,
+                Title = "The request breaks a rule.",
+                Detail = e.Message,
+                Extensions = { ["code"] = e.Code },
+            },
+            NotFoundException e => new ProblemDetails
+            {
+                Status = StatusCodes.Status404NotFound,
+                Title = $"{e.What} not found.",
+                Detail = e.Message,
+            },
+            NpgsqlException { IsTransient: true } or TimeoutException => new ProblemDetails
+            {
+                Status = StatusCodes.Status503ServiceUnavailable,
+                Title = "The database is unavailable; nothing was recorded.",
+                Detail = "Retry later.",
+            },
+            _ => null,
+        };
+
+        if (problem is null)
+        {
+            logger.LogError(exception, "Unhandled exception");
+            return false;
+        }
+
+        if (problem.Status == StatusCodes.Status503ServiceUnavailable)
+        {
+            http.Response.Headers.RetryAfter = "5";
+        }
+
+        http.Response.StatusCode = problem.Status!.Value;
+        return await problems.TryWriteAsync(new ProblemDetailsContext { HttpContext = http, ProblemDetails = problem, Exception = exception });
+    }
+
+    private static string Camel(string name) =>
+        string.IsNullOrEmpty(name) ? "" : char.ToLowerInvariant(name[0]) + name[1..];
+
+    // Minimal APIs wrap JSON errors: the inner message says what and where (path, line, byte).
+    private static string Unwrap(BadHttpRequestException e) =>
+        e.InnerException is System.Text.Json.JsonException json ? $"{e.Message} {json.Message}" : e.Message;
+}

@@ -1,0 +1,64 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Confederal.Api.Features.Cantons;
+using Confederal.Api.Infrastructure;
+using Confederal.EventStore;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http.Json;
+
+var builder = WebApplication.CreateBuilder(args);
+
+builder.Services.AddSingleton<Database>();
+builder.Services.AddSingleton(sp => sp.GetRequiredService<Database>().DataSource);
+builder.Services.AddSingleton(sp => new EventLog(sp.GetRequiredService<Npgsql.NpgsqlDataSource>(), Events.Types()));
+builder.Services.AddSingleton<IProjection, CantonDirectory>();
+builder.Services.AddSingleton<ProjectionDaemon>();
+builder.Services.AddHostedService<EventStoreHost>();
+
+builder.Services.AddMediation(typeof(Program).Assembly);
+builder.AddConfederalAuth();
+builder.Services.AddProblemDetails();
+builder.Services.AddExceptionHandler<ProblemsExceptionHandler>();
+builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
+builder.Services.Configure<JsonOptions>(o =>
+{
+    o.SerializerOptions.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
+    o.SerializerOptions.NumberHandling = JsonNumberHandling.Strict;
+    o.SerializerOptions.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower, allowIntegerValues: false));
+});
+builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", tags: ["ready"]);
+builder.Services.AddOpenApi("v1", o => o.AddDocumentTransformer<OpenApiDocument>());
+
+var app = builder.Build();
+
+app.UseExceptionHandler();
+app.UseStatusCodePages();
+app.UseRequestLogging();
+app.UseAuthentication();
+app.UseAuthorization();
+
+app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
+app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") });
+app.MapOpenApi("/openapi/{documentName}.json");
+
+var api = app.MapGroup("/api/v1");
+RegisterCanton.Map(api);
+GetCantons.Map(api);
+
+app.Lifetime.ApplicationStarted.Register(() =>
+{
+    var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
+    foreach (var address in addresses)
+    {
+        app.Logger.LogInformation(
+            "Confederal listens on {Address} (OpenAPI: {Address}/openapi/v1.json). A token: dotnet run --project src/Confederal.Cli -- dev token --role confederation-admin",
+            address, address);
+    }
+});
+
+app.Run();
+
+/// <summary>The entry point, visible to WebApplicationFactory in tests.</summary>
+public partial class Program;

@@ -1,0 +1,14 @@
+namespace Confederal.Domain;
+
+/// <summary>A request that breaks a rule of the confederation (answered 409 with <see cref="Code"/>).</summary>
+public class DomainException(string code, string message) : Exception(message)
+{
+    /// <summary>Stable, machine-readable name of the broken rule, e.g. "currency-is-fixed".</summary>
+    public string Code { get; } = code;
+}
+
+/// <summary>The thing a request is about does not exist (answered 404).</summary>
+public sealed class NotFoundException(string what, string id) : Exception($"{what} '{id}' does not exist.")
+{
+    public string What { get; } = what;
+}
