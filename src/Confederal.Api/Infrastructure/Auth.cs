@@ -143,18 +143,6 @@ public static class AuthSetup
             .AddPolicy(Roles.Organization, p => p.RequireRole(Roles.Organization).RequireClaim("sub"));
     }
 
-    /// <summary>Only the municipality of the canton in the route may call the endpoint.</summary>
-    public static RouteHandlerBuilder RequireMunicipalityOfCanton(this RouteHandlerBuilder endpoint) =>
-        endpoint.RequireAuthorization(Roles.Municipality).AddEndpointFilter(async (context, next) =>
-        {
-            var canton = context.HttpContext.GetRouteValue("cantonId") as string;
-            var own = context.HttpContext.User.FindFirstValue(Roles.CantonClaim);
-            return own == canton
-                ? await next(context)
-                : TypedResults.Problem(statusCode: StatusCodes.Status403Forbidden, title: "Forbidden",
-                    detail: $"This token acts for canton '{own}', not for '{canton}'.");
-        });
-
     /// <summary>Who acted, as recorded in event metadata: the role and the subject or canton.</summary>
     public static string? Actor(this ClaimsPrincipal user)
     {

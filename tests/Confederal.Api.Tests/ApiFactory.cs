@@ -1,0 +1,57 @@
+using System.Net.Http.Headers;
+using Confederal.Api.Infrastructure;
+using Confederal.EventStore;
+using Confederal.Testing;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.IdentityModel.Tokens;
+
+namespace Confederal.Api.Tests;
+
+/// <summary>The API on a database of its own, in Development mode with a dev signing key in a temporary folder.</summary>
+public sealed class ApiFactory : WebApplicationFactory<Program>, IAsyncLifetime
+{
+    private readonly string _dataDirectory = Directory.CreateTempSubdirectory("confederal-api-tests-").FullName;
+    private string _connectionString = "";
+
+    public SecurityKey SigningKey => DevTokens.LoadOrCreateKey(_dataDirectory);
+
+    public async Task InitializeAsync() => _connectionString = await TestPostgres.CreateDatabaseAsync(Database.Migrations);
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        builder.UseEnvironment("Development");
+        builder.UseSetting("ConnectionStrings:Confederal", _connectionString);
+        builder.UseSetting(DataDirectory.Setting, _dataDirectory);
+    }
+
+    public HttpClient ClientAs(string role, string? subject = null, string? canton = null)
+    {
+        var client = CreateClient();
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", DevTokens.Issue(SigningKey, role, subject, canton));
+        return client;
+    }
+
+    public HttpClient Admin() => ClientAs(Roles.Admin, subject: "admin");
+
+    /// <summary>Waits until every event appended so far is numbered and applied by the projection.</summary>
+    public async Task ProjectedAsync(string projection)
+    {
+        var events = Services.GetRequiredService<EventLog>();
+        var head = await events.Sequencer.SequenceAsync();
+        await Services.GetRequiredService<ProjectionDaemon>().WaitForAsync(projection, head).WaitAsync(TimeSpan.FromSeconds(30));
+    }
+
+    public async Task<long> CountEventsAsync()
+    {
+        await using var command = Services.GetRequiredService<Npgsql.NpgsqlDataSource>().CreateCommand("SELECT count(*) FROM es.events");
+        return (long)(await command.ExecuteScalarAsync())!;
+    }
+
+    async Task IAsyncLifetime.DisposeAsync()
+    {
+        await DisposeAsync();
+        Directory.Delete(_dataDirectory, recursive: true);
+    }
+}
