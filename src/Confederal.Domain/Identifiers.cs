@@ -6,11 +6,11 @@ namespace Confederal.Domain;
 public static partial class Identifiers
 {
     /// <summary>cantonId, organizationId, pactId.</summary>
-    [GeneratedRegex("^[a-z0-9][a-z0-9-]{1,62}$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex("^[a-z0-9][a-z0-9-]{1,62}\\z", RegexOptions.CultureInvariant)]
     public static partial Regex Slug();
 
     /// <summary>An opaque, confederation-wide person key: no names, no national numbers.</summary>
-    [GeneratedRegex("^[A-Za-z0-9._:-]{1,64}$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex("^[A-Za-z0-9._:-]{1,64}\\z", RegexOptions.CultureInvariant)]
     public static partial Regex PersonId();
 
     public const int FirstFiscalYear = 2000;
