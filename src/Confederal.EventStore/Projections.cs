@@ -52,7 +52,9 @@ public sealed class ProjectionDaemon
         store.Sequencer.Sequenced += _ => WakeAll();
     }
 
-    public int BatchSize { get; init; } = 10_000;
+    /// <summary>Events per page (and per transaction). Small pages keep the daemon's memory flat: a page's events die
+    /// young instead of being promoted by the garbage collector.</summary>
+    public int BatchSize { get; init; } = 2_000;
 
     /// <summary>How often a projection looks for new events when no notification came.</summary>
     public TimeSpan IdlePoll { get; init; } = TimeSpan.FromSeconds(5);

@@ -31,9 +31,10 @@ public static class Schema
                 causation_id   text,
                 actor          text,
                 recorded_at    timestamptz NOT NULL DEFAULT now(),
-                CONSTRAINT events_stream_version UNIQUE (stream_id, version),
-                CONSTRAINT events_position UNIQUE (position)
+                CONSTRAINT events_stream_version UNIQUE (stream_id, version)
             );
+            -- Partial: an append inserts nothing here; the sequencer's numbering does.
+            CREATE UNIQUE INDEX events_position ON es.events (position) WHERE position IS NOT NULL;
             -- Events the sequencer has not numbered yet: a small, hot partial index.
             CREATE INDEX events_unsequenced ON es.events (tx_id, seq) WHERE position IS NULL;
 

@@ -13,6 +13,12 @@ namespace Confederal.EventStore;
 /// transactions interleave their commits. Aborted inserts are never visible, so they leave no gap.
 /// Batches from any number of processes serialize on an advisory lock; each batch commits before the next begins,
 /// so a reader sees a prefix 1..head of the log and never a hole.
+/// <para>
+/// Numbering commits asynchronously (synchronous_commit off): positions are a function of durable data, the
+/// (transaction id, insertion order) of events whose transactions had all ended, so a batch lost in a crash is numbered
+/// again to exactly the same positions. Anything durable built on a batch (a projection's checkpoint) flushes the WAL
+/// past that batch's commit anyway. Appends themselves stay synchronous.
+/// </para>
 /// </remarks>
 public sealed class Sequencer
 {
@@ -20,7 +26,9 @@ public sealed class Sequencer
     private const int BatchSize = 20_000;
     internal const string Channel = "es_events";
 
-    private const string NumberBatchSql = """
+    // One statement numbers a batch, notifies listeners (delivered at commit) and tells whether committed events are
+    // left unnumbered (behind a transaction still running, or beyond the batch).
+    private static readonly string NumberBatchSql = $"""
         WITH head AS (SELECT coalesce(max(position), 0) AS p FROM es.events),
         batch AS (
             SELECT seq, row_number() OVER (ORDER BY tx_id, seq) AS n
@@ -32,8 +40,13 @@ public sealed class Sequencer
             UPDATE es.events e SET position = head.p + batch.n
             FROM head, batch
             WHERE e.seq = batch.seq
-            RETURNING e.position)
-        SELECT count(*)::int, coalesce(max(position), (SELECT p FROM head)) FROM numbered
+            RETURNING e.position),
+        summary AS (SELECT count(*)::int AS n, max(position) AS last FROM numbered)
+        SELECT summary.n,
+               coalesce(summary.last, (SELECT p FROM head)),
+               (SELECT count(*) FROM (SELECT 1 FROM es.events WHERE position IS NULL LIMIT summary.n + 1) AS unnumbered) > summary.n,
+               CASE WHEN summary.n > 0 THEN pg_notify('{Channel}', summary.last::text) END
+        FROM summary
         """;
 
     private readonly NpgsqlDataSource _dataSource;
@@ -48,6 +61,10 @@ public sealed class Sequencer
     /// <summary>How long the loop waits for an in-process append before looking for other processes' events.</summary>
     public TimeSpan IdlePoll { get; init; } = TimeSpan.FromMilliseconds(200);
 
+    /// <summary>How long the loop lets appends gather after being woken, so that one numbering serves many appends
+    /// under load instead of one each.</summary>
+    public TimeSpan Coalesce { get; init; } = TimeSpan.FromMilliseconds(2);
+
     internal void Notify() => _appended.Writer.TryWrite(true);
 
     /// <summary>Numbers events until no committed event is left unnumbered; returns the head.</summary>
@@ -56,8 +73,8 @@ public sealed class Sequencer
         var wait = 1;
         while (true)
         {
-            var (numbered, head) = await NumberBatchAsync(ct);
-            if (numbered < BatchSize && !await AnyUnnumberedVisibleAsync(ct))
+            var (numbered, head, more) = await NumberBatchAsync(ct);
+            if (!more)
             {
                 return head;
             }
@@ -87,6 +104,7 @@ public sealed class Sequencer
                 using var idle = CancellationTokenSource.CreateLinkedTokenSource(ct);
                 idle.CancelAfter(IdlePoll);
                 await _appended.Reader.WaitToReadAsync(idle.Token);
+                await Task.Delay(Coalesce, ct);
                 _appended.Reader.TryRead(out _);
             }
             catch (OperationCanceledException) when (!ct.IsCancellationRequested)
@@ -115,31 +133,30 @@ public sealed class Sequencer
         await command.ExecuteNonQueryAsync(ct);
     }
 
-    internal async Task<(int Numbered, long Head)> NumberBatchAsync(CancellationToken ct)
+    internal async Task<(int Numbered, long Head, bool More)> NumberBatchAsync(CancellationToken ct)
     {
         await using var connection = await _dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
-        await using (var lockCommand = new NpgsqlCommand($"SELECT pg_advisory_xact_lock({SequencerLock})", connection, tx))
+        await using var batch = new NpgsqlBatch(connection, tx)
         {
-            await lockCommand.ExecuteNonQueryAsync(ct);
-        }
+            BatchCommands =
+            {
+                new NpgsqlBatchCommand("SET LOCAL synchronous_commit = off"),
+                new NpgsqlBatchCommand($"SELECT pg_advisory_xact_lock({SequencerLock})"),
+                new NpgsqlBatchCommand(NumberBatchSql) { Parameters = { new NpgsqlParameter<int> { TypedValue = BatchSize } } },
+            },
+        };
 
         int numbered;
         long head;
-        await using (var number = new NpgsqlCommand(NumberBatchSql, connection, tx))
+        bool more;
+        await using (var reader = await batch.ExecuteReaderAsync(ct))
         {
-            number.Parameters.Add(new NpgsqlParameter<int> { TypedValue = BatchSize });
-            await using var reader = await number.ExecuteReaderAsync(ct);
+            await reader.NextResultAsync(ct); // past the lock's row
             await reader.ReadAsync(ct);
             numbered = reader.GetInt32(0);
             head = reader.GetInt64(1);
-        }
-
-        if (numbered > 0)
-        {
-            await using var notify = new NpgsqlCommand($"SELECT pg_notify('{Channel}', $1)", connection, tx);
-            notify.Parameters.Add(new NpgsqlParameter<string> { TypedValue = head.ToString(System.Globalization.CultureInfo.InvariantCulture) });
-            await notify.ExecuteNonQueryAsync(ct);
+            more = reader.GetBoolean(2);
         }
 
         await tx.CommitAsync(ct);
@@ -148,12 +165,6 @@ public sealed class Sequencer
             Sequenced?.Invoke(head);
         }
 
-        return (numbered, head);
-    }
-
-    private async Task<bool> AnyUnnumberedVisibleAsync(CancellationToken ct)
-    {
-        await using var command = _dataSource.CreateCommand("SELECT EXISTS (SELECT 1 FROM es.events WHERE position IS NULL)");
-        return (bool)(await command.ExecuteScalarAsync(ct))!;
+        return (numbered, head, more);
     }
 }
