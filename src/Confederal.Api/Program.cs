@@ -12,7 +12,8 @@ var builder = WebApplication.CreateBuilder(args);
 
 builder.Services.AddSingleton<Database>();
 builder.Services.AddSingleton(sp => sp.GetRequiredService<Database>().DataSource);
-builder.Services.AddSingleton(sp => new EventLog(sp.GetRequiredService<Npgsql.NpgsqlDataSource>(), Events.Types()));
+builder.Services.AddSingleton(sp => new EventLog(
+    sp.GetRequiredService<Npgsql.NpgsqlDataSource>(), Events.Types(), loggerFactory: sp.GetRequiredService<ILoggerFactory>()));
 builder.Services.AddSingleton<IProjection, CantonDirectory>();
 builder.Services.AddSingleton<ProjectionDaemon>();
 builder.Services.AddHostedService<EventStoreHost>();

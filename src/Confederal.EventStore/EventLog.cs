@@ -1,5 +1,7 @@
 using System.Data;
 using System.Runtime.CompilerServices;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -33,12 +35,16 @@ public sealed class EventLog
     private readonly NpgsqlDataSource _dataSource;
     private readonly List<IInlineProjection> _inline;
 
-    public EventLog(NpgsqlDataSource dataSource, EventTypes types, IEnumerable<IInlineProjection>? inlineProjections = null)
+    public EventLog(
+        NpgsqlDataSource dataSource,
+        EventTypes types,
+        IEnumerable<IInlineProjection>? inlineProjections = null,
+        ILoggerFactory? loggerFactory = null)
     {
         _dataSource = dataSource;
         Types = types;
         _inline = inlineProjections?.ToList() ?? [];
-        Sequencer = new Sequencer(dataSource);
+        Sequencer = new Sequencer(dataSource, (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<Sequencer>());
     }
 
     public EventTypes Types { get; }

@@ -121,6 +121,7 @@ public sealed class ProjectionDaemon
     private async Task RunProjectionAsync(IProjection projection, CancellationToken ct)
     {
         var wake = _wake[projection.Name].Reader;
+        var failures = 0;
         while (!ct.IsCancellationRequested)
         {
             try
@@ -129,6 +130,7 @@ public sealed class ProjectionDaemon
                 {
                 }
 
+                failures = 0;
                 using var idle = CancellationTokenSource.CreateLinkedTokenSource(ct);
                 idle.CancelAfter(IdlePoll);
                 await wake.WaitToReadAsync(idle.Token);
@@ -140,8 +142,10 @@ public sealed class ProjectionDaemon
             }
             catch (Exception e) when (!ct.IsCancellationRequested)
             {
-                _logger.LogError(e, "Projection {Projection} failed; retrying from its checkpoint", projection.Name);
-                await Task.Delay(TimeSpan.FromSeconds(1), ct);
+                // An unreadable event fails again at each try: back off up to a minute instead of flooding the log.
+                var delay = TimeSpan.FromSeconds(Math.Min(60, 1 << Math.Min(failures++, 6)));
+                _logger.LogError(e, "Projection {Projection} failed; retrying from its checkpoint in {Delay}", projection.Name, delay);
+                await Task.Delay(delay, ct);
             }
         }
     }

@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
 using Npgsql;
 
 namespace Confederal.EventStore;
@@ -53,7 +54,13 @@ public sealed class Sequencer
     private readonly Channel<bool> _appended = System.Threading.Channels.Channel.CreateBounded<bool>(
         new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
 
-    internal Sequencer(NpgsqlDataSource dataSource) => _dataSource = dataSource;
+    private readonly ILogger _logger;
+
+    internal Sequencer(NpgsqlDataSource dataSource, ILogger logger)
+    {
+        _dataSource = dataSource;
+        _logger = logger;
+    }
 
     /// <summary>Raised in this process after a batch is numbered and committed, with the new head.</summary>
     public event Action<long>? Sequenced;
@@ -111,9 +118,10 @@ public sealed class Sequencer
             {
                 // idle poll elapsed: look for events appended by other processes
             }
-            catch (Exception e) when (e is NpgsqlException or TimeoutException && !ct.IsCancellationRequested)
+            catch (Exception e) when (!ct.IsCancellationRequested)
             {
-                // The database is unreachable: try again shortly; nothing is lost, events wait unnumbered.
+                // The database is unreachable, say: events wait unnumbered, nothing is lost; try again shortly.
+                _logger.LogWarning(e, "Numbering events failed; retrying");
                 await Task.Delay(TimeSpan.FromSeconds(1), ct);
             }
         }

@@ -43,14 +43,8 @@ public static class TestPostgres
 
     private static async Task<EmbeddedPostgres> StartAsync()
     {
-        // Clusters of earlier runs whose process was killed before it could clean up: stopped, left on disk.
-        foreach (var stale in Directory.GetDirectories(Path.GetTempPath(), "confederal-tests-*")
-                     .Where(d => !File.Exists(Path.Combine(d, "postgres", "postmaster.pid"))))
-        {
-            Directory.Delete(stale, recursive: true);
-        }
-
-        var directory = Path.Combine(Path.GetTempPath(), $"confederal-tests-{Guid.NewGuid():N}");
+        await RemoveAbandonedClustersAsync();
+        var directory = Path.Combine(Path.GetTempPath(), $"confederal-tests-{Environment.ProcessId}-{Guid.NewGuid():N}");
         var cluster = await EmbeddedPostgres.StartAsync(
             directory,
             new Dictionary<string, string>
@@ -63,5 +57,34 @@ public static class TestPostgres
             deleteOnDispose: true);
         AppDomain.CurrentDomain.ProcessExit += (_, _) => cluster.DisposeAsync().AsTask().GetAwaiter().GetResult();
         return cluster;
+    }
+
+    /// <summary>Clusters whose test process died before cleaning up (its id is in the folder's name): stopped if still
+    /// running, then deleted. Folders of live processes, such as a parallel test assembly's, are left alone.</summary>
+    private static async Task RemoveAbandonedClustersAsync()
+    {
+        foreach (var directory in Directory.GetDirectories(Path.GetTempPath(), "confederal-tests-*"))
+        {
+            var owner = Path.GetFileName(directory).Split('-') is [_, _, var pid, _] && int.TryParse(pid, out var id) ? id : 0;
+            if (owner == 0 || IsAlive(owner))
+            {
+                continue;
+            }
+
+            await (await EmbeddedPostgres.StartAsync(directory, deleteOnDispose: true)).DisposeAsync();
+        }
+    }
+
+    private static bool IsAlive(int processId)
+    {
+        try
+        {
+            using var process = System.Diagnostics.Process.GetProcessById(processId);
+            return !process.HasExited;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
     }
 }
