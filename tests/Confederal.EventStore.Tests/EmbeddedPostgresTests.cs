@@ -23,7 +23,7 @@ public sealed class EmbeddedPostgresTests
         }
         finally
         {
-            if (Directory.Exists(Path.Combine(directory, "postgres", "PG_VERSION")))
+            if (File.Exists(Path.Combine(directory, "postgres", "PG_VERSION")))
             {
                 await (await EmbeddedPostgres.StartAsync(directory, deleteOnDispose: true)).DisposeAsync();
             }
