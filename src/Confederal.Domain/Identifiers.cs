@@ -13,9 +13,6 @@ public static partial class Identifiers
     [GeneratedRegex("^[A-Za-z0-9._:-]{1,64}\\z", RegexOptions.CultureInvariant)]
     public static partial Regex PersonId();
 
-    public const int FirstFiscalYear = 2000;
-    public const int LastFiscalYear = 2100;
-
     public static bool IsSlug(string? value) => value is not null && Slug().IsMatch(value);
 
     public static bool IsPersonId(string? value) => value is not null && PersonId().IsMatch(value);

@@ -42,8 +42,6 @@ public sealed class EventTypes
         return this;
     }
 
-    public IReadOnlyCollection<string> Names => _current.Keys;
-
     public EventName NameOf(Type type) =>
         _names.TryGetValue(type, out var name)
             ? name

@@ -59,8 +59,6 @@ public sealed class ProjectionDaemon
     /// <summary>How often a projection looks for new events when no notification came.</summary>
     public TimeSpan IdlePoll { get; init; } = TimeSpan.FromSeconds(5);
 
-    public IReadOnlyList<IProjection> Projections => _projections;
-
     /// <summary>Runs every projection until cancelled.</summary>
     public Task RunAsync(CancellationToken ct) =>
         Task.WhenAll(_projections.Select(p => RunProjectionAsync(p, ct)).Append(ListenAsync(ct)));

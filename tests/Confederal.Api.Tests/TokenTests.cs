@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Security.Cryptography;
 using Confederal.Api.Infrastructure;
+using Confederal.Testing;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.IdentityModel.JsonWebTokens;
@@ -49,6 +50,40 @@ public sealed class TokenTests(ApiFactory api) : IClassFixture<ApiFactory>
         var response = await client.PutAsJsonAsync("/api/v1/cantons/ur", new { name = "Uri", currency = "CHF" });
 
         Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task Production_accepts_tokens_of_the_configured_issuer_and_only_those()
+    {
+        var key = RandomNumberGenerator.GetBytes(32);
+        var connectionString = await TestPostgres.CreateDatabaseAsync(Database.Migrations);
+        using var production = new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
+        {
+            b.UseEnvironment("Production");
+            b.UseSetting("ConnectionStrings:Confederal", connectionString);
+            b.UseSetting("Auth:Issuer", "https://id.confederation.example");
+            b.UseSetting("Auth:Audience", "confederal-api");
+            b.UseSetting("Auth:SigningKey", Convert.ToBase64String(key));
+        });
+
+        string Token(string issuer, SecurityKey signingKey) => new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
+        {
+            Issuer = issuer,
+            Audience = "confederal-api",
+            Claims = new Dictionary<string, object> { ["role"] = Roles.Admin, ["sub"] = "admin" },
+            Expires = DateTime.UtcNow.AddMinutes(5),
+            SigningCredentials = new SigningCredentials(signingKey, SecurityAlgorithms.HmacSha256),
+        });
+
+        async Task<HttpStatusCode> PutAsync(string token)
+        {
+            var client = production.CreateClient();
+            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+            return (await client.PutAsJsonAsync("/api/v1/cantons/gr", new { name = "Graubünden", currency = "CHF" })).StatusCode;
+        }
+
+        Assert.Equal(HttpStatusCode.Unauthorized, await PutAsync(DevTokens.Issue(api.SigningKey, Roles.Admin, "admin")));
+        Assert.Equal(HttpStatusCode.Created, await PutAsync(Token("https://id.confederation.example", new SymmetricSecurityKey(key))));
     }
 
     [Fact]
