@@ -66,11 +66,7 @@ public sealed class ProjectionDaemon
     /// <summary>Applies pages until the projection has caught up with the head; returns its checkpoint.</summary>
     public async Task<long> CatchUpAsync(string name, CancellationToken ct = default)
     {
-        var projection = Find(name);
-        while (await ApplyPageAsync(projection, ct) > 0)
-        {
-        }
-
+        await DrainAsync(Find(name), ct);
         return _checkpoints.GetValueOrDefault(name);
     }
 
@@ -124,10 +120,7 @@ public sealed class ProjectionDaemon
         {
             try
             {
-                while (await ApplyPageAsync(projection, ct) > 0)
-                {
-                }
-
+                await DrainAsync(projection, ct);
                 failures = 0;
                 using var idle = CancellationTokenSource.CreateLinkedTokenSource(ct);
                 idle.CancelAfter(IdlePoll);
@@ -145,6 +138,13 @@ public sealed class ProjectionDaemon
                 _logger.LogError(e, "Projection {Projection} failed; retrying from its checkpoint in {Delay}", projection.Name, delay);
                 await Task.Delay(delay, ct);
             }
+        }
+    }
+
+    private async Task DrainAsync(IProjection projection, CancellationToken ct)
+    {
+        while (await ApplyPageAsync(projection, ct) > 0)
+        {
         }
     }
 
