@@ -1,0 +1,202 @@
+namespace Confederal.Domain.Fiscal;
+
+public sealed record Choice(string OrganizationId, int ShareBp);
+
+/// <summary>A person chose how their designable amount for one canton and year is shared. Choices are stored in
+/// organizationId order, the order of ties in the split.</summary>
+public sealed record DesignationChosen(string CantonId, string PersonId, int FiscalYear, IReadOnlyList<Choice> Choices, bool Standing);
+
+/// <summary>A person withdrew their designation for one canton and year; a standing one stops carrying over.</summary>
+public sealed record DesignationWithdrawn(string CantonId, string PersonId, int FiscalYear);
+
+/// <summary>One person's choices for one year: shares, not amounts.</summary>
+public sealed class Designation : IEquatable<Designation>
+{
+    private Designation(IReadOnlyList<Choice> choices, bool standing)
+    {
+        Choices = choices;
+        Standing = standing;
+    }
+
+    public IReadOnlyList<Choice> Choices { get; }
+
+    /// <summary>A standing designation carries over to later years until the person changes or withdraws it.</summary>
+    public bool Standing { get; }
+
+    public static string StreamId(string cantonId, string personId) => $"designations-{cantonId}-{personId}";
+
+    /// <summary>The rules a set of choices must meet whatever the canton's policy; empty when it meets them.</summary>
+    public static IReadOnlyList<string> Problems(IReadOnlyList<Choice>? choices)
+    {
+        if (choices is null || choices.Count == 0)
+        {
+            return ["choose at least one organization (to designate nothing, withdraw instead)"];
+        }
+
+        var problems = new List<string>();
+        if (choices.Count > FiscalPolicy.MaxOrganizationsLimit)
+        {
+            problems.Add($"at most {FiscalPolicy.MaxOrganizationsLimit} organizations can be chosen");
+        }
+
+        if (choices.Any(c => !Identifiers.IsSlug(c.OrganizationId)))
+        {
+            problems.Add("every organizationId must be a slug");
+        }
+
+        if (choices.Any(c => c.ShareBp is < 1 or > Money.BasisPoints))
+        {
+            problems.Add("every shareBp must be from 1 to 10000");
+        }
+        else if (choices.Sum(c => (long)c.ShareBp) != Money.BasisPoints)
+        {
+            problems.Add($"the shares must sum to exactly 10000 bp, not {choices.Sum(c => (long)c.ShareBp)}");
+        }
+
+        if (choices.Select(c => c.OrganizationId).Distinct(StringComparer.Ordinal).Count() != choices.Count)
+        {
+            problems.Add("an organization can be chosen only once");
+        }
+
+        return problems;
+    }
+
+    public static Designation Create(IReadOnlyList<Choice> choices, bool standing)
+    {
+        var problems = Problems(choices);
+        if (problems.Count > 0)
+        {
+            throw new DomainException("invalid-choices", string.Join("; ", problems) + ".");
+        }
+
+        return new Designation(choices.OrderBy(c => c.OrganizationId, StringComparer.Ordinal).ToList(), standing);
+    }
+
+    /// <summary>Which record applies to <paramref name="year"/>: the latest one at or before it, if it is for that very
+    /// year or standing. A withdrawal is recorded as null and ends any carry-over.</summary>
+    public static (Designation? Designation, int? FromYear) EffectiveFor(SortedList<int, Designation?> records, int year)
+    {
+        var keys = records.Keys;
+        var lo = 0;
+        var hi = keys.Count - 1;
+        var found = -1;
+        while (lo <= hi)
+        {
+            var mid = (lo + hi) >>> 1;
+            if (keys[mid] <= year)
+            {
+                found = mid;
+                lo = mid + 1;
+            }
+            else
+            {
+                hi = mid - 1;
+            }
+        }
+
+        if (found < 0)
+        {
+            return (null, null);
+        }
+
+        var record = records.Values[found];
+        return record is not null && (keys[found] == year || record.Standing) ? (record, keys[found]) : (null, null);
+    }
+
+    public bool Equals(Designation? other) =>
+        other is not null && Standing == other.Standing && Choices.SequenceEqual(other.Choices);
+
+    public override bool Equals(object? obj) => Equals(obj as Designation);
+
+    public override int GetHashCode() => HashCode.Combine(Standing, Choices.Count, Choices.Count > 0 ? Choices[0] : null);
+}
+
+/// <summary>The designations of one person in one canton, every year: the state behind a designation decision.</summary>
+public sealed class DesignationHistory
+{
+    public SortedList<int, Designation?> Records { get; } = [];
+
+    public static DesignationHistory Apply(DesignationHistory? state, object @event)
+    {
+        state ??= new DesignationHistory();
+        switch (@event)
+        {
+            case DesignationChosen e:
+                state.Records[e.FiscalYear] = Designation.Create(e.Choices, e.Standing);
+                break;
+            case DesignationWithdrawn e:
+                state.Records[e.FiscalYear] = null;
+                break;
+        }
+
+        return state;
+    }
+
+    public (Designation? Designation, int? FromYear) EffectiveFor(int year) => Designation.EffectiveFor(Records, year);
+
+    /// <summary>
+    /// Chooses for one year. The policy must exist and its deadline not have passed; at most its maxOrganizations
+    /// choices, each a recognized, active and eligible organization. Choosing exactly what is recorded for the year
+    /// records nothing (a retried PUT).
+    /// </summary>
+    public IReadOnlyList<object> Choose(
+        string cantonId, string personId, int fiscalYear, IReadOnlyList<Choice> choices, bool standing,
+        FiscalPolicy? policy, IReadOnlyDictionary<string, Organizations.Organization?> organizations, DateTimeOffset now)
+    {
+        var designation = Designation.Create(choices, standing);
+        var open = Open(cantonId, fiscalYear, policy, now);
+        if (designation.Choices.Count > open.MaxOrganizations)
+        {
+            throw new DomainException("too-many-choices",
+                $"Canton '{cantonId}' allows at most {open.MaxOrganizations} organizations in {fiscalYear}; {designation.Choices.Count} were chosen.");
+        }
+
+        foreach (var choice in designation.Choices)
+        {
+            var organization = organizations.GetValueOrDefault(choice.OrganizationId);
+            if (organization is null)
+            {
+                throw new DomainException("organization-unknown", $"Organization '{choice.OrganizationId}' is not recognized by the confederation.");
+            }
+
+            if (organization.Suspended)
+            {
+                throw new DomainException("organization-suspended", $"Organization '{choice.OrganizationId}' is suspended and cannot be chosen.");
+            }
+
+            if (!open.IsEligible(choice.OrganizationId))
+            {
+                throw new DomainException("organization-not-eligible",
+                    $"Organization '{choice.OrganizationId}' is not eligible in canton '{cantonId}' for {fiscalYear}.");
+            }
+        }
+
+        return Records.TryGetValue(fiscalYear, out var recorded) && designation.Equals(recorded)
+            ? []
+            : [new DesignationChosen(cantonId, personId, fiscalYear, designation.Choices, standing)];
+    }
+
+    /// <summary>Withdraws what applies to the year (its own choice or a standing one carried over); nothing to withdraw
+    /// records nothing.</summary>
+    public IReadOnlyList<object> Withdraw(string cantonId, string personId, int fiscalYear, FiscalPolicy? policy, DateTimeOffset now)
+    {
+        Open(cantonId, fiscalYear, policy, now);
+        return EffectiveFor(fiscalYear).Designation is null ? [] : [new DesignationWithdrawn(cantonId, personId, fiscalYear)];
+    }
+
+    private static FiscalPolicy Open(string cantonId, int fiscalYear, FiscalPolicy? policy, DateTimeOffset now)
+    {
+        if (policy is null)
+        {
+            throw new DomainException("no-fiscal-policy", $"Canton '{cantonId}' has set no policy for {fiscalYear}: designations open when it does.");
+        }
+
+        if (!policy.IsOpenAt(now))
+        {
+            throw new DomainException("deadline-passed",
+                $"Designations for {fiscalYear} in canton '{cantonId}' closed at {policy.Deadline:O}; they can no longer change.");
+        }
+
+        return policy;
+    }
+}
