@@ -1,6 +1,8 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Confederal.Api.Features.Cantons;
+using Confederal.Api.Features.Fiscal;
+using Confederal.Api.Features.Organizations;
 using Confederal.Api.Infrastructure;
 using Confederal.EventStore;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
@@ -15,6 +17,9 @@ builder.Services.AddSingleton(sp => sp.GetRequiredService<Database>().DataSource
 builder.Services.AddSingleton(sp => new EventLog(
     sp.GetRequiredService<Npgsql.NpgsqlDataSource>(), Events.Types(), loggerFactory: sp.GetRequiredService<ILoggerFactory>()));
 builder.Services.AddSingleton<IProjection, CantonDirectory>();
+builder.Services.AddSingleton<IProjection, OrganizationDirectory>();
+builder.Services.AddSingleton<IProjection, BudgetProjection>();
+builder.Services.AddSingleton(TimeProvider.System);
 builder.Services.AddSingleton<ProjectionDaemon>();
 builder.Services.AddHostedService<EventStoreHost>();
 
@@ -37,6 +42,7 @@ var app = builder.Build();
 app.UseExceptionHandler();
 app.UseStatusCodePages();
 app.UseRequestLogging();
+app.UseBodyLimits();
 app.UseAuthentication();
 app.UseAuthorization();
 
@@ -47,6 +53,15 @@ app.MapOpenApi("/openapi/{documentName}.json");
 var api = app.MapGroup("/api/v1");
 RegisterCanton.Map(api);
 GetCantons.Map(api);
+RecognizeOrganization.Map(api);
+ChangeOrganizationStanding.Map(api);
+GetOrganizations.Map(api);
+GetReceipts.Map(api);
+SetFiscalPolicy.Map(api);
+AssessTax.Map(api);
+ImportAssessments.Map(api);
+Designate.Map(api);
+GetBudget.Map(api);
 
 app.Lifetime.ApplicationStarted.Register(() =>
 {

@@ -178,6 +178,42 @@ public sealed class EventLog
         return (state, version);
     }
 
+    /// <summary>The events of several streams in one round trip, each stream's in version order (missing streams are
+    /// absent from the result): what a decision that reads more than one aggregate needs.</summary>
+    public async Task<IReadOnlyDictionary<string, List<RecordedEvent>>> ReadStreamsAsync(
+        IReadOnlyCollection<string> streamIds, CancellationToken ct = default)
+    {
+        var streams = new Dictionary<string, List<RecordedEvent>>(StringComparer.Ordinal);
+        await using var command = _dataSource.CreateCommand(
+            $"SELECT {SelectColumns} FROM es.events WHERE stream_id = ANY($1) ORDER BY stream_id, version");
+        command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = [.. streamIds] });
+        await using var reader = await command.ExecuteReaderAsync(CommandBehavior.SequentialAccess, ct);
+        while (await reader.ReadAsync(ct))
+        {
+            var e = ReadEvent(reader);
+            if (!streams.TryGetValue(e.StreamId, out var list))
+            {
+                streams[e.StreamId] = list = [];
+            }
+
+            list.Add(e);
+        }
+
+        return streams;
+    }
+
+    /// <summary>Starts appending a new stream in bulk (binary COPY, one transaction); see <see cref="BulkAppend"/>.</summary>
+    public Task<BulkAppend> BeginBulkAppendAsync(string streamId, EventMetadata? metadata = null, CancellationToken ct = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(streamId);
+        if (_inline.Count > 0)
+        {
+            throw new InvalidOperationException("Bulk appends do not run inline projections; use async projections.");
+        }
+
+        return BulkAppend.BeginAsync(this, _dataSource, streamId, metadata ?? EventMetadata.None, ct);
+    }
+
     /// <summary>The stream's current version: 0 when it does not exist.</summary>
     public async Task<long> StreamVersionAsync(string streamId, CancellationToken ct = default)
     {

@@ -52,3 +52,21 @@ public sealed class ConcurrencyException(string streamId, ExpectedVersion expect
     public ExpectedVersion Expected { get; } = expected;
     public long ActualVersion { get; } = actual;
 }
+
+public static class RecordedEvents
+{
+    /// <summary>Folds recorded events into a state, with the version to expect when appending after them.</summary>
+    public static (T? State, long Version) Fold<T>(this IReadOnlyList<RecordedEvent>? events, Func<T?, object, T?> apply)
+        where T : class
+    {
+        T? state = null;
+        long version = 0;
+        foreach (var e in events ?? [])
+        {
+            state = apply(state, e.Data);
+            version = e.Version;
+        }
+
+        return (state, version);
+    }
+}

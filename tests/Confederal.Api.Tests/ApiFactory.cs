@@ -4,6 +4,7 @@ using Confederal.EventStore;
 using Confederal.Testing;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.IdentityModel.Tokens;
@@ -20,6 +21,9 @@ public sealed class ApiFactory : WebApplicationFactory<Program>, IAsyncLifetime
 
     public async Task InitializeAsync() => _connectionString = await TestPostgres.CreateDatabaseAsync(Database.Migrations);
 
+    /// <summary>The API's clock: real time until a test moves it.</summary>
+    public ManualClock Clock { get; } = new();
+
     /// <summary>Every log line the API wrote, formatted.</summary>
     public CapturedLogs Logs { get; } = new();
 
@@ -29,6 +33,7 @@ public sealed class ApiFactory : WebApplicationFactory<Program>, IAsyncLifetime
         builder.UseEnvironment("Development");
         builder.UseSetting("ConnectionStrings:Confederal", _connectionString);
         builder.UseSetting(DataDirectory.Setting, _dataDirectory);
+        builder.ConfigureTestServices(services => services.AddSingleton<TimeProvider>(Clock));
     }
 
     public HttpClient ClientAs(string role, string? subject = null, string? canton = null)
@@ -45,7 +50,15 @@ public sealed class ApiFactory : WebApplicationFactory<Program>, IAsyncLifetime
     {
         var events = Services.GetRequiredService<EventLog>();
         var head = await events.Sequencer.SequenceAsync();
-        await Services.GetRequiredService<ProjectionDaemon>().WaitForAsync(projection, head).WaitAsync(TimeSpan.FromSeconds(30));
+        try
+        {
+            await Services.GetRequiredService<ProjectionDaemon>().WaitForAsync(projection, head).WaitAsync(TimeSpan.FromSeconds(30));
+        }
+        catch (TimeoutException e)
+        {
+            var failures = Logs.Lines.Where(l => l.Contains("Exception", StringComparison.Ordinal)).TakeLast(3);
+            throw new TimeoutException($"Projection {projection} did not reach {head}. {string.Join(Environment.NewLine, failures)}", e);
+        }
     }
 
     public async Task<long> CountEventsAsync()
@@ -82,4 +95,13 @@ public sealed class CapturedLogs : ILoggerProvider
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
             lines.Enqueue($"{category}: {formatter(state, exception)} {exception}");
     }
+}
+
+public sealed class ManualClock : TimeProvider
+{
+    private TimeSpan _offset;
+
+    public override DateTimeOffset GetUtcNow() => base.GetUtcNow() + _offset;
+
+    public void Advance(TimeSpan by) => _offset += by;
 }

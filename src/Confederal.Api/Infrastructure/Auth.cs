@@ -1,5 +1,6 @@
 using System.Security.Claims;
 using System.Security.Cryptography;
+using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
@@ -83,6 +84,19 @@ public static class DevTokens
     }
 }
 
+/// <summary>Policies that depend on the route as well as the role.</summary>
+public static class Scopes
+{
+    /// <summary>The municipality of the canton in the route ({cantonId}), and no other.</summary>
+    public const string CantonMunicipality = "municipality-of-route-canton";
+
+    /// <summary>The person in the route ({personId}), and nobody else: special-category data.</summary>
+    public const string Self = "person-of-route";
+
+    /// <summary>The organization in the route ({organizationId}), the admin and auditors.</summary>
+    public const string OrganizationReader = "organization-of-route-or-overseer";
+}
+
 public static class AuthSetup
 {
     /// <summary>
@@ -140,8 +154,18 @@ public static class AuthSetup
             .AddPolicy(Roles.Municipality, p => p.RequireRole(Roles.Municipality).RequireClaim(Roles.CantonClaim))
             .AddPolicy(Roles.Person, p => p.RequireRole(Roles.Person).RequireClaim("sub"))
             .AddPolicy(Roles.Auditor, p => p.RequireRole(Roles.Auditor))
-            .AddPolicy(Roles.Organization, p => p.RequireRole(Roles.Organization).RequireClaim("sub"));
+            .AddPolicy(Roles.Organization, p => p.RequireRole(Roles.Organization).RequireClaim("sub"))
+            .AddPolicy(Scopes.CantonMunicipality, p => p.RequireRole(Roles.Municipality)
+                .RequireAssertion(c => Route(c, "cantonId") is { } canton && c.User.FindFirstValue(Roles.CantonClaim) == canton))
+            .AddPolicy(Scopes.Self, p => p.RequireRole(Roles.Person)
+                .RequireAssertion(c => Route(c, "personId") is { } person && c.User.FindFirstValue("sub") == person))
+            .AddPolicy(Scopes.OrganizationReader, p => p.RequireAssertion(c =>
+                c.User.IsInRole(Roles.Admin) || c.User.IsInRole(Roles.Auditor)
+                || (c.User.IsInRole(Roles.Organization) && Route(c, "organizationId") is { } organization && c.User.FindFirstValue("sub") == organization)));
     }
+
+    private static string? Route(AuthorizationHandlerContext context, string name) =>
+        context.Resource is HttpContext http ? http.GetRouteValue(name) as string : null;
 
     /// <summary>Who acted, as recorded in event metadata: the role and the subject or canton.</summary>
     public static string? Actor(this ClaimsPrincipal user)

@@ -1,4 +1,6 @@
 using Confederal.Api.Features.Cantons;
+using Confederal.Api.Features.Fiscal;
+using Confederal.Api.Features.Organizations;
 using Confederal.EventStore;
 using Npgsql;
 
@@ -46,7 +48,7 @@ public sealed class Database : IAsyncDisposable
         string.IsNullOrWhiteSpace(configuration.GetConnectionString(ConnectionStringName));
 
     /// <summary>Every migration the application runs at start, event store first.</summary>
-    public static IReadOnlyList<Migration> Migrations { get; } = [.. Schema.EventStore, .. CantonDirectory.Migrations];
+    public static IReadOnlyList<Migration> Migrations { get; } = [.. Schema.EventStore, .. CantonDirectory.Migrations, .. OrganizationDirectory.Migrations, .. BudgetProjection.Migrations];
 
     public NpgsqlDataSource DataSource => _dataSource.Value;
 

@@ -1,4 +1,8 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
 using Confederal.Domain.Cantons;
+using Confederal.Domain.Fiscal;
+using Confederal.Domain.Organizations;
 using Confederal.EventStore;
 
 namespace Confederal.Api.Infrastructure;
@@ -7,9 +11,20 @@ namespace Confederal.Api.Infrastructure;
 /// change a shape by registering version + 1 with an upcaster from the old one.</summary>
 public static class Events
 {
-    public static EventTypes Types() => new EventTypes()
+    public static EventTypes Types() => new EventTypes(new JsonSerializerOptions(JsonSerializerDefaults.Web)
+        {
+            Converters = { new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower, allowIntegerValues: false) },
+        })
         .Register<CantonRegistered>("canton-registered")
-        .Register<CantonRenamed>("canton-renamed");
+        .Register<CantonRenamed>("canton-renamed")
+        .Register<OrganizationRecognized>("organization-recognized")
+        .Register<OrganizationUpdated>("organization-updated")
+        .Register<OrganizationSuspended>("organization-suspended")
+        .Register<OrganizationReinstated>("organization-reinstated")
+        .Register<FiscalPolicySet>("fiscal-policy-set")
+        .Register<TaxAssessed>("tax-assessed")
+        .Register<DesignationChosen>("designation-chosen")
+        .Register<DesignationWithdrawn>("designation-withdrawn");
 
     /// <summary>Correlation (the caller's X-Correlation-Id or the trace id) and actor of the current request.</summary>
     public static EventMetadata Metadata(this HttpContext http) => new(

@@ -7,6 +7,19 @@ using Npgsql;
 
 namespace Confederal.Api.Infrastructure;
 
+public sealed record LineError(long Line, string Reason);
+
+/// <summary>Some lines of a bulk body are not valid (answered 400 with the first of them).</summary>
+public sealed class InvalidLinesException(IReadOnlyList<LineError> errors, long invalidLines, long lines)
+    : Exception($"{invalidLines} invalid lines")
+{
+    public IReadOnlyList<LineError> Errors { get; } = errors;
+
+    public long InvalidLines { get; } = invalidLines;
+
+    public long Lines { get; } = lines;
+}
+
 /// <summary>The one place where exceptions become RFC 9457 problem details.</summary>
 internal sealed class ProblemsExceptionHandler(IProblemDetailsService problems, ILogger<ProblemsExceptionHandler> logger) : IExceptionHandler
 {
@@ -26,6 +39,13 @@ internal sealed class ProblemsExceptionHandler(IProblemDetailsService problems, 
                 Status = e.StatusCode,
                 Title = e.StatusCode == StatusCodes.Status413PayloadTooLarge ? "The request body is too large." : "The request could not be read.",
                 Detail = Unwrap(e),
+            },
+            InvalidLinesException e => new ProblemDetails
+            {
+                Status = StatusCodes.Status400BadRequest,
+                Title = "The batch was rejected; nothing was recorded.",
+                Detail = $"{e.InvalidLines} of {e.Lines} lines are not valid; the first {e.Errors.Count} are listed.",
+                Extensions = { ["invalidLines"] = e.InvalidLines, ["errors"] = e.Errors },
             },
             ConcurrencyException e => new ProblemDetails
             {

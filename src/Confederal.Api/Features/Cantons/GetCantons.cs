@@ -30,47 +30,16 @@ public sealed class CantonDirectory : IProjection
 
     public string Name => "cantons";
 
-    public async Task ResetAsync(NpgsqlConnection connection, CancellationToken ct)
-    {
-        await using var command = new NpgsqlCommand("TRUNCATE cantons", connection);
-        await command.ExecuteNonQueryAsync(ct);
-    }
+    public Task ResetAsync(NpgsqlConnection connection, CancellationToken ct) => Sql.TruncateAsync(connection, "cantons", ct);
 
-    public async Task ApplyAsync(NpgsqlConnection connection, IReadOnlyList<RecordedEvent> events, CancellationToken ct)
-    {
-        await using var batch = new NpgsqlBatch(connection);
-        foreach (var e in events)
+    public Task ApplyAsync(NpgsqlConnection connection, IReadOnlyList<RecordedEvent> events, CancellationToken ct) =>
+        Sql.ExecuteAsync(connection, [.. events.Select(e => e.Data switch
         {
-            switch (e.Data)
-            {
-                case CantonRegistered r:
-                    batch.BatchCommands.Add(Command(
-                        "INSERT INTO cantons (canton_id, name, currency, position) VALUES ($1, $2, $3, $4)",
-                        r.CantonId, r.Name, r.Currency, e.Position));
-                    break;
-                case CantonRenamed r:
-                    batch.BatchCommands.Add(Command(
-                        "UPDATE cantons SET name = $2, position = $3 WHERE canton_id = $1", r.CantonId, r.Name, e.Position));
-                    break;
-            }
-        }
-
-        if (batch.BatchCommands.Count > 0)
-        {
-            await batch.ExecuteNonQueryAsync(ct);
-        }
-    }
-
-    private static NpgsqlBatchCommand Command(string sql, params object[] values)
-    {
-        var command = new NpgsqlBatchCommand(sql);
-        foreach (var value in values)
-        {
-            command.Parameters.Add(new NpgsqlParameter { Value = value });
-        }
-
-        return command;
-    }
+            CantonRegistered r => Sql.Command(
+                "INSERT INTO cantons (canton_id, name, currency, position) VALUES ($1, $2, $3, $4)", r.CantonId, r.Name, r.Currency, e.Position),
+            CantonRenamed r => Sql.Command("UPDATE cantons SET name = $2, position = $3 WHERE canton_id = $1", r.CantonId, r.Name, e.Position),
+            _ => null,
+        }).OfType<NpgsqlBatchCommand>()], ct);
 }
 
 /// <summary>GET /api/v1/cantons and /api/v1/cantons/{cantonId}: public.</summary>

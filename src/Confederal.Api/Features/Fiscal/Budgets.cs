@@ -1,0 +1,554 @@
+using System.Text;
+using Confederal.Api.Infrastructure;
+using Confederal.Domain;
+using Confederal.Domain.Cantons;
+using Confederal.Domain.Fiscal;
+using Confederal.Domain.Organizations;
+using Confederal.EventStore;
+using FluentValidation;
+using MediatR;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Confederal.Api.Features.Fiscal;
+
+/// <summary>
+/// The budgets read model: per canton and year the running sums of the <see cref="Ledger"/> and the settled budget,
+/// and per organization what it receives from each canton (its receipts). Each page of events loads only the part of
+/// the ledger it touches (its taxpayers, their years' books, open books when an organization changes), folds the
+/// events with the domain's rules, and writes back what changed, in the page's transaction.
+/// </summary>
+public sealed class BudgetProjection : IProjection
+{
+    public static readonly IReadOnlyList<Migration> Migrations =
+    [
+        new("app-0003-budgets", """
+            CREATE TABLE fiscal_cantons (
+                canton_id text PRIMARY KEY,
+                currency  text NOT NULL
+            );
+            CREATE TABLE fiscal_organizations (
+                organization_id        text PRIMARY KEY,
+                suspended              boolean NOT NULL,
+                accepts_redistribution boolean NOT NULL
+            );
+            -- One row per person, canton and year with an assessment or a designation record (choices "org=bp,…";
+            -- a record with no choices is a withdrawal).
+            CREATE TABLE fiscal_taxpayers (
+                canton_id  text NOT NULL,
+                person_id  text NOT NULL,
+                year       int NOT NULL,
+                tax_minor  bigint,
+                has_record boolean NOT NULL,
+                choices    text,
+                standing   boolean NOT NULL,
+                PRIMARY KEY (canton_id, person_id, year)
+            );
+            CREATE INDEX fiscal_taxpayers_assessed ON fiscal_taxpayers (canton_id, year) WHERE tax_minor IS NOT NULL;
+            CREATE TABLE budgets (
+                canton_id           text NOT NULL,
+                year                int NOT NULL,
+                currency            text NOT NULL,
+                rate_bp             int,
+                max_organizations   int,
+                unallocated_policy  text,
+                deadline            timestamptz,
+                eligible            text[],
+                excluded            text[] NOT NULL,
+                declining           text[] NOT NULL,
+                revenue_minor       bigint NOT NULL,
+                taxpayers           bigint NOT NULL,
+                pool_minor          bigint NOT NULL,
+                undesignated_minor  bigint NOT NULL,
+                unallocated_minor   bigint NOT NULL,
+                redistributed_minor bigint NOT NULL,
+                retained_minor      bigint NOT NULL,
+                designated_minor    bigint NOT NULL,
+                net_minor           bigint NOT NULL,
+                position            bigint NOT NULL,
+                PRIMARY KEY (canton_id, year)
+            );
+            CREATE INDEX budgets_open ON budgets (deadline);
+            CREATE TABLE budget_tallies (
+                canton_id       text NOT NULL,
+                year            int NOT NULL,
+                organization_id text NOT NULL,
+                chosen_minor    bigint NOT NULL,
+                weight_bp       bigint NOT NULL,
+                taxpayers       bigint NOT NULL,
+                PRIMARY KEY (canton_id, year, organization_id)
+            );
+            CREATE TABLE organization_receipts (
+                organization_id     text NOT NULL,
+                year                int NOT NULL,
+                canton_id           text NOT NULL,
+                currency            text NOT NULL,
+                amount_minor        bigint NOT NULL,
+                redistributed_minor bigint NOT NULL,
+                taxpayers           bigint NOT NULL,
+                PRIMARY KEY (organization_id, year, canton_id)
+            );
+            CREATE INDEX organization_receipts_budget ON organization_receipts (canton_id, year);
+            """),
+    ];
+
+    public const string ProjectionName = "budgets";
+
+    public string Name => ProjectionName;
+
+    public Task ResetAsync(NpgsqlConnection connection, CancellationToken ct) => Sql.TruncateAsync(connection,
+        "fiscal_cantons, fiscal_organizations, fiscal_taxpayers, budgets, budget_tallies, organization_receipts", ct);
+
+    public async Task ApplyAsync(NpgsqlConnection connection, IReadOnlyList<RecordedEvent> events, CancellationToken ct)
+    {
+        var keys = Keys.Of(events);
+        if (keys.IsEmpty)
+        {
+            return;
+        }
+
+        var ledger = new Ledger();
+        await LoadAsync(connection, ledger, keys, ct);
+        await LoadRecountedYearsAsync(connection, ledger, events, ct);
+        foreach (var e in events)
+        {
+            ledger.Apply(e.Data, e.RecordedAt, e.Position);
+        }
+
+        await Sql.ExecuteAsync(connection, Writes(ledger), ct);
+    }
+
+    /// <summary>What a page of events touches.</summary>
+    private sealed class Keys
+    {
+        public HashSet<string> Cantons { get; } = new(StringComparer.Ordinal);
+        public HashSet<string> Organizations { get; } = new(StringComparer.Ordinal);
+        public HashSet<(string Canton, int Year)> Books { get; } = [];
+        public HashSet<(string Canton, string Person)> Files { get; } = [];
+        public DateTimeOffset? OpenAt { get; set; }
+
+        public bool IsEmpty => Cantons.Count + Organizations.Count + Books.Count + Files.Count == 0;
+
+        public static Keys Of(IReadOnlyList<RecordedEvent> events)
+        {
+            var keys = new Keys();
+            foreach (var e in events)
+            {
+                switch (e.Data)
+                {
+                    case CantonRegistered c:
+                        keys.Cantons.Add(c.CantonId);
+                        break;
+                    case OrganizationRecognized or OrganizationUpdated or OrganizationSuspended or OrganizationReinstated:
+                        keys.Organizations.Add(OrganizationId(e.Data));
+                        keys.OpenAt = keys.OpenAt is { } at && at < e.RecordedAt ? at : e.RecordedAt;
+                        break;
+                    case FiscalPolicySet p:
+                        keys.Cantons.Add(p.CantonId);
+                        keys.Books.Add((p.CantonId, p.FiscalYear));
+                        break;
+                    case TaxAssessed t:
+                        keys.Cantons.Add(t.CantonId);
+                        keys.Books.Add((t.CantonId, t.FiscalYear));
+                        keys.Files.Add((t.CantonId, t.PersonId));
+                        break;
+                    case DesignationChosen d:
+                        keys.Cantons.Add(d.CantonId);
+                        keys.Files.Add((d.CantonId, d.PersonId));
+                        break;
+                    case DesignationWithdrawn d:
+                        keys.Cantons.Add(d.CantonId);
+                        keys.Files.Add((d.CantonId, d.PersonId));
+                        break;
+                }
+            }
+
+            return keys;
+        }
+
+        private static string OrganizationId(object e) => e switch
+        {
+            OrganizationRecognized o => o.OrganizationId,
+            OrganizationUpdated o => o.OrganizationId,
+            OrganizationSuspended o => o.OrganizationId,
+            _ => ((OrganizationReinstated)e).OrganizationId,
+        };
+    }
+
+    // The books a page needs: those its events name, those of every year its taxpayers were assessed in (a designation
+    // carries into later years), and every book still open when an organization changed.
+    private const string BookKeysSql = """
+        WITH wanted AS (
+            SELECT c AS canton_id, y AS year FROM unnest($1::text[], $2::int[]) AS k(c, y)
+            UNION
+            SELECT t.canton_id, t.year FROM fiscal_taxpayers t JOIN unnest($3::text[], $4::text[]) AS f(c, p)
+                ON t.canton_id = f.c AND t.person_id = f.p WHERE t.tax_minor IS NOT NULL
+            UNION
+            SELECT canton_id, year FROM budgets WHERE $5::timestamptz IS NOT NULL AND (deadline IS NULL OR deadline > $5))
+        """;
+
+    private static async Task LoadAsync(NpgsqlConnection connection, Ledger ledger, Keys keys, CancellationToken ct)
+    {
+        string[] fileCantons = [.. keys.Files.Select(f => f.Canton)], filePersons = [.. keys.Files.Select(f => f.Person)];
+        object?[] bookKeys =
+        [
+            keys.Books.Select(b => b.Canton).ToArray(), keys.Books.Select(b => b.Year).ToArray(), fileCantons, filePersons,
+            keys.OpenAt,
+        ];
+        await using var batch = new NpgsqlBatch(connection)
+        {
+            BatchCommands =
+            {
+                Sql.Command("SELECT canton_id, currency FROM fiscal_cantons WHERE canton_id = ANY($1)", (object)keys.Cantons.ToArray()),
+                Sql.Command("""
+                    SELECT organization_id, suspended, accepts_redistribution FROM fiscal_organizations
+                    WHERE organization_id = ANY($1) OR suspended OR NOT accepts_redistribution
+                    """, (object)keys.Organizations.ToArray()),
+                Sql.Command($"""
+                    {BookKeysSql}
+                    SELECT b.canton_id, b.year, b.currency, b.rate_bp, b.max_organizations, b.unallocated_policy, b.deadline, b.eligible,
+                           b.excluded, b.declining, b.revenue_minor, b.taxpayers, b.pool_minor, b.undesignated_minor, b.position,
+                           t.organization_id, t.chosen_minor, t.weight_bp, t.taxpayers
+                    FROM budgets b JOIN wanted USING (canton_id, year)
+                    LEFT JOIN budget_tallies t USING (canton_id, year)
+                    """, bookKeys),
+                FilesCommand("JOIN unnest($1::text[], $2::text[]) AS f(c, p) ON t.canton_id = f.c AND t.person_id = f.p", fileCantons, filePersons),
+            },
+        };
+        await using var reader = await batch.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            ledger.Currencies[reader.GetString(0)] = reader.GetString(1);
+        }
+
+        await reader.NextResultAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            ledger.Organizations[reader.GetString(0)] = new OrganizationStanding(reader.GetBoolean(1), reader.GetBoolean(2));
+        }
+
+        await reader.NextResultAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            ReadBook(reader, ledger);
+        }
+
+        await reader.NextResultAsync(ct);
+        await ReadFilesAsync(reader, ledger, ct);
+    }
+
+    // A new rate changes every designable amount of the year: the ledger then needs all the year's taxpayers.
+    private static async Task LoadRecountedYearsAsync(NpgsqlConnection connection, Ledger ledger, IReadOnlyList<RecordedEvent> events, CancellationToken ct)
+    {
+        var recounted = events.Select(e => e.Data).OfType<FiscalPolicySet>()
+            .Where(p => ledger.Books.TryGetValue((p.CantonId, p.FiscalYear), out var book)
+                        && book.Taxpayers > 0 && book.Policy?.DesignationRateBp != p.DesignationRateBp)
+            .Select(p => (p.CantonId, p.FiscalYear))
+            .Distinct()
+            .ToList();
+        foreach (var (canton, year) in recounted)
+        {
+            await using var batch = new NpgsqlBatch(connection)
+            {
+                BatchCommands =
+                {
+                    FilesCommand("""
+                        JOIN (SELECT person_id FROM fiscal_taxpayers WHERE canton_id = $1 AND year = $2 AND tax_minor IS NOT NULL) AS f
+                        ON t.canton_id = $1 AND t.person_id = f.person_id
+                        """, canton, year),
+                },
+            };
+            await using var reader = await batch.ExecuteReaderAsync(ct);
+            await ReadFilesAsync(reader, ledger, ct, skipLoaded: true);
+        }
+    }
+
+    private static NpgsqlBatchCommand FilesCommand(string join, params object[] values) => Sql.Command(
+        $"SELECT t.canton_id, t.person_id, t.year, t.tax_minor, t.has_record, t.choices, t.standing FROM fiscal_taxpayers t {join}", values);
+
+    private static void ReadBook(NpgsqlDataReader reader, Ledger ledger)
+    {
+        var key = (reader.GetString(0), reader.GetInt32(1));
+        if (!ledger.Books.TryGetValue(key, out var book))
+        {
+            book = new BudgetBook(key.Item1, key.Item2, reader.GetString(2))
+            {
+                Policy = reader.IsDBNull(3) ? null : new FiscalPolicy(
+                    reader.GetInt32(3), reader.GetInt32(4), Enum.Parse<UnallocatedPolicy>(reader.GetString(5), ignoreCase: true),
+                    reader.GetFieldValue<DateTimeOffset>(6), reader.IsDBNull(7) ? null : reader.GetFieldValue<string[]>(7)),
+                RevenueMinor = reader.GetInt64(10),
+                Taxpayers = reader.GetInt64(11),
+                PoolMinor = reader.GetInt64(12),
+                UndesignatedMinor = reader.GetInt64(13),
+                Position = reader.GetInt64(14),
+            };
+            book.Excluded.UnionWith(reader.GetFieldValue<string[]>(8));
+            book.Declining.UnionWith(reader.GetFieldValue<string[]>(9));
+            ledger.Books[key] = book;
+        }
+
+        if (!reader.IsDBNull(15))
+        {
+            book.Tallies[reader.GetString(15)] = new OrganizationTally
+            {
+                ChosenMinor = reader.GetInt64(16), WeightBp = reader.GetInt64(17), Taxpayers = reader.GetInt64(18),
+            };
+        }
+    }
+
+    private static async Task ReadFilesAsync(NpgsqlDataReader reader, Ledger ledger, CancellationToken ct, bool skipLoaded = false)
+    {
+        HashSet<(string, string)> loaded = skipLoaded ? [.. ledger.Files.Keys] : [];
+        while (await reader.ReadAsync(ct))
+        {
+            var key = (reader.GetString(0), reader.GetString(1));
+            if (loaded.Contains(key))
+            {
+                continue;
+            }
+
+            if (!ledger.Files.TryGetValue(key, out var file))
+            {
+                ledger.Files[key] = file = new TaxpayerFile();
+            }
+
+            var year = reader.GetInt32(2);
+            if (!reader.IsDBNull(3))
+            {
+                file.Taxes[year] = reader.GetInt64(3);
+            }
+
+            if (reader.GetBoolean(4))
+            {
+                file.Records[year] = reader.IsDBNull(5) ? null : Designation.Create(ParseChoices(reader.GetString(5)), reader.GetBoolean(6));
+            }
+        }
+    }
+
+    private static List<NpgsqlBatchCommand> Writes(Ledger ledger)
+    {
+        var commands = new List<NpgsqlBatchCommand>();
+        if (ledger.ChangedCantons.Count > 0)
+        {
+            var cantons = ledger.ChangedCantons.ToArray();
+            commands.Add(Sql.Command("""
+                INSERT INTO fiscal_cantons (canton_id, currency) SELECT * FROM unnest($1::text[], $2::text[])
+                ON CONFLICT (canton_id) DO UPDATE SET currency = excluded.currency
+                """, cantons, cantons.Select(c => ledger.Currencies[c]).ToArray()));
+        }
+
+        if (ledger.ChangedOrganizations.Count > 0)
+        {
+            var organizations = ledger.ChangedOrganizations.ToArray();
+            commands.Add(Sql.Command("""
+                INSERT INTO fiscal_organizations (organization_id, suspended, accepts_redistribution)
+                SELECT * FROM unnest($1::text[], $2::boolean[], $3::boolean[])
+                ON CONFLICT (organization_id) DO UPDATE SET suspended = excluded.suspended, accepts_redistribution = excluded.accepts_redistribution
+                """, organizations, organizations.Select(o => ledger.Organizations[o].Suspended).ToArray(),
+                organizations.Select(o => ledger.Organizations[o].AcceptsRedistribution).ToArray()));
+        }
+
+        if (ledger.ChangedFiles.Count > 0)
+        {
+            commands.Add(FileRows(ledger));
+        }
+
+        if (ledger.ChangedBooks.Count > 0)
+        {
+            commands.AddRange(BookRows(ledger));
+        }
+
+        return commands;
+    }
+
+    private static NpgsqlBatchCommand FileRows(Ledger ledger)
+    {
+        var cantons = new List<string>();
+        var persons = new List<string>();
+        var years = new List<int>();
+        var taxes = new List<long?>();
+        var hasRecords = new List<bool>();
+        var choices = new List<string?>();
+        var standings = new List<bool>();
+        foreach (var key in ledger.ChangedFiles)
+        {
+            var file = ledger.Files[key];
+            foreach (var year in file.Taxes.Keys.Union(file.Records.Keys))
+            {
+                var hasRecord = file.Records.TryGetValue(year, out var designation);
+                cantons.Add(key.CantonId);
+                persons.Add(key.PersonId);
+                years.Add(year);
+                taxes.Add(file.Taxes.TryGetValue(year, out var tax) ? tax : null);
+                hasRecords.Add(hasRecord);
+                choices.Add(designation is null ? null : FormatChoices(designation.Choices));
+                standings.Add(designation?.Standing ?? false);
+            }
+        }
+
+        return Sql.Command("""
+            INSERT INTO fiscal_taxpayers (canton_id, person_id, year, tax_minor, has_record, choices, standing)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::boolean[], $6::text[], $7::boolean[])
+            ON CONFLICT (canton_id, person_id, year) DO UPDATE SET
+                tax_minor = excluded.tax_minor, has_record = excluded.has_record, choices = excluded.choices, standing = excluded.standing
+            """, cantons.ToArray(), persons.ToArray(), years.ToArray(), taxes.ToArray(), hasRecords.ToArray(), choices.ToArray(), standings.ToArray());
+    }
+
+    private static IEnumerable<NpgsqlBatchCommand> BookRows(Ledger ledger)
+    {
+        var books = ledger.ChangedBooks.Select(k => ledger.Books[k]).ToList();
+        var settled = books.Select(b => b.Settle()).ToList();
+        string[] cantons = [.. books.Select(b => b.CantonId)];
+        int[] years = [.. books.Select(b => b.FiscalYear)];
+        yield return Sql.Command("""
+            INSERT INTO budgets (canton_id, year, currency, rate_bp, max_organizations, unallocated_policy, deadline, eligible,
+                excluded, declining, revenue_minor, taxpayers, pool_minor, undesignated_minor, unallocated_minor, redistributed_minor,
+                retained_minor, designated_minor, net_minor, position)
+            SELECT c, y, cur, rate, max, pol, dl, CASE WHEN el = '' THEN NULL ELSE string_to_array(el, ',') END,
+                string_to_array(ex, ','), string_to_array(de, ','), rev, tp, pool, und, un, red, ret, des, net, pos
+            FROM unnest($1::text[], $2::int[], $3::text[], $4::int[], $5::int[], $6::text[], $7::timestamptz[], $8::text[], $9::text[],
+                $10::text[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[],
+                $18::bigint[], $19::bigint[], $20::bigint[])
+                AS r(c, y, cur, rate, max, pol, dl, el, ex, de, rev, tp, pool, und, un, red, ret, des, net, pos)
+            ON CONFLICT (canton_id, year) DO UPDATE SET
+                rate_bp = excluded.rate_bp, max_organizations = excluded.max_organizations, unallocated_policy = excluded.unallocated_policy,
+                deadline = excluded.deadline, eligible = excluded.eligible, excluded = excluded.excluded, declining = excluded.declining,
+                revenue_minor = excluded.revenue_minor, taxpayers = excluded.taxpayers, pool_minor = excluded.pool_minor,
+                undesignated_minor = excluded.undesignated_minor, unallocated_minor = excluded.unallocated_minor,
+                redistributed_minor = excluded.redistributed_minor, retained_minor = excluded.retained_minor,
+                designated_minor = excluded.designated_minor, net_minor = excluded.net_minor, position = excluded.position
+            """,
+            cantons, years, books.Select(b => b.Currency).ToArray(),
+            books.Select(b => b.Policy?.DesignationRateBp).ToArray(), books.Select(b => b.Policy?.MaxOrganizations).ToArray(),
+            books.Select(b => b.Policy?.UnallocatedPolicy.ToString().ToLowerInvariant()).ToArray(),
+            books.Select(b => b.Policy?.Deadline).ToArray(),
+            books.Select(b => b.Policy?.EligibleOrganizations is { } e ? string.Join(',', e) : "").ToArray(),
+            books.Select(b => string.Join(',', b.Excluded.Order(StringComparer.Ordinal))).ToArray(),
+            books.Select(b => string.Join(',', b.Declining.Order(StringComparer.Ordinal))).ToArray(),
+            books.Select(b => b.RevenueMinor).ToArray(), books.Select(b => b.Taxpayers).ToArray(),
+            books.Select(b => b.PoolMinor).ToArray(), books.Select(b => b.UndesignatedMinor).ToArray(),
+            settled.Select(s => s.UnallocatedMinor).ToArray(), settled.Select(s => s.RedistributedMinor).ToArray(),
+            settled.Select(s => s.RetainedMinor).ToArray(), settled.Select(s => s.DesignatedMinor).ToArray(),
+            settled.Select(s => s.NetBudgetMinor).ToArray(), books.Select(b => b.Position).ToArray());
+
+        const string Keys = "(canton_id, year) IN (SELECT * FROM unnest($1::text[], $2::int[]))";
+        yield return Sql.Command($"DELETE FROM budget_tallies WHERE {Keys}", cantons, years);
+        yield return Sql.Command($"DELETE FROM organization_receipts WHERE {Keys}", cantons, years);
+
+        var tallies = books.SelectMany(b => b.Tallies.Select(t => (Book: b, Id: t.Key, Tally: t.Value))).ToList();
+        yield return Sql.Command("""
+            INSERT INTO budget_tallies (canton_id, year, organization_id, chosen_minor, weight_bp, taxpayers)
+            SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[])
+            """,
+            tallies.Select(t => t.Book.CantonId).ToArray(), tallies.Select(t => t.Book.FiscalYear).ToArray(), tallies.Select(t => t.Id).ToArray(),
+            tallies.Select(t => t.Tally.ChosenMinor).ToArray(), tallies.Select(t => t.Tally.WeightBp).ToArray(), tallies.Select(t => t.Tally.Taxpayers).ToArray());
+
+        var lines = books.Zip(settled).SelectMany(p => p.Second.Designations.Select(l => (Book: p.First, Line: l))).ToList();
+        yield return Sql.Command("""
+            INSERT INTO organization_receipts (organization_id, year, canton_id, currency, amount_minor, redistributed_minor, taxpayers)
+            SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[])
+            """,
+            lines.Select(l => l.Line.OrganizationId).ToArray(), lines.Select(l => l.Book.FiscalYear).ToArray(), lines.Select(l => l.Book.CantonId).ToArray(),
+            lines.Select(l => l.Book.Currency).ToArray(), lines.Select(l => l.Line.AmountMinor).ToArray(),
+            lines.Select(l => l.Line.RedistributedMinor).ToArray(), lines.Select(l => l.Line.Taxpayers).ToArray());
+    }
+
+    /// <summary>A person's assessed tax for a canton and year, as the read model has it (null: not assessed).</summary>
+    public static async Task<long?> AssessedTaxAsync(NpgsqlDataSource db, string cantonId, int year, string personId, CancellationToken ct)
+    {
+        await using var command = db.CreateCommand("SELECT tax_minor FROM fiscal_taxpayers WHERE canton_id = $1 AND person_id = $2 AND year = $3");
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = cantonId });
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = personId });
+        command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = year });
+        return await command.ExecuteScalarAsync(ct) is long tax ? tax : null;
+    }
+
+    private static string FormatChoices(IReadOnlyList<Choice> choices)
+    {
+        var text = new StringBuilder();
+        foreach (var c in choices)
+        {
+            text.Append(text.Length == 0 ? "" : ",").Append(c.OrganizationId).Append('=').Append(c.ShareBp);
+        }
+
+        return text.ToString();
+    }
+
+    private static List<Choice> ParseChoices(string text) =>
+        [.. text.Split(',').Select(part => part.Split('=')).Select(p => new Choice(p[0], int.Parse(p[1], System.Globalization.CultureInfo.InvariantCulture)))];
+}
+
+public sealed record BudgetDesignationView(string OrganizationId, long AmountMinor, long RedistributedMinor, long Taxpayers);
+
+public sealed record PactLineView(string PactId, long AmountMinor);
+
+/// <summary>A canton's budget for a year. Identity: netBudgetMinor = revenueMinor − designatedMinor − Σ contributions +
+/// Σ receipts; designablePoolMinor = Σ designations + retainedMinor; unallocatedMinor = redistributedMinor + retainedMinor.
+/// <see cref="Position"/>: every event up to this global position is included.</summary>
+public sealed record BudgetView(
+    string CantonId, int FiscalYear, string Currency, long RevenueMinor, long Taxpayers, int DesignationRateBp,
+    long DesignablePoolMinor, IReadOnlyList<BudgetDesignationView> Designations, long UnallocatedMinor, long RedistributedMinor,
+    long RetainedMinor, long DesignatedMinor, IReadOnlyList<PactLineView> Contributions, IReadOnlyList<PactLineView> Receipts,
+    long NetBudgetMinor, long Position);
+
+/// <summary>GET /api/v1/cantons/{cantonId}/budgets/{year}: public, served from the budgets read model.</summary>
+public static class GetBudget
+{
+    public sealed record Query(string CantonId, int FiscalYear) : IRequest<BudgetView>;
+
+    public sealed class Validator : AbstractValidator<Query>
+    {
+        public Validator() =>
+            RuleFor(c => c.FiscalYear).InclusiveBetween(FiscalPolicy.MinYear, FiscalPolicy.MaxYear).WithName("fiscalYear");
+    }
+
+    public sealed class Handler(NpgsqlDataSource db) : IRequestHandler<Query, BudgetView>
+    {
+        public async Task<BudgetView> Handle(Query query, CancellationToken cancellationToken)
+        {
+            await using var batch = db.CreateBatch();
+            batch.BatchCommands.Add(Sql.Command("SELECT position FROM es.projection_checkpoints WHERE name = $1", BudgetProjection.ProjectionName));
+            batch.BatchCommands.Add(Sql.Command("""
+                SELECT c.currency, b.revenue_minor, b.taxpayers, b.rate_bp, b.pool_minor, b.unallocated_minor, b.redistributed_minor,
+                       b.retained_minor, b.designated_minor, b.net_minor
+                FROM fiscal_cantons c LEFT JOIN budgets b ON b.canton_id = c.canton_id AND b.year = $2
+                WHERE c.canton_id = $1
+                """, query.CantonId, query.FiscalYear));
+            batch.BatchCommands.Add(Sql.Command("""
+                SELECT organization_id, amount_minor, redistributed_minor, taxpayers FROM organization_receipts
+                WHERE canton_id = $1 AND year = $2 ORDER BY organization_id
+                """, query.CantonId, query.FiscalYear));
+            await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
+            var position = await reader.ReadAsync(cancellationToken) ? reader.GetInt64(0) : 0;
+            await reader.NextResultAsync(cancellationToken);
+            if (!await reader.ReadAsync(cancellationToken))
+            {
+                throw new NotFoundException("Canton", query.CantonId);
+            }
+
+            var currency = reader.GetString(0);
+            var sums = reader.IsDBNull(1) ? new long[9] : Enumerable.Range(1, 9).Select(i => reader.IsDBNull(i) ? 0 : Convert.ToInt64(reader.GetValue(i), System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+            await reader.NextResultAsync(cancellationToken);
+            var designations = new List<BudgetDesignationView>();
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                designations.Add(new BudgetDesignationView(reader.GetString(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3)));
+            }
+
+            return new BudgetView(
+                query.CantonId, query.FiscalYear, currency, RevenueMinor: sums[0], Taxpayers: sums[1], DesignationRateBp: (int)sums[2],
+                DesignablePoolMinor: sums[3], designations, UnallocatedMinor: sums[4], RedistributedMinor: sums[5], RetainedMinor: sums[6],
+                DesignatedMinor: sums[7], Contributions: [], Receipts: [], NetBudgetMinor: sums[8], position);
+        }
+    }
+
+    public static void Map(IEndpointRouteBuilder api) =>
+        api.MapGet("/cantons/{cantonId}/budgets/{year}", async Task<Ok<BudgetView>> (string cantonId, int year, IMediator mediator, CancellationToken ct) =>
+                TypedResults.Ok(await mediator.Send(new Query(cantonId, year), ct)))
+            .AllowAnonymous()
+            .WithName("GetBudget")
+            .WithTags("Budgets")
+            .ProducesValidationProblem()
+            .ProducesProblem(StatusCodes.Status404NotFound);
+}

@@ -1,0 +1,190 @@
+using Confederal.Api.Infrastructure;
+using Confederal.Domain;
+using Confederal.Domain.Cantons;
+using Confederal.Domain.Fiscal;
+using Confederal.Domain.Organizations;
+using Confederal.EventStore;
+using FluentValidation;
+using MediatR;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Npgsql;
+
+namespace Confederal.Api.Features.Fiscal;
+
+public sealed record ChoiceView(string OrganizationId, int ShareBp, long? AmountMinor);
+
+/// <summary>A person's designation for one canton and year, as only that person sees it: the choices that apply (their
+/// own for the year, or a standing one carried from <see cref="CarriedFromYear"/>), and what they amount to.</summary>
+public sealed record DesignationView(
+    string CantonId, int FiscalYear, string PersonId, IReadOnlyList<ChoiceView> Choices, bool Standing, int? CarriedFromYear,
+    DateTimeOffset? Deadline, bool Open, int? DesignationRateBp, long? AssessedTaxMinor, long? DesignableMinor);
+
+/// <summary>PUT, GET and DELETE /api/v1/cantons/{cantonId}/fiscal-years/{year}/designations/{personId}: a person
+/// chooses, reads or withdraws their designation. Only that person (the token's subject): it is special-category data.</summary>
+public static class Designate
+{
+    public sealed record Body(IReadOnlyList<Choice>? Choices, bool? Standing);
+
+    public sealed record Command(string CantonId, int FiscalYear, string PersonId, Body Body, EventMetadata Metadata) : IRequest<Result>;
+
+    public sealed record Withdraw(string CantonId, int FiscalYear, string PersonId, EventMetadata Metadata) : IRequest<Unit>;
+
+    public sealed record Query(string CantonId, int FiscalYear, string PersonId) : IRequest<DesignationView>;
+
+    public sealed record Result(bool Created, DesignationView Designation);
+
+    public sealed class Validator : AbstractValidator<Command>
+    {
+        public Validator()
+        {
+            RuleFor(c => c.FiscalYear).InclusiveBetween(FiscalPolicy.MinYear, FiscalPolicy.MaxYear).WithName("fiscalYear");
+            RuleFor(c => c.Body.Choices).Custom((choices, context) =>
+            {
+                if (choices is not null && choices.Any(c => c is null))
+                {
+                    context.AddFailure("choices", "every choice must be an object {organizationId, shareBp}.");
+                    return;
+                }
+
+                foreach (var problem in Designation.Problems(choices))
+                {
+                    context.AddFailure("choices", problem + ".");
+                }
+            });
+        }
+    }
+
+    public sealed class WithdrawValidator : AbstractValidator<Withdraw>
+    {
+        public WithdrawValidator() =>
+            RuleFor(c => c.FiscalYear).InclusiveBetween(FiscalPolicy.MinYear, FiscalPolicy.MaxYear).WithName("fiscalYear");
+    }
+
+    public sealed class QueryValidator : AbstractValidator<Query>
+    {
+        public QueryValidator() =>
+            RuleFor(c => c.FiscalYear).InclusiveBetween(FiscalPolicy.MinYear, FiscalPolicy.MaxYear).WithName("fiscalYear");
+    }
+
+    public sealed class Handler(EventLog events, NpgsqlDataSource db, TimeProvider clock)
+        : IRequestHandler<Command, Result>, IRequestHandler<Withdraw, Unit>, IRequestHandler<Query, DesignationView>
+    {
+        public async Task<Result> Handle(Command command, CancellationToken cancellationToken)
+        {
+            var choices = command.Body.Choices!;
+            var state = await ReadAsync(command.CantonId, command.FiscalYear, command.PersonId,
+                choices.Select(c => c.OrganizationId).Distinct(StringComparer.Ordinal).ToList(), cancellationToken);
+            var decided = state.History.Choose(
+                command.CantonId, command.PersonId, command.FiscalYear, choices, command.Body.Standing ?? false,
+                state.Policy, state.Organizations, clock.GetUtcNow());
+            await AppendAsync(command.CantonId, command.PersonId, state.Version, decided, command.Metadata, cancellationToken);
+            var created = !state.History.Records.ContainsKey(command.FiscalYear);
+            var history = decided.Aggregate(state.History, DesignationHistory.Apply);
+            return new Result(created, await ViewAsync(command.CantonId, command.FiscalYear, command.PersonId, history, state.Policy, cancellationToken));
+        }
+
+        public async Task<Unit> Handle(Withdraw command, CancellationToken cancellationToken)
+        {
+            var state = await ReadAsync(command.CantonId, command.FiscalYear, command.PersonId, [], cancellationToken);
+            var decided = state.History.Withdraw(command.CantonId, command.PersonId, command.FiscalYear, state.Policy, clock.GetUtcNow());
+            await AppendAsync(command.CantonId, command.PersonId, state.Version, decided, command.Metadata, cancellationToken);
+            return Unit.Value;
+        }
+
+        public async Task<DesignationView> Handle(Query query, CancellationToken cancellationToken)
+        {
+            var state = await ReadAsync(query.CantonId, query.FiscalYear, query.PersonId, [], cancellationToken);
+            return await ViewAsync(query.CantonId, query.FiscalYear, query.PersonId, state.History, state.Policy, cancellationToken);
+        }
+
+        private sealed record State(DesignationHistory History, long Version, FiscalPolicy? Policy, IReadOnlyDictionary<string, Organization?> Organizations);
+
+        // One round trip: the canton, the year's policy, the person's designations and the chosen organizations.
+        private async Task<State> ReadAsync(string cantonId, int year, string personId, IReadOnlyList<string> organizationIds, CancellationToken ct)
+        {
+            var designations = Designation.StreamId(cantonId, personId);
+            var policy = FiscalPolicy.StreamId(cantonId, year);
+            var read = await events.ReadStreamsAsync(
+                [Canton.StreamId(cantonId), policy, designations, .. organizationIds.Select(Organization.StreamId)], ct);
+            if (!read.ContainsKey(Canton.StreamId(cantonId)))
+            {
+                throw new NotFoundException("Canton", cantonId);
+            }
+
+            var (history, version) = read.GetValueOrDefault(designations).Fold<DesignationHistory>(DesignationHistory.Apply);
+            return new State(
+                history ?? new DesignationHistory(),
+                version,
+                read.GetValueOrDefault(policy).Fold<FiscalPolicy>(FiscalPolicy.Apply).State,
+                organizationIds.ToDictionary(id => id, id => read.GetValueOrDefault(Organization.StreamId(id)).Fold<Organization>(Organization.Apply).State));
+        }
+
+        private async Task AppendAsync(string cantonId, string personId, long version, IReadOnlyList<object> decided, EventMetadata metadata, CancellationToken ct)
+        {
+            if (decided.Count > 0)
+            {
+                await events.AppendAsync(Designation.StreamId(cantonId, personId), ExpectedVersion.Exactly(version), decided, metadata, ct);
+            }
+        }
+
+        private async Task<DesignationView> ViewAsync(
+            string cantonId, int year, string personId, DesignationHistory history, FiscalPolicy? policy, CancellationToken ct)
+        {
+            var (designation, from) = history.EffectiveFor(year);
+            var tax = await BudgetProjection.AssessedTaxAsync(db, cantonId, year, personId, ct);
+            long? designable = tax is { } t && policy is not null ? Money.Designable(t, policy.DesignationRateBp) : null;
+            var choices = designation?.Choices ?? [];
+            var amounts = designable is { } d && choices.Count > 0
+                ? Money.SplitByLargestRemainder(d, [.. choices.Select(c => (long)c.ShareBp)])
+                : null;
+            return new DesignationView(
+                cantonId, year, personId,
+                [.. choices.Select((c, i) => new ChoiceView(c.OrganizationId, c.ShareBp, amounts?[i]))],
+                designation?.Standing ?? false,
+                from is { } f && f != year ? f : null,
+                policy?.Deadline,
+                policy is not null && policy.IsOpenAt(clock.GetUtcNow()),
+                policy?.DesignationRateBp,
+                tax,
+                designable);
+        }
+    }
+
+    private const string Route = "/cantons/{cantonId}/fiscal-years/{year}/designations/{personId}";
+
+    public static void Map(IEndpointRouteBuilder api)
+    {
+        api.MapPut(Route, async Task<Results<Created<DesignationView>, Ok<DesignationView>>> (
+                string cantonId, int year, string personId, Body body, IMediator mediator, HttpContext http, CancellationToken ct) =>
+            {
+                var result = await mediator.Send(new Command(cantonId, year, personId, body, http.Metadata()), ct);
+                return result.Created
+                    ? TypedResults.Created($"/api/v1/cantons/{cantonId}/fiscal-years/{year}/designations/{personId}", result.Designation)
+                    : TypedResults.Ok(result.Designation);
+            })
+            .RequireAuthorization(Scopes.Self)
+            .WithName("Designate")
+            .WithTags("Designations")
+            .ProducesValidationProblem()
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status409Conflict);
+
+        api.MapGet(Route, async Task<Ok<DesignationView>> (string cantonId, int year, string personId, IMediator mediator, CancellationToken ct) =>
+                TypedResults.Ok(await mediator.Send(new Query(cantonId, year, personId), ct)))
+            .RequireAuthorization(Scopes.Self)
+            .WithName("GetDesignation")
+            .WithTags("Designations")
+            .ProducesProblem(StatusCodes.Status404NotFound);
+
+        api.MapDelete(Route, async Task<NoContent> (string cantonId, int year, string personId, IMediator mediator, HttpContext http, CancellationToken ct) =>
+            {
+                await mediator.Send(new Withdraw(cantonId, year, personId, http.Metadata()), ct);
+                return TypedResults.NoContent();
+            })
+            .RequireAuthorization(Scopes.Self)
+            .WithName("WithdrawDesignation")
+            .WithTags("Designations")
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status409Conflict);
+    }
+}

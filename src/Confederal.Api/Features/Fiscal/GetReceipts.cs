@@ -1,0 +1,71 @@
+using Confederal.Api.Infrastructure;
+using Confederal.Domain;
+using Confederal.Domain.Fiscal;
+using FluentValidation;
+using MediatR;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Npgsql;
+
+namespace Confederal.Api.Features.Fiscal;
+
+public sealed record ReceiptView(string CantonId, string Currency, long AmountMinor, long RedistributedMinor, long Taxpayers);
+
+public sealed record CurrencyTotalView(string Currency, long AmountMinor);
+
+/// <summary>What an organization receives for a year, per canton and currency, with totals per currency (amounts of
+/// different currencies are never added). Counts of taxpayers, never who they are.</summary>
+public sealed record ReceiptsView(string OrganizationId, int FiscalYear, IReadOnlyList<ReceiptView> Receipts, IReadOnlyList<CurrencyTotalView> Totals, long Position);
+
+/// <summary>GET /api/v1/organizations/{organizationId}/receipts/{year}: that organization, the admin and auditors.</summary>
+public static class GetReceipts
+{
+    public sealed record Query(string OrganizationId, int FiscalYear) : IRequest<ReceiptsView>;
+
+    public sealed class Validator : AbstractValidator<Query>
+    {
+        public Validator() =>
+            RuleFor(c => c.FiscalYear).InclusiveBetween(FiscalPolicy.MinYear, FiscalPolicy.MaxYear).WithName("fiscalYear");
+    }
+
+    public sealed class Handler(NpgsqlDataSource db) : IRequestHandler<Query, ReceiptsView>
+    {
+        public async Task<ReceiptsView> Handle(Query query, CancellationToken cancellationToken)
+        {
+            await using var batch = db.CreateBatch();
+            batch.BatchCommands.Add(Sql.Command("SELECT position FROM es.projection_checkpoints WHERE name = $1", BudgetProjection.ProjectionName));
+            batch.BatchCommands.Add(Sql.Command("SELECT 1 FROM fiscal_organizations WHERE organization_id = $1", query.OrganizationId));
+            batch.BatchCommands.Add(Sql.Command("""
+                SELECT canton_id, currency, amount_minor, redistributed_minor, taxpayers FROM organization_receipts
+                WHERE organization_id = $1 AND year = $2 ORDER BY canton_id
+                """, query.OrganizationId, query.FiscalYear));
+            await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
+            var position = await reader.ReadAsync(cancellationToken) ? reader.GetInt64(0) : 0;
+            await reader.NextResultAsync(cancellationToken);
+            if (!await reader.ReadAsync(cancellationToken))
+            {
+                throw new NotFoundException("Organization", query.OrganizationId);
+            }
+
+            await reader.NextResultAsync(cancellationToken);
+            var receipts = new List<ReceiptView>();
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                receipts.Add(new ReceiptView(reader.GetString(0), reader.GetString(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4)));
+            }
+
+            var totals = receipts.GroupBy(r => r.Currency, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal)
+                .Select(g => new CurrencyTotalView(g.Key, g.Sum(r => r.AmountMinor))).ToList();
+            return new ReceiptsView(query.OrganizationId, query.FiscalYear, receipts, totals, position);
+        }
+    }
+
+    public static void Map(IEndpointRouteBuilder api) =>
+        api.MapGet("/organizations/{organizationId}/receipts/{year}", async Task<Ok<ReceiptsView>> (
+                string organizationId, int year, IMediator mediator, CancellationToken ct) =>
+                TypedResults.Ok(await mediator.Send(new Query(organizationId, year), ct)))
+            .RequireAuthorization(Scopes.OrganizationReader)
+            .WithName("GetOrganizationReceipts")
+            .WithTags("Organizations")
+            .ProducesValidationProblem()
+            .ProducesProblem(StatusCodes.Status404NotFound);
+}

@@ -1,0 +1,142 @@
+using System.Text.Json;
+using Confederal.Api.Infrastructure;
+using Confederal.Domain;
+using Confederal.Domain.Cantons;
+using Confederal.Domain.Fiscal;
+using Confederal.Domain.Organizations;
+using Confederal.EventStore;
+using FluentValidation;
+using MediatR;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace Confederal.Api.Features.Fiscal;
+
+/// <summary>A fiscal year's policy as served. <see cref="EligibleOrganizations"/> is "all" or a list of ids.</summary>
+public sealed record FiscalPolicyView(
+    string CantonId, int FiscalYear, int DesignationRateBp, int MaxOrganizations, UnallocatedPolicy UnallocatedPolicy,
+    DateTimeOffset Deadline, object EligibleOrganizations, bool Open)
+{
+    public static FiscalPolicyView From(string cantonId, int year, FiscalPolicy p, DateTimeOffset now) => new(
+        cantonId, year, p.DesignationRateBp, p.MaxOrganizations, p.UnallocatedPolicy, p.Deadline,
+        (object?)p.EligibleOrganizations ?? "all", p.IsOpenAt(now));
+}
+
+/// <summary>PUT and GET /api/v1/cantons/{cantonId}/fiscal-years/{year}/policy: the canton's municipality sets the
+/// designation rules of a year (until its deadline); anyone reads them.</summary>
+public static class SetFiscalPolicy
+{
+    public const int MaxEligibleOrganizations = 1000;
+
+    public sealed record Body(
+        int? DesignationRateBp, int? MaxOrganizations, UnallocatedPolicy? UnallocatedPolicy, DateTimeOffset? Deadline,
+        JsonElement? EligibleOrganizations);
+
+    public sealed record Command(string CantonId, int FiscalYear, Body Body, EventMetadata Metadata) : IRequest<Result>;
+
+    public sealed record Result(bool Created, FiscalPolicyView Policy);
+
+    public sealed record Query(string CantonId, int FiscalYear) : IRequest<FiscalPolicyView>;
+
+    public sealed class Validator : AbstractValidator<Command>
+    {
+        public Validator()
+        {
+            RuleFor(c => c.FiscalYear).InclusiveBetween(FiscalPolicy.MinYear, FiscalPolicy.MaxYear).WithName("fiscalYear");
+            RuleFor(c => c.Body.DesignationRateBp).NotNull().InclusiveBetween(0, Money.BasisPoints).WithName("designationRateBp");
+            RuleFor(c => c.Body.MaxOrganizations).InclusiveBetween(1, FiscalPolicy.MaxOrganizationsLimit).WithName("maxOrganizations");
+            RuleFor(c => c.Body.UnallocatedPolicy).NotNull().WithName("unallocatedPolicy")
+                .WithMessage("unallocatedPolicy must be retain or proportional.");
+            RuleFor(c => c.Body.Deadline).NotNull().WithName("deadline")
+                .WithMessage("deadline must be an instant, e.g. 2027-03-31T23:59:59Z.");
+            RuleFor(c => c.Body.EligibleOrganizations).Must(e => Eligible(e, out _)).WithName("eligibleOrganizations")
+                .WithMessage($"eligibleOrganizations must be \"all\" or a list of 1 to {MaxEligibleOrganizations} distinct organization ids.");
+        }
+    }
+
+    /// <summary>"all" (or absent) → null; a list of distinct slugs → the list.</summary>
+    public static bool Eligible(JsonElement? element, out IReadOnlyList<string>? eligible)
+    {
+        eligible = null;
+        if (element is not { } e || e.ValueKind == JsonValueKind.Null || (e.ValueKind == JsonValueKind.String && e.GetString() == "all"))
+        {
+            return true;
+        }
+
+        if (e.ValueKind != JsonValueKind.Array || e.GetArrayLength() is 0 or > MaxEligibleOrganizations
+            || e.EnumerateArray().Any(x => x.ValueKind != JsonValueKind.String || !Identifiers.IsSlug(x.GetString())))
+        {
+            return false;
+        }
+
+        var ids = e.EnumerateArray().Select(x => x.GetString()!).ToList();
+        eligible = ids;
+        return ids.Distinct(StringComparer.Ordinal).Count() == ids.Count;
+    }
+
+    public sealed class Handler(EventLog events, TimeProvider clock) : IRequestHandler<Command, Result>, IRequestHandler<Query, FiscalPolicyView>
+    {
+        public async Task<Result> Handle(Command command, CancellationToken cancellationToken)
+        {
+            Eligible(command.Body.EligibleOrganizations, out var eligible);
+            var stream = FiscalPolicy.StreamId(command.CantonId, command.FiscalYear);
+            var read = await events.ReadStreamsAsync(
+                [Canton.StreamId(command.CantonId), stream, .. (eligible ?? []).Select(Organization.StreamId)], cancellationToken);
+            _ = read.GetValueOrDefault(Canton.StreamId(command.CantonId)).Fold<Canton>(Canton.Apply).State
+                ?? throw new NotFoundException("Canton", command.CantonId);
+            var unknown = (eligible ?? []).FirstOrDefault(id => !read.ContainsKey(Organization.StreamId(id)));
+            if (unknown is not null)
+            {
+                throw new DomainException("organization-unknown", $"Organization '{unknown}' is not recognized by the confederation.");
+            }
+
+            var (state, version) = read.GetValueOrDefault(stream).Fold<FiscalPolicy>(FiscalPolicy.Apply);
+            var now = clock.GetUtcNow();
+            var body = command.Body;
+            var decided = FiscalPolicy.Set(state, new FiscalPolicySet(
+                command.CantonId, command.FiscalYear, body.DesignationRateBp!.Value, body.MaxOrganizations ?? FiscalPolicy.DefaultMaxOrganizations,
+                body.UnallocatedPolicy!.Value, body.Deadline!.Value.ToUniversalTime(), eligible), now);
+            if (decided.Count > 0)
+            {
+                await events.AppendAsync(stream, ExpectedVersion.Exactly(version), decided, command.Metadata, cancellationToken);
+                state = decided.Aggregate(state, FiscalPolicy.Apply);
+            }
+
+            return new Result(Created: version == 0, FiscalPolicyView.From(command.CantonId, command.FiscalYear, state!, now));
+        }
+
+        public async Task<FiscalPolicyView> Handle(Query query, CancellationToken cancellationToken)
+        {
+            var (state, _) = await events.AggregateStreamAsync<FiscalPolicy>(
+                FiscalPolicy.StreamId(query.CantonId, query.FiscalYear), FiscalPolicy.Apply, cancellationToken);
+            return state is null
+                ? throw new NotFoundException("Fiscal policy", $"{query.CantonId}/{query.FiscalYear}")
+                : FiscalPolicyView.From(query.CantonId, query.FiscalYear, state, clock.GetUtcNow());
+        }
+    }
+
+    public static void Map(IEndpointRouteBuilder api)
+    {
+        api.MapPut("/cantons/{cantonId}/fiscal-years/{year}/policy", async Task<Results<Created<FiscalPolicyView>, Ok<FiscalPolicyView>>> (
+                string cantonId, int year, Body body, IMediator mediator, HttpContext http, CancellationToken ct) =>
+            {
+                var result = await mediator.Send(new Command(cantonId, year, body, http.Metadata()), ct);
+                return result.Created
+                    ? TypedResults.Created($"/api/v1/cantons/{cantonId}/fiscal-years/{year}/policy", result.Policy)
+                    : TypedResults.Ok(result.Policy);
+            })
+            .RequireAuthorization(Scopes.CantonMunicipality)
+            .WithName("SetFiscalPolicy")
+            .WithTags("Fiscal years")
+            .ProducesValidationProblem()
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status409Conflict);
+
+        api.MapGet("/cantons/{cantonId}/fiscal-years/{year}/policy", async Task<Ok<FiscalPolicyView>> (
+                string cantonId, int year, IMediator mediator, CancellationToken ct) =>
+                TypedResults.Ok(await mediator.Send(new Query(cantonId, year), ct)))
+            .AllowAnonymous()
+            .WithName("GetFiscalPolicy")
+            .WithTags("Fiscal years")
+            .ProducesProblem(StatusCodes.Status404NotFound);
+    }
+}

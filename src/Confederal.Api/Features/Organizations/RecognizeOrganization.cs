@@ -1,0 +1,66 @@
+using Confederal.Api.Infrastructure;
+using Confederal.Domain;
+using Confederal.Domain.Organizations;
+using Confederal.EventStore;
+using FluentValidation;
+using MediatR;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace Confederal.Api.Features.Organizations;
+
+/// <summary>PUT /api/v1/organizations/{organizationId}: the confederation admin recognizes an organization or updates
+/// it. Repeating the same PUT records nothing new.</summary>
+public static class RecognizeOrganization
+{
+    public sealed record Body(string? Name, OrganizationKind? Kind, bool? AcceptsRedistribution);
+
+    public sealed record Command(string OrganizationId, string? Name, OrganizationKind? Kind, bool? AcceptsRedistribution, EventMetadata Metadata)
+        : IRequest<Result>;
+
+    public sealed record Result(bool Created, OrganizationView Organization, long Version);
+
+    public sealed class Validator : AbstractValidator<Command>
+    {
+        public Validator()
+        {
+            RuleFor(c => c.OrganizationId).Must(Identifiers.IsSlug)
+                .WithMessage("organizationId must be a slug: lowercase letters, digits and '-', 2 to 63 characters, starting with a letter or digit.");
+            RuleFor(c => c.Name).NotEmpty().MaximumLength(200)
+                .Must(n => n is null || n.Trim() == n).WithMessage("name must not start or end with spaces.");
+            RuleFor(c => c.Kind).NotNull().WithMessage("kind must be one of cultural, origin, community, commons.");
+            RuleFor(c => c.AcceptsRedistribution).NotNull().WithMessage("acceptsRedistribution must be true or false.");
+        }
+    }
+
+    public sealed class Handler(EventLog events) : IRequestHandler<Command, Result>
+    {
+        public async Task<Result> Handle(Command command, CancellationToken cancellationToken)
+        {
+            var stream = Organization.StreamId(command.OrganizationId);
+            var (state, version) = await events.AggregateStreamAsync<Organization>(stream, Organization.Apply, cancellationToken);
+            var decided = Organization.Recognize(state, command.OrganizationId, command.Name!, command.Kind!.Value, command.AcceptsRedistribution!.Value);
+            if (decided.Count > 0)
+            {
+                version = (await events.AppendAsync(stream, ExpectedVersion.Exactly(version), decided, command.Metadata, cancellationToken)).StreamVersion;
+                state = decided.Aggregate(state, Organization.Apply);
+            }
+
+            return new Result(Created: decided is [OrganizationRecognized], OrganizationView.From(state!), version);
+        }
+    }
+
+    public static void Map(IEndpointRouteBuilder api) =>
+        api.MapPut("/organizations/{organizationId}", async Task<Results<Created<OrganizationView>, Ok<OrganizationView>>> (
+                string organizationId, Body body, IMediator mediator, HttpContext http, CancellationToken ct) =>
+            {
+                var result = await mediator.Send(new Command(organizationId, body.Name, body.Kind, body.AcceptsRedistribution, http.Metadata()), ct);
+                http.Response.Headers.ETag = $"\"{result.Version}\"";
+                return result.Created
+                    ? TypedResults.Created($"/api/v1/organizations/{organizationId}", result.Organization)
+                    : TypedResults.Ok(result.Organization);
+            })
+            .RequireAuthorization(Roles.Admin)
+            .WithName("RecognizeOrganization")
+            .WithTags("Organizations")
+            .ProducesValidationProblem();
+}
