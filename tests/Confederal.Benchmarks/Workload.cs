@@ -180,7 +180,9 @@ public static class Workload
         return (count / elapsed, peak / 1024.0 / 1024.0);
     }
 
-    private static async Task<Run> MeasureAsync(int writers, int seconds, Func<int, long, Task<int>> operation)
+    /// <summary>Runs <paramref name="writers"/> concurrent loops of <paramref name="operation"/> (writer, iteration) → events done, for
+    /// <paramref name="seconds"/>; the rate and the latency percentiles of the operations.</summary>
+    public static async Task<Run> MeasureAsync(int writers, int seconds, Func<int, long, Task<int>> operation)
     {
         var deadline = Stopwatch.GetTimestamp() + (long)(seconds * Stopwatch.Frequency);
         var latencies = new List<double>[writers];

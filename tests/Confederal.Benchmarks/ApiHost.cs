@@ -1,0 +1,157 @@
+extern alias api;
+
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using Confederal.Api.Infrastructure;
+using Confederal.EventStore;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Console;
+using Microsoft.IdentityModel.Tokens;
+using Npgsql;
+
+namespace Confederal.Benchmarks;
+
+/// <summary>
+/// The real API (Confederal.Api's Program, its services, middleware, sequencer and projection daemon) on Kestrel at
+/// 127.0.0.1 on a free port, in Development with a dev signing key, on a database of the benchmark's cluster.
+/// It logs warnings only: the per-request information line written to a terminal would measure the terminal.
+/// </summary>
+public sealed class ApiHost : WebApplicationFactory<api::Program>
+{
+    private readonly string _connectionString;
+    private readonly string _dataDirectory = Directory.CreateTempSubdirectory("confederal-bench-api-").FullName;
+
+    private ApiHost(string connectionString)
+    {
+        _connectionString = connectionString;
+        SigningKey = DevTokens.LoadOrCreateKey(_dataDirectory);
+    }
+
+    public SecurityKey SigningKey { get; }
+
+    public Uri Address { get; private set; } = null!;
+
+    public static ApiHost Start(string connectionString)
+    {
+        // The API's appsettings are copied beside this program; `dotnet run` starts it from elsewhere, where
+        // WebApplicationFactory would not find them (it looks for its manifest in the current directory).
+        Environment.SetEnvironmentVariable("ASPNETCORE_TEST_CONTENTROOT_CONFEDERAL_API", AppContext.BaseDirectory);
+        var host = new ApiHost(connectionString);
+        host.UseKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, 0));
+        host.StartServer();
+        host.Address = new Uri(host.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+        return host;
+    }
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        builder.UseEnvironment("Development");
+        builder.UseSetting("ConnectionStrings:Confederal", _connectionString);
+        builder.UseSetting(DataDirectory.Setting, _dataDirectory);
+        builder.ConfigureLogging(logging =>
+        {
+            logging.ClearProviders();
+            logging.AddSimpleConsole(o => o.SingleLine = true);
+            logging.AddFilter<ConsoleLoggerProvider>(null, LogLevel.Warning);
+        });
+    }
+
+    public string Token(string role, string? subject = null, string? canton = null) =>
+        DevTokens.Issue(SigningKey, role, subject, canton, TimeSpan.FromHours(4));
+
+    /// <summary>An HTTP client over real sockets, with its own connection pool of <paramref name="connections"/>.</summary>
+    public HttpClient Client(string? token = null, int connections = 1)
+    {
+        var client = new HttpClient(new SocketsHttpHandler
+        {
+            MaxConnectionsPerServer = connections,
+            UseCookies = false,
+            PooledConnectionIdleTimeout = TimeSpan.FromMinutes(10),
+        })
+        {
+            BaseAddress = Address,
+            Timeout = Timeout.InfiniteTimeSpan,
+        };
+        if (token is not null)
+        {
+            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        }
+
+        return client;
+    }
+
+    /// <summary>A PUT that must succeed (setup, not timed).</summary>
+    public static async Task PutAsync(HttpClient client, string path, object body)
+    {
+        using var response = await client.PutAsJsonAsync(path, body);
+        if (!response.IsSuccessStatusCode)
+        {
+            throw new InvalidOperationException($"PUT {path}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+        }
+    }
+
+    /// <summary>Sets up cantons, organizations and a 2026 policy per canton over the API, as an admin and the cantons'
+    /// municipalities would.</summary>
+    public async Task SetUpFiscalYearAsync(IReadOnlyList<string> cantons, IReadOnlyList<string> organizations)
+    {
+        using var admin = Client(Token(Roles.Admin, subject: "bench-admin"));
+        foreach (var canton in cantons)
+        {
+            await PutAsync(admin, $"/api/v1/cantons/{canton}", new { name = canton.ToUpperInvariant(), currency = "CHF" });
+        }
+
+        foreach (var organization in organizations)
+        {
+            await PutAsync(admin, $"/api/v1/organizations/{organization}", new { name = organization, kind = "commons", acceptsRedistribution = true });
+        }
+
+        foreach (var canton in cantons)
+        {
+            using var municipality = Client(Token(Roles.Municipality, subject: $"{canton}-admin", canton: canton));
+            await PutAsync(municipality, $"/api/v1/cantons/{canton}/fiscal-years/2026/policy", new
+            {
+                designationRateBp = 70,
+                maxOrganizations = 3,
+                unallocatedPolicy = "retain",
+                deadline = DateTimeOffset.UtcNow.AddDays(30),
+                eligibleOrganizations = "all",
+            });
+        }
+    }
+
+    /// <summary>Waits until the host's sequencer has numbered every event and each of its projections has applied them
+    /// (not timed: so that one run's backlog does not slow the next).</summary>
+    public async Task<long> SettleAsync()
+    {
+        var log = Services.GetRequiredService<EventLog>();
+        var daemon = Services.GetRequiredService<ProjectionDaemon>();
+        var head = await log.Sequencer.SequenceAsync();
+        foreach (var projection in Services.GetServices<IProjection>())
+        {
+            while (await daemon.ReadCheckpointAsync(projection.Name) < head)
+            {
+                await Task.Delay(50);
+            }
+        }
+
+        return head;
+    }
+
+    public NpgsqlDataSource DataSource => Services.GetRequiredService<NpgsqlDataSource>();
+
+    public override async ValueTask DisposeAsync()
+    {
+        await base.DisposeAsync();
+        Directory.Delete(_dataDirectory, recursive: true);
+    }
+
+    /// <summary>Seconds since <paramref name="started"/> (a <see cref="Stopwatch"/> timestamp).</summary>
+    public static double Since(long started) => Stopwatch.GetElapsedTime(started).TotalSeconds;
+}

@@ -1,0 +1,279 @@
+using System.Diagnostics;
+using Confederal.Api.Features.Fiscal;
+using Confederal.Api.Infrastructure;
+using Confederal.EventStore;
+using Npgsql;
+
+namespace Confederal.Benchmarks;
+
+/// <summary>
+/// The budgets projection (the API's <see cref="BudgetProjection"/> in a <see cref="ProjectionDaemon"/>) over a fiscal
+/// history of the API's events: a rebuild from position 0 and a catch-up after a further chunk, each beside raw
+/// PostgreSQL computing comparable totals in one statement over es.events; and GET budget over HTTP beside the same
+/// SELECTs by raw clients.
+/// </summary>
+public sealed class BudgetBenchmark : IAsyncDisposable
+{
+    private static readonly Migration RawTables = new("raw-0003-budgets", """
+        CREATE TABLE raw_budgets (
+            canton_id     text NOT NULL,
+            year          int NOT NULL,
+            revenue_minor bigint NOT NULL,
+            taxpayers     bigint NOT NULL,
+            PRIMARY KEY (canton_id, year));
+        CREATE TABLE raw_tallies (
+            canton_id       text NOT NULL,
+            year            int NOT NULL,
+            organization_id text NOT NULL,
+            chosen_minor    bigint NOT NULL,
+            taxpayers       bigint NOT NULL,
+            PRIMARY KEY (canton_id, year, organization_id));
+        """);
+
+    // The latest assessment per person and year (a correction replaces), the latest designation per person and year,
+    // the rate of each year: revenue and taxpayers per canton and year, and what each organization is chosen for.
+    private const string RawAggregateSql = """
+        WITH taxes AS (
+            SELECT DISTINCT ON (data->>'cantonId', data->>'personId', (data->>'fiscalYear')::int)
+                   data->>'cantonId' AS canton_id, data->>'personId' AS person_id, (data->>'fiscalYear')::int AS year,
+                   (data->>'amountMinor')::bigint AS tax
+            FROM es.events WHERE position > $1 AND type = 'tax-assessed'
+            ORDER BY 1, 2, 3, position DESC),
+        chosen AS (
+            SELECT DISTINCT ON (data->>'cantonId', data->>'personId', (data->>'fiscalYear')::int)
+                   data->>'cantonId' AS canton_id, data->>'personId' AS person_id, (data->>'fiscalYear')::int AS year,
+                   data->'choices' AS choices
+            FROM es.events WHERE position > $1 AND type = 'designation-chosen'
+            ORDER BY 1, 2, 3, position DESC),
+        rates AS (
+            SELECT DISTINCT ON (data->>'cantonId', (data->>'fiscalYear')::int)
+                   data->>'cantonId' AS canton_id, (data->>'fiscalYear')::int AS year, (data->>'designationRateBp')::bigint AS rate_bp
+            FROM es.events WHERE type = 'fiscal-policy-set'
+            ORDER BY 1, 2, position DESC),
+        budgets AS (
+            INSERT INTO raw_budgets SELECT canton_id, year, sum(tax), count(*) FROM taxes GROUP BY 1, 2
+            ON CONFLICT (canton_id, year) DO UPDATE SET
+                revenue_minor = raw_budgets.revenue_minor + excluded.revenue_minor, taxpayers = raw_budgets.taxpayers + excluded.taxpayers
+            RETURNING 1)
+        INSERT INTO raw_tallies
+        SELECT c.canton_id, c.year, e->>'organizationId', sum(t.tax * r.rate_bp / 10000 * (e->>'shareBp')::bigint / 10000), count(*)
+        FROM chosen c JOIN taxes t USING (canton_id, person_id, year) JOIN rates r USING (canton_id, year)
+        CROSS JOIN jsonb_array_elements(c.choices) AS e
+        GROUP BY 1, 2, 3
+        ON CONFLICT (canton_id, year, organization_id) DO UPDATE SET
+            chosen_minor = raw_tallies.chosen_minor + excluded.chosen_minor, taxpayers = raw_tallies.taxpayers + excluded.taxpayers
+        """;
+
+    // GetBudget's three SELECTs, as its handler sends them.
+    private const string CheckpointSql = "SELECT position FROM es.projection_checkpoints WHERE name = $1";
+
+    private const string BudgetSql = """
+        SELECT c.currency, b.revenue_minor, b.taxpayers, b.rate_bp, b.pool_minor, b.unallocated_minor, b.redistributed_minor,
+               b.retained_minor, b.designated_minor, b.net_minor
+        FROM fiscal_cantons c LEFT JOIN budgets b ON b.canton_id = c.canton_id AND b.year = $2
+        WHERE c.canton_id = $1
+        """;
+
+    private const string ReceiptsSql = """
+        SELECT organization_id, amount_minor, redistributed_minor, taxpayers FROM organization_receipts
+        WHERE canton_id = $1 AND year = $2 ORDER BY organization_id
+        """;
+
+    private readonly BenchDatabase _database;
+    private readonly EventLog _log;
+    private readonly int _events;
+    private long _head;
+    private bool _projected;
+
+    private BudgetBenchmark(BenchDatabase database, int events)
+    {
+        _database = database;
+        _events = events;
+        _log = new EventLog(database.DataSource, Events.Types());
+    }
+
+    private long Body => _events - FiscalHistory.SetupEvents;
+
+    private int Chunk => Math.Max(10, _events / 5);
+
+    public static async Task<BudgetBenchmark> PrepareAsync(EmbeddedPostgres cluster, int events)
+    {
+        Console.WriteLine($"Writing a fiscal history of {events:N0} events of the API's types (bulk COPY, numbered, not timed)...");
+        var database = await BenchDatabase.CreateAsync(cluster, "budget", [.. Database.Migrations, RawTables]);
+        var benchmark = new BudgetBenchmark(database, events);
+        var started = Stopwatch.GetTimestamp();
+        await FiscalHistory.AppendAsync(benchmark._log, events);
+        var written = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        benchmark._head = await benchmark._log.Sequencer.SequenceAsync();
+        Console.WriteLine($"  written in {written:0.0} s, numbered in {Stopwatch.GetElapsedTime(started).TotalSeconds - written:0.0} s (head {benchmark._head:N0})");
+        await database.ExecuteAsync("VACUUM ANALYZE es.events");
+        return benchmark;
+    }
+
+    public async Task RunAsync(int rounds)
+    {
+        Console.WriteLine($"{"budget projection",-34} {"raw SQL ev/s",16} {"ours ev/s",12} {"ratio",7} {"peak MiB",9} {"heap MiB",9}");
+        var daemon = new ProjectionDaemon(_log, [new BudgetProjection()]);
+        var rawRebuild = new List<double>();
+        var oursRebuild = new List<double>();
+        var rawCatchUp = new List<double>();
+        var oursCatchUp = new List<double>();
+        var peaks = new List<(double WorkingSet, double Heap)>();
+        for (var round = 0; round < rounds; round++)
+        {
+            await _database.CheckpointAsync();
+            rawRebuild.Add(await RawAggregateAsync(after: 0, _head));
+
+            await _database.CheckpointAsync();
+            double seconds;
+            long checkpoint;
+            await using (var memory = new Stats.MemoryPeak())
+            {
+                var started = Stopwatch.GetTimestamp();
+                checkpoint = await daemon.RebuildAsync(BudgetProjection.ProjectionName);
+                seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+                await memory.DisposeAsync();
+                peaks.Add((memory.WorkingSetMiB, memory.HeapMiB));
+            }
+
+            Expect(checkpoint, _head);
+            oursRebuild.Add(_head / seconds);
+
+            // A further chunk of assessments (corrections among them) and designations on top of the projected log.
+            await FiscalHistory.AppendBodyAsync(_log, Body, Chunk);
+            var head = await _log.Sequencer.SequenceAsync();
+            await _database.ExecuteAsync("VACUUM ANALYZE es.events");
+            await _database.CheckpointAsync();
+            var catchUpStarted = Stopwatch.GetTimestamp();
+            Expect(await daemon.CatchUpAsync(BudgetProjection.ProjectionName), head);
+            oursCatchUp.Add((head - _head) / Stopwatch.GetElapsedTime(catchUpStarted).TotalSeconds);
+            await _database.CheckpointAsync();
+            rawCatchUp.Add(await RawAggregateAsync(after: _head, head - _head, truncate: false));
+
+            if (round < rounds - 1)
+            {
+                await _database.ExecuteAsync($"DELETE FROM es.events WHERE position > {_head}");
+                await _database.ExecuteAsync("VACUUM ANALYZE es.events");
+            }
+            else
+            {
+                _head = head;
+            }
+        }
+
+        _projected = true;
+        Console.WriteLine($"{$"rebuild from 0, {_events / 1000:N0}k events",-34} {Stats.Median(rawRebuild),16:N0} {Stats.Median(oursRebuild),12:N0} " +
+                          $"{Stats.Median(oursRebuild) / Stats.Median(rawRebuild),6:0.00}x {peaks.Max(p => p.WorkingSet),9:N0} {peaks.Max(p => p.Heap),9:N0}");
+        Console.WriteLine($"{$"catch-up, {Chunk / 1000:N0}k more events",-34} {Stats.Median(rawCatchUp),16:N0} {Stats.Median(oursCatchUp),12:N0} " +
+                          $"{Stats.Median(oursCatchUp) / Stats.Median(rawCatchUp),6:0.00}x");
+    }
+
+    /// <summary>GET a canton's 2026 budget over HTTP with concurrent anonymous clients, beside raw clients sending the
+    /// handler's SELECTs.</summary>
+    public async Task GetBudgetAsync(int clients, int seconds, int rounds)
+    {
+        if (!_projected)
+        {
+            Console.WriteLine("Projecting the budgets (not timed)...");
+            await new ProjectionDaemon(_log, [new BudgetProjection()]).RebuildAsync(BudgetProjection.ProjectionName);
+            _projected = true;
+        }
+
+        await using var host = ApiHost.Start(_database.ConnectionString);
+        Console.WriteLine("Letting the API's other projections catch up with the log (not timed)...");
+        await host.SettleAsync();
+        var http = Enumerable.Range(0, clients).Select(_ => host.Client()).ToArray();
+        var paths = FiscalHistory.Cantons.Select(c => new Uri($"/api/v1/cantons/{c}/budgets/2026", UriKind.Relative)).ToArray();
+        await Task.WhenAll(http.Select(async h => (await h.GetAsync(paths[0])).Dispose()));
+
+        Console.WriteLine($"{$"get-budget, {clients} clients",-34} {"raw SELECT/s",16} {"ours req/s",12} {"ratio",7} {"ours p50 ms",12} {"ours p99 ms",12} {"raw p99 ms",11}");
+        var raw = new List<Workload.Run>();
+        var ours = new List<Workload.Run>();
+        for (var round = 0; round < rounds; round++)
+        {
+            if (round % 2 == 0)
+            {
+                raw.Add(await RawGetAsync(clients, seconds));
+                ours.Add(await OursGetAsync(http, paths, seconds));
+            }
+            else
+            {
+                ours.Add(await OursGetAsync(http, paths, seconds));
+                raw.Add(await RawGetAsync(clients, seconds));
+            }
+        }
+
+        foreach (var client in http)
+        {
+            client.Dispose();
+        }
+
+        var rawMedian = Stats.Median(raw.Select(r => r.EventsPerSecond));
+        var oursMedian = Stats.Median(ours.Select(r => r.EventsPerSecond));
+        Console.WriteLine($"{"GET budget (median)",-34} {rawMedian,16:N0} {oursMedian,12:N0} {oursMedian / rawMedian,6:0.00}x " +
+                          $"{Stats.Median(ours.Select(r => r.P50Ms)),12:0.00} {Stats.Median(ours.Select(r => r.P99Ms)),12:0.00} " +
+                          $"{Stats.Median(raw.Select(r => r.P99Ms)),11:0.00}");
+    }
+
+    public ValueTask DisposeAsync() => _database.DisposeAsync();
+
+    private static Task<Workload.Run> OursGetAsync(HttpClient[] http, Uri[] paths, int seconds) =>
+        Workload.MeasureAsync(http.Length, seconds, async (client, i) =>
+        {
+            using var response = await http[client].GetAsync(paths[(client + i) % paths.Length]);
+            if (!response.IsSuccessStatusCode)
+            {
+                throw new InvalidOperationException($"GET budget: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+            }
+
+            return 1;
+        });
+
+    private Task<Workload.Run> RawGetAsync(int clients, int seconds) =>
+        Workload.MeasureAsync(clients, seconds, async (client, i) =>
+        {
+            var canton = FiscalHistory.Cantons[(client + i) % FiscalHistory.Cantons.Length];
+            await using var batch = _database.DataSource.CreateBatch();
+            batch.BatchCommands.Add(Sql.Command(CheckpointSql, BudgetProjection.ProjectionName));
+            batch.BatchCommands.Add(Sql.Command(BudgetSql, canton, 2026));
+            batch.BatchCommands.Add(Sql.Command(ReceiptsSql, canton, 2026));
+            await using var reader = await batch.ExecuteReaderAsync();
+            do
+            {
+                while (await reader.ReadAsync())
+                {
+                    for (var f = 0; f < reader.FieldCount; f++)
+                    {
+                        reader.GetValue(f);
+                    }
+                }
+            }
+            while (await reader.NextResultAsync());
+
+            return 1;
+        });
+
+    private async Task<double> RawAggregateAsync(long after, long events, bool truncate = true)
+    {
+        await using var connection = await _database.DataSource.OpenConnectionAsync();
+        var started = Stopwatch.GetTimestamp();
+        if (truncate)
+        {
+            await using var empty = new NpgsqlCommand("TRUNCATE raw_budgets, raw_tallies", connection);
+            await empty.ExecuteNonQueryAsync();
+        }
+
+        await using var command = new NpgsqlCommand(RawAggregateSql, connection);
+        command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = after });
+        await command.ExecuteNonQueryAsync();
+        return events / Stopwatch.GetElapsedTime(started).TotalSeconds;
+    }
+
+    private static void Expect(long checkpoint, long head)
+    {
+        if (checkpoint != head)
+        {
+            throw new InvalidOperationException($"The projection stopped at {checkpoint}, not at the head {head}.");
+        }
+    }
+}

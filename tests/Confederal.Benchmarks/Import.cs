@@ -1,0 +1,200 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text.Json;
+using System.Text.Unicode;
+using Confederal.Api.Infrastructure;
+using Confederal.EventStore;
+using Npgsql;
+using NpgsqlTypes;
+using Assessed = Confederal.Domain.Fiscal.TaxAssessed;
+
+namespace Confederal.Benchmarks;
+
+/// <summary>
+/// Bulk import of tax assessments end to end: one streamed NDJSON (or CSV) request to the real API over a socket, from
+/// the request's first byte to its 201, beside a raw binary COPY of the same rows into a copy of es.events. Each round
+/// runs on a fresh database, so both sides write into empty tables with the same indexes.
+/// </summary>
+public static class ImportBenchmark
+{
+    private const string Canton = "ge";
+    private const int FiscalYear = 2026;
+
+    private static readonly Migration RawTable = new("raw-0001-import-events", "CREATE TABLE raw_import_events (LIKE es.events INCLUDING ALL)");
+
+    private sealed record Run(double RowsPerSecond, double NumberedAfterSeconds);
+
+    public static async Task RunAsync(EmbeddedPostgres cluster, int rows, int rounds)
+    {
+        Console.WriteLine($"{$"import, {rows:N0} assessments",-34} {"raw COPY rows/s",16} {"ours rows/s",12} {"ratio",7} {"numbered +s",12}");
+        var raw = new List<double>();
+        var ours = new List<Run>();
+        for (var round = 0; round < rounds; round++)
+        {
+            await using var database = await BenchDatabase.CreateAsync(cluster, $"import_{round}", [.. Database.Migrations, RawTable]);
+            await using var host = ApiHost.Start(database.ConnectionString);
+            await host.SetUpFiscalYearAsync([Canton], []);
+            await host.SettleAsync();
+            if (round % 2 == 0)
+            {
+                raw.Add(await RawCopyAsync(database, rows));
+                ours.Add(await OursAsync(host, database, rows, csv: false));
+            }
+            else
+            {
+                ours.Add(await OursAsync(host, database, rows, csv: false));
+                raw.Add(await RawCopyAsync(database, rows));
+            }
+        }
+
+        var rawMedian = Stats.Median(raw);
+        var oursMedian = Stats.Median(ours.Select(r => r.RowsPerSecond));
+        Console.WriteLine($"{"NDJSON over HTTP (median)",-34} {rawMedian,16:N0} {oursMedian,12:N0} {oursMedian / rawMedian,6:0.00}x " +
+                          $"{Stats.Median(ours.Select(r => r.NumberedAfterSeconds)),12:0.0}");
+
+        await using (var database = await BenchDatabase.CreateAsync(cluster, "import_csv", Database.Migrations))
+        await using (var host = ApiHost.Start(database.ConnectionString))
+        {
+            await host.SetUpFiscalYearAsync([Canton], []);
+            await host.SettleAsync();
+            var csv = await OursAsync(host, database, rows, csv: true);
+            Console.WriteLine($"{"CSV over HTTP (1 run)",-34} {"",16} {csv.RowsPerSecond,12:N0} {csv.RowsPerSecond / rawMedian,6:0.00}x " +
+                              $"{csv.NumberedAfterSeconds,12:0.0}");
+        }
+    }
+
+    private static long Amount(int i) => 10_000 + i * 7_919L % 10_000_000;
+
+    private static string PersonId(int i) => string.Create(CultureInfo.InvariantCulture, $"p{i:D7}");
+
+    private static async Task<Run> OursAsync(ApiHost host, BenchDatabase database, int rows, bool csv)
+    {
+        await database.CheckpointAsync();
+        using var client = host.Client(host.Token(Roles.Municipality, subject: $"{Canton}-admin", canton: Canton));
+        (await client.GetAsync(new Uri("/health/live", UriKind.Relative))).Dispose(); // the connection is open before timing
+        var head = await database.HeadAsync();
+
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"/api/v1/cantons/{Canton}/tax-assessments/batch")
+        {
+            Content = new AssessmentsContent(rows, csv),
+        };
+        var started = Stopwatch.GetTimestamp();
+        using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        if (response.StatusCode != HttpStatusCode.Created)
+        {
+            throw new InvalidOperationException($"The import answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
+        }
+
+        var answered = Stopwatch.GetTimestamp();
+        while (await database.HeadAsync() < head + rows)
+        {
+            await Task.Delay(10);
+        }
+
+        return new Run(rows / seconds, Stopwatch.GetElapsedTime(answered).TotalSeconds);
+    }
+
+    /// <summary>The same rows, columns and JSON payloads as the API records, by binary COPY in one transaction.</summary>
+    private static async Task<double> RawCopyAsync(BenchDatabase database, int rows)
+    {
+        await database.CheckpointAsync();
+        var options = Events.Types().SerializerOptions;
+        var stream = Assessed.FilingStreamId(Canton, Guid.CreateVersion7());
+        var correlation = Guid.NewGuid().ToString("N");
+        await using var connection = await database.DataSource.OpenConnectionAsync();
+        var started = Stopwatch.GetTimestamp();
+        await using (var tx = await connection.BeginTransactionAsync())
+        {
+            await using (var importer = await connection.BeginBinaryImportAsync(
+                             "COPY raw_import_events (stream_id, version, event_id, type, type_version, data, correlation_id, causation_id, actor) " +
+                             "FROM STDIN (FORMAT BINARY)"))
+            {
+                for (var i = 1; i <= rows; i++)
+                {
+                    await importer.StartRowAsync();
+                    await importer.WriteAsync(stream, NpgsqlDbType.Text);
+                    await importer.WriteAsync((long)i, NpgsqlDbType.Bigint);
+                    await importer.WriteAsync(Guid.CreateVersion7(), NpgsqlDbType.Uuid);
+                    await importer.WriteAsync("tax-assessed", NpgsqlDbType.Text);
+                    await importer.WriteAsync(1, NpgsqlDbType.Integer);
+                    await importer.WriteAsync(JsonSerializer.Serialize(new Assessed(Canton, PersonId(i), FiscalYear, Amount(i)), options), NpgsqlDbType.Jsonb);
+                    await importer.WriteAsync(correlation, NpgsqlDbType.Text);
+                    await importer.WriteNullAsync();
+                    await importer.WriteAsync($"municipality:{Canton}", NpgsqlDbType.Text);
+                }
+
+                await importer.CompleteAsync();
+            }
+
+            await tx.CommitAsync();
+        }
+
+        var rate = rows / Stopwatch.GetElapsedTime(started).TotalSeconds;
+        await using var truncate = new NpgsqlCommand("TRUNCATE raw_import_events", connection);
+        await truncate.ExecuteNonQueryAsync();
+        return rate;
+    }
+
+    /// <summary>A request body written as it is sent (chunked), never held whole in memory.</summary>
+    private sealed class AssessmentsContent : HttpContent
+    {
+        private readonly int _rows;
+        private readonly bool _csv;
+
+        public AssessmentsContent(int rows, bool csv)
+        {
+            _rows = rows;
+            _csv = csv;
+            Headers.ContentType = new MediaTypeHeaderValue(csv ? "text/csv" : "application/x-ndjson");
+        }
+
+        protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context)
+        {
+            var buffer = new byte[64 * 1024];
+            var used = 0;
+            if (_csv)
+            {
+                used += Write(buffer, "personId,fiscalYear,amountMinor\n"u8);
+            }
+
+            for (var i = 1; i <= _rows; i++)
+            {
+                if (buffer.Length - used < 256)
+                {
+                    await stream.WriteAsync(buffer.AsMemory(0, used));
+                    used = 0;
+                }
+
+                var destination = buffer.AsSpan(used);
+                var written = 0;
+                var ok = _csv
+                    ? Utf8.TryWrite(destination, CultureInfo.InvariantCulture, $"p{i:D7},{FiscalYear},{Amount(i)}\n", out written)
+                    : Utf8.TryWrite(destination, CultureInfo.InvariantCulture,
+                        $"{{\"personId\":\"p{i:D7}\",\"fiscalYear\":{FiscalYear},\"amountMinor\":{Amount(i)}}}\n", out written);
+                if (!ok)
+                {
+                    throw new InvalidOperationException("A line does not fit the buffer.");
+                }
+
+                used += written;
+            }
+
+            await stream.WriteAsync(buffer.AsMemory(0, used));
+        }
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = 0;
+            return false;
+        }
+
+        private static int Write(byte[] buffer, ReadOnlySpan<byte> bytes)
+        {
+            bytes.CopyTo(buffer);
+            return bytes.Length;
+        }
+    }
+}
