@@ -141,9 +141,11 @@ public sealed class ProjectionDaemon
         }
     }
 
+    // A page short of BatchSize reached the head: no second, empty page (a transaction of its own) to find that out.
+    // Events numbered meanwhile wake the projection again.
     private async Task DrainAsync(IProjection projection, CancellationToken ct)
     {
-        while (await ApplyPageAsync(projection, ct) > 0)
+        while (await ApplyPageAsync(projection, ct) == BatchSize)
         {
         }
     }

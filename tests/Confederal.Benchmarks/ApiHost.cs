@@ -1,6 +1,5 @@
 extern alias api;
 
-using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
@@ -151,7 +150,4 @@ public sealed class ApiHost : WebApplicationFactory<api::Program>
         await base.DisposeAsync();
         Directory.Delete(_dataDirectory, recursive: true);
     }
-
-    /// <summary>Seconds since <paramref name="started"/> (a <see cref="Stopwatch"/> timestamp).</summary>
-    public static double Since(long started) => Stopwatch.GetElapsedTime(started).TotalSeconds;
 }

@@ -19,6 +19,7 @@ public sealed class BenchDatabase : IAsyncDisposable
         builder.ConnectionStringBuilder.MaxAutoPrepare = 32;
         builder.ConnectionStringBuilder.MaxPoolSize = 64;
         builder.ConnectionStringBuilder.CommandTimeout = 0;
+        builder.ConnectionStringBuilder.NoResetOnClose = true; // as the API's own data source
         DataSource = builder.Build();
     }
 
@@ -68,6 +69,67 @@ public sealed class BenchDatabase : IAsyncDisposable
 
 public static class Stats
 {
+    /// <summary>The benchmark cluster's postmaster: its children are the server's backends.</summary>
+    public static int PostmasterPid { get; set; }
+
+    /// <summary>A run with the CPU it cost per operation, in µs: this process (API and load generator) and the server.</summary>
+    public sealed record Costed(Workload.Run Run, double AppMicros, double ServerMicros);
+
+    public static async Task<Costed> CostedAsync(Func<Task<Workload.Run>> run)
+    {
+        var before = CpuSeconds();
+        var result = await run();
+        var after = CpuSeconds();
+        return new Costed(result, (after.App - before.App) / result.Operations * 1e6, (after.Server - before.Server) / result.Operations * 1e6);
+    }
+
+    /// <summary>The medians of raw and ours runs of concurrent clients: rates, ratio, latencies, CPU per operation.</summary>
+    public static void PrintLatencyRow(string label, IReadOnlyList<Costed> raw, IReadOnlyList<Costed> ours)
+    {
+        var rawRate = Median(raw.Select(r => r.Run.EventsPerSecond));
+        var oursRate = Median(ours.Select(r => r.Run.EventsPerSecond));
+        var oursCpu = $"{Median(ours.Select(r => r.AppMicros)):N0}+{Median(ours.Select(r => r.ServerMicros)):N0}";
+        var rawCpu = $"{Median(raw.Select(r => r.AppMicros)):N0}+{Median(raw.Select(r => r.ServerMicros)):N0}";
+        Console.WriteLine($"{label,-34} {rawRate,16:N0} {oursRate,12:N0} {oursRate / rawRate,6:0.00}x " +
+                          $"{Median(ours.Select(r => r.Run.P50Ms)),12:0.00} {Median(ours.Select(r => r.Run.P99Ms)),12:0.00} " +
+                          $"{Median(raw.Select(r => r.Run.P99Ms)),11:0.00} {rawCpu,14} {oursCpu,10}");
+    }
+
+    /// <summary>CPU seconds used so far by this process and by the benchmark cluster's processes (live ones: a backend
+    /// that exits takes its time with it, so measure over runs that keep their connections).</summary>
+    public static (double App, double Server) CpuSeconds()
+    {
+        using var self = Process.GetCurrentProcess();
+        var app = self.TotalProcessorTime.TotalSeconds;
+        double server = 0;
+        var ticks = 100.0; // USER_HZ
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid))
+            {
+                continue;
+            }
+
+            try
+            {
+                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                var parent = int.Parse(fields[1], System.Globalization.CultureInfo.InvariantCulture);
+                if (pid == PostmasterPid || parent == PostmasterPid)
+                {
+                    server += (long.Parse(fields[11], System.Globalization.CultureInfo.InvariantCulture)
+                               + long.Parse(fields[12], System.Globalization.CultureInfo.InvariantCulture)) / ticks;
+                }
+            }
+            catch (IOException)
+            {
+                // the process ended meanwhile
+            }
+        }
+
+        return (app, server);
+    }
+
     public static double Median(IEnumerable<double> values)
     {
         var sorted = values.Order().ToList();

@@ -31,7 +31,7 @@ public static class DesignationsBenchmark
 
     private static readonly Migration RawTable = new("raw-0002-designation-events", "CREATE TABLE raw_designation_events (LIKE es.events INCLUDING ALL)");
 
-    public static async Task RunAsync(EmbeddedPostgres cluster, int clients, int seconds, int rounds)
+    public static async Task RunAsync(EmbeddedPostgres cluster, int clients, int seconds, int rounds, int warmup)
     {
         await using var database = await BenchDatabase.CreateAsync(cluster, "designations", [.. Database.Migrations, RawTable]);
         await using var host = ApiHost.Start(database.ConnectionString);
@@ -56,20 +56,25 @@ public static class DesignationsBenchmark
         var http = Enumerable.Range(0, clients).Select(_ => host.Client()).ToArray();
         await Task.WhenAll(http.Select(async h => (await h.GetAsync(new Uri("/health/live", UriKind.Relative))).Dispose()));
 
-        Console.WriteLine($"{$"designations, {clients} clients",-34} {"raw INSERT/s",16} {"ours req/s",12} {"ratio",7} {"ours p50 ms",12} {"ours p99 ms",12} {"raw p99 ms",11}");
-        var raw = new List<Workload.Run>();
-        var ours = new List<Workload.Run>();
+        Console.WriteLine($"Warming up for {warmup} s (the JIT's tiers settle; not timed)...");
+        await OursAsync(host, http, requests, bodies, oursDone, warmup);
+        await RawAsync(database, people, rawDone, Math.Max(1, warmup / 4));
+
+        Console.WriteLine($"{$"designations, {clients} clients",-34} {"raw INSERT/s",16} {"ours req/s",12} {"ratio",7} {"ours p50 ms",12} " +
+                          $"{"ours p99 ms",12} {"raw p99 ms",11} {"CPU µs/op raw",14} {"ours",10}");
+        var raw = new List<Stats.Costed>();
+        var ours = new List<Stats.Costed>();
         for (var round = 0; round < rounds; round++)
         {
             if (round % 2 == 0)
             {
-                raw.Add(await RawAsync(database, people, rawDone, seconds));
-                ours.Add(await OursAsync(host, http, requests, bodies, oursDone, seconds));
+                raw.Add(await Stats.CostedAsync(() => RawAsync(database, people, rawDone, seconds)));
+                ours.Add(await Stats.CostedAsync(() => OursAsync(host, http, requests, bodies, oursDone, seconds)));
             }
             else
             {
-                ours.Add(await OursAsync(host, http, requests, bodies, oursDone, seconds));
-                raw.Add(await RawAsync(database, people, rawDone, seconds));
+                ours.Add(await Stats.CostedAsync(() => OursAsync(host, http, requests, bodies, oursDone, seconds)));
+                raw.Add(await Stats.CostedAsync(() => RawAsync(database, people, rawDone, seconds)));
             }
         }
 
@@ -78,11 +83,7 @@ public static class DesignationsBenchmark
             client.Dispose();
         }
 
-        var rawMedian = Stats.Median(raw.Select(r => r.EventsPerSecond));
-        var oursMedian = Stats.Median(ours.Select(r => r.EventsPerSecond));
-        Console.WriteLine($"{"PUT designation (median)",-34} {rawMedian,16:N0} {oursMedian,12:N0} {oursMedian / rawMedian,6:0.00}x " +
-                          $"{Stats.Median(ours.Select(r => r.P50Ms)),12:0.00} {Stats.Median(ours.Select(r => r.P99Ms)),12:0.00} " +
-                          $"{Stats.Median(raw.Select(r => r.P99Ms)),11:0.00}");
+        Stats.PrintLatencyRow("PUT designation (median)", raw, ours);
     }
 
     private static async Task<Workload.Run> OursAsync(

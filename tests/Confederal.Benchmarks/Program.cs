@@ -6,7 +6,7 @@ using Confederal.EventStore;
 using Npgsql;
 
 // dotnet run -c Release --project tests/Confederal.Benchmarks -- [--seconds 3] [--rounds 5] [--events 1000000] [--clients 32]
-//     [--only append|rebuild|import|designations|budget|get-budget]
+//     [--warmup 30] [--only append|rebuild|import|designations|budget|get-budget]
 string[] benchmarks = ["append", "rebuild", "import", "designations", "budget", "get-budget"];
 var only = args.SkipWhile(a => a != "--only").Skip(1).FirstOrDefault();
 if (only is not null && !benchmarks.Contains(only))
@@ -19,11 +19,13 @@ var seconds = Arg("--seconds", 3);
 var rounds = Arg("--rounds", 5);
 var rebuildEvents = Arg("--events", 1_000_000);
 var clients = Arg("--clients", 32);
+var warmup = Arg("--warmup", 30);
 
 var directory = Path.Combine(Path.GetTempPath(), $"confederal-bench-{Guid.NewGuid():N}");
 // A durable server with PostgreSQL's default settings: fsync and synchronous_commit on.
 await using var cluster = await EmbeddedPostgres.StartAsync(directory, deleteOnDispose: true);
 await cluster.CreateDatabaseAsync("bench");
+Stats.PostmasterPid = int.Parse(File.ReadLines(Path.Combine(directory, "postgres", "postmaster.pid")).First(), CultureInfo.InvariantCulture);
 var builder = new NpgsqlDataSourceBuilder(cluster.ConnectionString("bench"));
 builder.ConnectionStringBuilder.MaxAutoPrepare = 32;
 builder.ConnectionStringBuilder.MaxPoolSize = 64;
@@ -102,7 +104,7 @@ if (only is null or "budget" or "get-budget")
     if (only is null or "get-budget")
     {
         Console.WriteLine();
-        await budgets.GetBudgetAsync(clients, seconds, rounds);
+        await budgets.GetBudgetAsync(clients, seconds, rounds, warmup);
     }
 }
 
@@ -115,7 +117,7 @@ if (only is null or "import")
 if (only is null or "designations")
 {
     Console.WriteLine();
-    await DesignationsBenchmark.RunAsync(cluster, clients, seconds, rounds);
+    await DesignationsBenchmark.RunAsync(cluster, clients, seconds, rounds, warmup);
 }
 
 return 0;

@@ -12,7 +12,7 @@ public sealed record TaxAssessed(string CantonId, string PersonId, int FiscalYea
 
 public static class Workload
 {
-    public sealed record Run(double EventsPerSecond, double P50Ms, double P99Ms);
+    public sealed record Run(double EventsPerSecond, double P50Ms, double P99Ms, long Operations = 0);
 
     public static readonly IReadOnlyList<Migration> Migrations =
     [
@@ -200,7 +200,7 @@ public static class Workload
         })));
         var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
         var all = latencies.SelectMany(l => l).Order().ToList();
-        return new Run(events.Sum() / elapsed, all[all.Count / 2], all[(int)(all.Count * 0.99)]);
+        return new Run(events.Sum() / elapsed, all[all.Count / 2], all[(int)(all.Count * 0.99)], all.Count);
     }
 
     /// <summary>Totals per canton and fiscal year: a multi-stream projection of the shape of a budget.</summary>
