@@ -57,6 +57,17 @@ public sealed class FiscalPolicyTests
         Assert.Equal("fiscal-year-closed", after.Code);
     }
 
+    [Fact]
+    public void A_deadline_cannot_be_set_in_the_past_which_would_close_a_year_retroactively()
+    {
+        var first = Assert.Throws<DomainException>(() => FiscalPolicy.Set(null, Asked(), Deadline));
+        var moved = Assert.Throws<DomainException>(() =>
+            FiscalPolicy.Set(Standing(Asked()), Asked() with { Deadline = BeforeDeadline.AddDays(-1) }, BeforeDeadline));
+
+        Assert.Equal("deadline-in-the-past", first.Code);
+        Assert.Equal("deadline-in-the-past", moved.Code);
+    }
+
     [Theory]
     [InlineData(-1, 3, 2025)]
     [InlineData(10_001, 3, 2025)]
