@@ -156,6 +156,26 @@ public sealed class DesignationTests(ApiFactory api) : IClassFixture<ApiFactory>
     }
 
     [Fact]
+    public async Task No_log_line_names_the_person_who_designates()
+    {
+        var canton = await CantonWithPolicyAsync("d-logs");
+        await _fiscal.AssessAsync(canton, "zz-secret-person", 2026, 100_000);
+        await Fiscal.Ok(_fiscal.DesignateAsync(canton, 2026, "zz-secret-person", false, ("diaspora", 10000)));
+        await Fiscal.Ok(_fiscal.Person("zz-secret-person").GetAsync($"/api/v1/cantons/{canton}/fiscal-years/2026/designations/zz-secret-person"));
+        await api.ProjectedAsync("budgets");
+
+        Assert.DoesNotContain(api.Logs.Lines, line => line.Contains("zz-secret-person", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_designation_in_an_unknown_canton_is_404()
+    {
+        var events = await api.CountEventsAsync();
+
+        await AssertRefusedAsync(await _fiscal.DesignateAsync("d-nowhere", 2026, "kim", false, ("linux", 10000)), HttpStatusCode.NotFound, null, events);
+    }
+
+    [Fact]
     public async Task Standing_designations_carry_to_later_years_until_changed_or_withdrawn()
     {
         var canton = await CantonWithPolicyAsync("d-standing");
