@@ -35,7 +35,15 @@ builder.Services.Configure<JsonOptions>(o =>
     o.SerializerOptions.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower, allowIntegerValues: false));
 });
 builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", tags: ["ready"]);
-builder.Services.AddOpenApi("v1", o => o.AddDocumentTransformer<OpenApiDocument>());
+builder.Services.AddOpenApi("v1", o =>
+{
+    o.AddDocumentTransformer<OpenApiDocument>();
+    o.AddSchemaTransformer<OpenApiSchemas>();
+    // Slices nest their request types (RegisterCanton.Body, Designate.Body): name schemas after the slice.
+    o.CreateSchemaReferenceId = info => info.Type.DeclaringType is { } slice
+        ? slice.Name + info.Type.Name
+        : Microsoft.AspNetCore.OpenApi.OpenApiOptions.CreateDefaultSchemaReferenceId(info);
+});
 
 var app = builder.Build();
 

@@ -47,3 +47,38 @@ internal sealed class OpenApiDocument : IOpenApiDocumentTransformer
         return Task.CompletedTask;
     }
 }
+
+/// <summary>Corrects what the generator cannot infer: optional members typed nullable for validation, and the
+/// "all"-or-list shape of eligibleOrganizations.</summary>
+internal sealed class OpenApiSchemas : IOpenApiSchemaTransformer
+{
+    public Task TransformAsync(OpenApiSchema schema, OpenApiSchemaTransformerContext context, CancellationToken cancellationToken)
+    {
+        if (context.JsonTypeInfo.Type == typeof(Features.Fiscal.SetFiscalPolicy.Body) && schema.Properties is { } properties)
+        {
+            properties["eligibleOrganizations"] = new OpenApiSchema
+            {
+                Description = "\"all\" recognized organizations (the default), or a list of organization ids.",
+                OneOf =
+                [
+                    new OpenApiSchema { Type = JsonSchemaType.String, Enum = [System.Text.Json.Nodes.JsonValue.Create("all")] },
+                    new OpenApiSchema { Type = JsonSchemaType.Array, Items = new OpenApiSchema { Type = JsonSchemaType.String } },
+                ],
+            };
+            schema.Required?.Remove("eligibleOrganizations");
+            schema.Required?.Remove("maxOrganizations");
+        }
+
+        if (context.JsonTypeInfo.Type == typeof(Features.Fiscal.FiscalPolicyView) && schema.Properties is { } view)
+        {
+            view["eligibleOrganizations"] = new OpenApiSchema { Description = "\"all\", or the list of eligible organization ids." };
+        }
+
+        if (context.JsonTypeInfo.Type == typeof(Features.Fiscal.Designate.Body))
+        {
+            schema.Required?.Remove("standing");
+        }
+
+        return Task.CompletedTask;
+    }
+}

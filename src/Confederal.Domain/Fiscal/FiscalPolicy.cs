@@ -49,7 +49,7 @@ public sealed record FiscalPolicy(
         new(e.DesignationRateBp, e.MaxOrganizations, e.UnallocatedPolicy, e.Deadline, e.EligibleOrganizations);
 
     /// <summary>Sets the policy, or records nothing when it already stands as asked. Once its deadline has passed the
-    /// year is closed: its policy no longer changes.</summary>
+    /// year is closed: its policy no longer changes. A deadline must lie in the future.</summary>
     public static IReadOnlyList<object> Set(FiscalPolicy? state, FiscalPolicySet asked, DateTimeOffset now)
     {
         if (asked.DesignationRateBp is < 0 or > Money.BasisPoints
@@ -63,6 +63,14 @@ public sealed record FiscalPolicy(
         {
             throw new DomainException("fiscal-year-closed",
                 $"The {asked.FiscalYear} deadline of canton '{asked.CantonId}' passed at {state.Deadline:O}; its policy can no longer change.");
+        }
+
+        // A deadline in the past would close the year retroactively: designations and organization changes already
+        // recorded as made while it was open would fall after its end.
+        if (asked.Deadline <= now)
+        {
+            throw new DomainException("deadline-in-the-past",
+                $"The deadline {asked.Deadline:O} has already passed; a policy's deadline must be later than now ({now:O}).");
         }
 
         var eligible = asked.EligibleOrganizations?.Order(StringComparer.Ordinal).ToList();

@@ -97,8 +97,14 @@ public static class GetOrganizations
 
     public static void Map(IEndpointRouteBuilder api)
     {
-        api.MapGet("/organizations", async Task<Ok<IReadOnlyList<OrganizationView>>> (OrganizationKind? kind, IMediator mediator, CancellationToken ct) =>
-                TypedResults.Ok(await mediator.Send(new ListQuery(kind), ct)))
+        api.MapGet("/organizations", async Task<Ok<IReadOnlyList<OrganizationView>>> (string? kind, IMediator mediator, CancellationToken ct) =>
+            {
+                var parsed = kind is null ? (OrganizationKind?)null
+                    : Enum.GetValues<OrganizationKind>().Where(k => k.ToString().Equals(kind, StringComparison.OrdinalIgnoreCase))
+                          .Cast<OrganizationKind?>().SingleOrDefault()
+                      ?? throw new BadHttpRequestException("kind must be one of cultural, origin, community, commons.");
+                return TypedResults.Ok(await mediator.Send(new ListQuery(parsed), ct));
+            })
             .AllowAnonymous()
             .WithName("ListOrganizations")
             .WithTags("Organizations");

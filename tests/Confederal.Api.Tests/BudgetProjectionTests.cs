@@ -1,0 +1,130 @@
+using Stopwatch = System.Diagnostics.Stopwatch;
+using System.Net.Http.Json;
+using System.Text;
+using Confederal.Api.Features.Fiscal;
+using Confederal.EventStore;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+
+namespace Confederal.Api.Tests;
+
+/// <summary>The budgets read model: kept by the daemon, never computed on a GET; rebuilt from position 0 it is the same,
+/// whatever the page size.</summary>
+public sealed class BudgetProjectionTests(ApiFactory api) : IClassFixture<ApiFactory>
+{
+    private static readonly string[] Tables = ["fiscal_cantons", "fiscal_organizations", "fiscal_taxpayers", "budgets", "budget_tallies", "organization_receipts"];
+
+    private readonly Fiscal _fiscal = new(api);
+
+    private async Task<string> SnapshotAsync()
+    {
+        var db = api.Services.GetRequiredService<NpgsqlDataSource>();
+        var snapshot = new StringBuilder();
+        foreach (var table in Tables)
+        {
+            await using var command = db.CreateCommand($"SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '') FROM {table} t");
+            snapshot.Append(table).Append('\n').Append(await command.ExecuteScalarAsync()).Append('\n');
+        }
+
+        return snapshot.ToString();
+    }
+
+    private async Task HistoryAsync()
+    {
+        await _fiscal.CantonAsync("hist-a", "CHF");
+        await _fiscal.CantonAsync("hist-b", "EUR");
+        await _fiscal.OrganizationAsync("h-arts", "cultural");
+        await _fiscal.OrganizationAsync("h-sea", "commons");
+        await _fiscal.OrganizationAsync("h-faith", "community", acceptsRedistribution: false);
+        foreach (var canton in new[] { "hist-a", "hist-b" })
+        {
+            await _fiscal.PolicyAsync(canton, 2026, rateBp: 70, unallocated: "proportional");
+            await _fiscal.PolicyAsync(canton, 2027, rateBp: 90);
+            var lines = Enumerable.Range(1, 300).Select(i => $"h{i},{2026 + i % 2},{i * 1_013}");
+            await Fiscal.Ok(_fiscal.Municipality(canton).PostAsync($"/api/v1/cantons/{canton}/tax-assessments/batch",
+                new StringContent("personId,fiscalYear,amountMinor\n" + string.Join('\n', lines), Encoding.UTF8, "text/csv")));
+            for (var i = 1; i <= 40; i++)
+            {
+                await Fiscal.Ok(_fiscal.DesignateAsync(canton, 2026, $"h{i}", i % 3 == 0, ("h-arts", 3000 + i), ("h-sea", 7000 - i)));
+            }
+
+            await Fiscal.Ok(_fiscal.DesignateAsync(canton, 2026, "h5", false, ("h-faith", 10000)));
+            await _fiscal.AssessAsync(canton, "h3", 2026, 77_777);
+            await Fiscal.Ok(_fiscal.Person("h6").DeleteAsync($"/api/v1/cantons/{canton}/fiscal-years/2026/designations/h6"));
+        }
+
+        await Fiscal.Ok(_fiscal.Admin.PostAsync("/api/v1/organizations/h-sea/suspension", null));
+        await _fiscal.PolicyAsync("hist-a", 2027, rateBp: 120, unallocated: "proportional");
+        await api.ProjectedAsync("budgets");
+    }
+
+    [Fact]
+    public async Task A_rebuild_from_position_0_gives_identical_rows_whatever_the_page_size()
+    {
+        await HistoryAsync();
+        var live = await SnapshotAsync();
+        var log = api.Services.GetRequiredService<EventLog>();
+
+        await new ProjectionDaemon(log, [new BudgetProjection()]) { BatchSize = 7 }.RebuildAsync(BudgetProjection.ProjectionName);
+        var smallPages = await SnapshotAsync();
+        await new ProjectionDaemon(log, [new BudgetProjection()]).RebuildAsync(BudgetProjection.ProjectionName);
+        var onePage = await SnapshotAsync();
+
+        Assert.Contains("hist-b", live, StringComparison.Ordinal);
+        Assert.Equal(live, smallPages);
+        Assert.Equal(live, onePage);
+    }
+
+    [Fact]
+    public async Task A_new_rate_recounts_every_designable_amount_of_the_year()
+    {
+        await _fiscal.CantonAsync("recount");
+        await _fiscal.OrganizationAsync("rc-org");
+        await _fiscal.PolicyAsync("recount", 2026, rateBp: 70);
+        await _fiscal.AssessAsync("recount", "t1", 2026, 100_001); // 700 at 0.7 %, 1,000 at 1 %
+        await _fiscal.AssessAsync("recount", "t2", 2026, 50_050);  // 350 at 0.7 %, 500 at 1 %
+        await Fiscal.Ok(_fiscal.DesignateAsync("recount", 2026, "t1", false, ("rc-org", 10000)));
+        Assert.Equal(1_050, (await _fiscal.BudgetAsync("recount", 2026)).DesignablePoolMinor);
+
+        await _fiscal.PolicyAsync("recount", 2026, rateBp: 100);
+
+        var budget = await _fiscal.BudgetAsync("recount", 2026);
+        Assert.Equal(100, budget.DesignationRateBp);
+        Assert.Equal(1_500, budget.DesignablePoolMinor);
+        Assert.Equal(1_000, budget.AmountOf("rc-org"));
+        Assert.Equal(500, budget.RetainedMinor);
+    }
+
+    [Fact]
+    public async Task Under_light_load_the_budget_catches_up_within_a_second()
+    {
+        await _fiscal.CantonAsync("latency");
+        await _fiscal.OrganizationAsync("lat-org");
+        await _fiscal.PolicyAsync("latency", 2026, rateBp: 100);
+        await _fiscal.AssessAsync("latency", "u1", 2026, 100_000);
+        await _fiscal.BudgetAsync("latency", 2026);
+        var client = api.CreateClient();
+
+        var clock = Stopwatch.StartNew();
+        await Fiscal.Ok(_fiscal.DesignateAsync("latency", 2026, "u1", false, ("lat-org", 10000)));
+        while ((await client.GetFromJsonAsync<Budget>("/api/v1/cantons/latency/budgets/2026"))!.AmountOf("lat-org") != 1_000)
+        {
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), "The budget did not show the designation within a second.");
+            await Task.Delay(10);
+        }
+    }
+
+    [Fact]
+    public async Task A_budget_of_a_known_canton_with_no_data_is_zero_and_an_unknown_canton_is_404()
+    {
+        await _fiscal.CantonAsync("empty-year", "JPY");
+        var budget = await _fiscal.BudgetAsync("empty-year", 2040);
+
+        Assert.Equal("JPY", budget.Currency);
+        Assert.Equal(0, budget.RevenueMinor);
+        Assert.Empty(budget.Designations);
+        Assert.Equal(System.Net.HttpStatusCode.NotFound, (await api.CreateClient().GetAsync("/api/v1/cantons/never-registered/budgets/2026")).StatusCode);
+        Assert.Equal(System.Net.HttpStatusCode.BadRequest, (await api.CreateClient().GetAsync("/api/v1/cantons/empty-year/budgets/1999")).StatusCode);
+        Assert.Equal(System.Net.HttpStatusCode.BadRequest, (await api.CreateClient().GetAsync("/api/v1/cantons/empty-year/budgets/next")).StatusCode);
+    }
+}

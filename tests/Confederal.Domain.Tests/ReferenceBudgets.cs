@@ -1,0 +1,191 @@
+using System.Numerics;
+using Confederal.Domain.Cantons;
+using Confederal.Domain.Fiscal;
+using Confederal.Domain.Organizations;
+
+namespace Confederal.Domain.Tests;
+
+/// <summary>
+/// DESIGN.md's "Amounts", computed the slow and obvious way: every budget from scratch, from the whole log, sharing
+/// nothing with the ledger but the event and result types. What the incremental ledger must agree with.
+/// </summary>
+internal static class ReferenceBudgets
+{
+    private sealed record Record(IReadOnlyList<Choice>? Choices, bool Standing);
+
+    private sealed record Standing(bool Suspended, bool AcceptsRedistribution);
+
+    private sealed class Tally
+    {
+        public long Chosen { get; set; }
+
+        public long Weight { get; set; }
+
+        public long Taxpayers { get; set; }
+    }
+
+    public static Dictionary<(string CantonId, int FiscalYear), (string Currency, BudgetResult Budget)> Settle(IEnumerable<Recorded> log)
+    {
+        var events = log.ToList();
+        var currencies = new Dictionary<string, string>(StringComparer.Ordinal);
+        var policies = new Dictionary<(string, int), FiscalPolicySet>();
+        var taxes = new Dictionary<(string Canton, int Year, string Person), long>();
+        var records = new Dictionary<(string Canton, string Person, int Year), Record>();
+        var years = new HashSet<(string CantonId, int FiscalYear)>();
+        foreach (var (@event, _) in events)
+        {
+            switch (@event)
+            {
+                case CantonRegistered e:
+                    currencies.TryAdd(e.CantonId, e.Currency);
+                    break;
+                case FiscalPolicySet e:
+                    policies[(e.CantonId, e.FiscalYear)] = e; // the last one stands
+                    years.Add((e.CantonId, e.FiscalYear));
+                    break;
+                case TaxAssessed e:
+                    taxes[(e.CantonId, e.FiscalYear, e.PersonId)] = e.AmountMinor; // a later assessment corrects
+                    years.Add((e.CantonId, e.FiscalYear));
+                    break;
+                case DesignationChosen e:
+                    records[(e.CantonId, e.PersonId, e.FiscalYear)] = new Record(e.Choices, e.Standing);
+                    break;
+                case DesignationWithdrawn e:
+                    records[(e.CantonId, e.PersonId, e.FiscalYear)] = new Record(null, false);
+                    break;
+            }
+        }
+
+        return years.ToDictionary(key => key, key =>
+        {
+            var policy = policies.GetValueOrDefault(key);
+            return (currencies[key.CantonId], Budget(key, policy, taxes, records, Organizations(events, policy)));
+        });
+    }
+
+    /// <summary>How each organization stands for a year: as its last change made while the year was open (before its
+    /// deadline; a year without a policy has no deadline yet). Changes at or after the deadline do not reach it.</summary>
+    private static Dictionary<string, Standing> Organizations(List<Recorded> events, FiscalPolicySet? policy)
+    {
+        var now = new Dictionary<string, Standing>(StringComparer.Ordinal);
+        var forYear = new Dictionary<string, Standing>(StringComparer.Ordinal);
+        foreach (var (@event, at) in events)
+        {
+            var (id, standing) = @event switch
+            {
+                OrganizationRecognized e => (e.OrganizationId, new Standing(false, e.AcceptsRedistribution)),
+                OrganizationUpdated e => (e.OrganizationId, now[e.OrganizationId] with { AcceptsRedistribution = e.AcceptsRedistribution }),
+                OrganizationSuspended e => (e.OrganizationId, now[e.OrganizationId] with { Suspended = true }),
+                OrganizationReinstated e => (e.OrganizationId, now[e.OrganizationId] with { Suspended = false }),
+                _ => (null, null),
+            };
+            if (id is null || standing is null)
+            {
+                continue;
+            }
+
+            now[id] = standing;
+            if (policy is null || at < policy.Deadline)
+            {
+                forYear[id] = standing;
+            }
+        }
+
+        return forYear;
+    }
+
+    private static BudgetResult Budget(
+        (string CantonId, int FiscalYear) key, FiscalPolicySet? policy, Dictionary<(string Canton, int Year, string Person), long> taxes,
+        Dictionary<(string Canton, string Person, int Year), Record> records, Dictionary<string, Standing> organizations)
+    {
+        var rate = policy?.DesignationRateBp ?? 0;
+        long revenue = 0, taxpayers = 0, pool = 0, undesignated = 0;
+        var tallies = new SortedDictionary<string, Tally>(StringComparer.Ordinal);
+        foreach (var ((canton, year, person), tax) in taxes)
+        {
+            if (canton != key.CantonId || year != key.FiscalYear)
+            {
+                continue;
+            }
+
+            var designable = (long)(new BigInteger(tax) * rate / 10_000);
+            revenue += tax;
+            taxpayers++;
+            pool += designable;
+            var choices = EffectiveChoices(records, canton, person, year);
+            if (choices is null)
+            {
+                undesignated += designable;
+                continue;
+            }
+
+            var ordered = choices.OrderBy(c => c.OrganizationId, StringComparer.Ordinal).ToList();
+            var parts = Split(designable, ordered.Select(c => (long)c.ShareBp).ToList());
+            for (var i = 0; i < ordered.Count; i++)
+            {
+                if (!tallies.TryGetValue(ordered[i].OrganizationId, out var tally))
+                {
+                    tallies[ordered[i].OrganizationId] = tally = new Tally();
+                }
+
+                tally.Chosen += parts[i];
+                tally.Weight += ordered[i].ShareBp;
+                tally.Taxpayers++;
+            }
+        }
+
+        bool Receives(string id) =>
+            !(organizations.TryGetValue(id, out var s) && s.Suspended)
+            && (policy?.EligibleOrganizations is null || policy.EligibleOrganizations.Contains(id, StringComparer.Ordinal));
+        bool Declines(string id) => organizations.TryGetValue(id, out var s) && !s.AcceptsRedistribution;
+
+        var ids = tallies.Keys.ToList();
+        var unallocated = undesignated + ids.Where(id => !Receives(id)).Sum(id => tallies[id].Chosen);
+        var weights = ids.Select(id => Receives(id) && !Declines(id) ? tallies[id].Weight : 0).ToList();
+        var redistributed = ids.Select(_ => 0L).ToList();
+        var retained = unallocated;
+        if (policy?.UnallocatedPolicy == UnallocatedPolicy.Proportional && unallocated > 0 && weights.Sum() > 0)
+        {
+            redistributed = Split(unallocated, weights);
+            retained = 0;
+        }
+
+        var lines = ids
+            .Select((id, i) => (id, i))
+            .Where(x => Receives(x.id))
+            .Select(x => new BudgetLine(x.id, tallies[x.id].Chosen + redistributed[x.i], redistributed[x.i], tallies[x.id].Taxpayers))
+            .ToList();
+        return new BudgetResult(revenue, taxpayers, pool, lines, unallocated, unallocated - retained, retained);
+    }
+
+    /// <summary>The latest record at or before the year applies if it is for that year or standing; a withdrawal ends it.</summary>
+    private static IReadOnlyList<Choice>? EffectiveChoices(
+        Dictionary<(string Canton, string Person, int Year), Record> records, string canton, string person, int year)
+    {
+        var latest = records
+            .Where(r => r.Key.Canton == canton && r.Key.Person == person && r.Key.Year <= year)
+            .OrderByDescending(r => r.Key.Year)
+            .Select(r => (r.Key.Year, r.Value))
+            .FirstOrDefault();
+        return latest.Value is { Choices: { } choices } record && (latest.Year == year || record.Standing) ? choices : null;
+    }
+
+    /// <summary>Largest remainder, naively: floors, then one unit each to the largest remainders, ties to the lower index.</summary>
+    private static List<long> Split(long total, List<long> weights)
+    {
+        var sum = weights.Aggregate(BigInteger.Zero, (s, w) => s + w);
+        var parts = weights.Select(w => (long)(total * (BigInteger)w / sum)).ToList();
+        var left = total - parts.Sum();
+        var luckiest = weights
+            .Select((w, i) => (Remainder: total * (BigInteger)w % sum, Index: i))
+            .OrderByDescending(x => x.Remainder)
+            .ThenBy(x => x.Index)
+            .Take((int)left);
+        foreach (var (_, index) in luckiest)
+        {
+            parts[index]++;
+        }
+
+        return parts;
+    }
+}

@@ -1,0 +1,76 @@
+namespace Confederal.EventStore.Tests;
+
+public sealed class BulkAppendTests
+{
+    [Fact]
+    public async Task A_committed_bulk_append_records_every_event_in_order_with_its_metadata_and_they_get_numbered()
+    {
+        await using var t = await TestStore.CreateAsync();
+        var metadata = new EventMetadata("corr-bulk", null, "municipality:ge");
+
+        await using (var bulk = await t.Store.BeginBulkAppendAsync("filing-1", metadata))
+        {
+            for (var i = 1; i <= 10_000; i++)
+            {
+                await bulk.WriteAsync(new Deposited($"a{i % 7}", i));
+            }
+
+            Assert.Equal(10_000, await bulk.CommitAsync());
+        }
+
+        await t.Store.Sequencer.SequenceAsync();
+        var events = await t.ReadAllAsync();
+        Assert.Equal(Enumerable.Range(1, 10_000).Select(i => (long)i), events.Select(e => e.Version));
+        Assert.Equal(Enumerable.Range(1, 10_000).Select(i => (long)i), events.Select(e => e.Position));
+        Assert.Equal(new Deposited("a3", 10), events[9].Data);
+        Assert.All(events, e => Assert.Equal(metadata, e.Metadata));
+    }
+
+    [Fact]
+    public async Task A_bulk_append_disposed_without_commit_records_nothing()
+    {
+        await using var t = await TestStore.CreateAsync();
+
+        await using (var bulk = await t.Store.BeginBulkAppendAsync("filing-2"))
+        {
+            for (var i = 0; i < 5_000; i++)
+            {
+                await bulk.WriteAsync(new Deposited("a", i));
+            }
+        }
+
+        Assert.Equal(0L, await t.ScalarAsync<long>("SELECT count(*) FROM es.events"));
+    }
+
+    [Fact]
+    public async Task A_bulk_append_to_an_existing_stream_is_a_concurrency_conflict_and_records_nothing()
+    {
+        await using var t = await TestStore.CreateAsync();
+        await t.Store.AppendAsync("filing-3", ExpectedVersion.NoStream, [new Deposited("a", 1)]);
+
+        await using var bulk = await t.Store.BeginBulkAppendAsync("filing-3");
+        await bulk.WriteAsync(new Deposited("a", 2));
+        await bulk.WriteAsync(new Deposited("a", 3));
+
+        await Assert.ThrowsAsync<ConcurrencyException>(() => bulk.CommitAsync());
+        Assert.Equal(1L, await t.ScalarAsync<long>("SELECT count(*) FROM es.events"));
+    }
+
+    [Fact]
+    public async Task Several_streams_read_in_one_round_trip_each_in_version_order()
+    {
+        await using var t = await TestStore.CreateAsync();
+        await t.Store.AppendAsync("x", ExpectedVersion.NoStream, [new Deposited("x", 1), new Withdrawn("x", 1)]);
+        await t.Store.AppendAsync("y", ExpectedVersion.NoStream, [new Deposited("y", 2)]);
+        await t.Store.AppendAsync("z", ExpectedVersion.NoStream, [new Deposited("z", 3)]);
+
+        var read = await t.Store.ReadStreamsAsync(["y", "x", "missing"]);
+
+        Assert.Equal(["x", "y"], read.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal([new Deposited("x", 1), new Withdrawn("x", 1)], read["x"].Select(e => e.Data));
+        var (balance, version) = read["x"].Fold<List<object>>((state, e) => [.. state ?? [], e]);
+        Assert.Equal(2, version);
+        Assert.Equal(2, balance!.Count);
+        Assert.Equal((null, 0L), read.GetValueOrDefault("missing").Fold<List<object>>((s, _) => s));
+    }
+}
