@@ -95,14 +95,14 @@ public static class Stats
                           $"{Median(raw.Select(r => r.Run.P99Ms)),11:0.00} {rawCpu,14} {oursCpu,10}");
     }
 
-    /// <summary>CPU seconds used so far by this process and by the benchmark cluster's processes (live ones: a backend
-    /// that exits takes its time with it, so measure over runs that keep their connections).</summary>
+    /// <summary>CPU seconds used so far by this process and by the benchmark cluster: the postmaster, its live children,
+    /// and (its cutime and cstime) the children it has reaped, so that a backend closing mid-run keeps its time.</summary>
     public static (double App, double Server) CpuSeconds()
     {
         using var self = Process.GetCurrentProcess();
         var app = self.TotalProcessorTime.TotalSeconds;
+        const double ticks = 100.0; // USER_HZ
         double server = 0;
-        var ticks = 100.0; // USER_HZ
         foreach (var dir in Directory.EnumerateDirectories("/proc"))
         {
             if (!int.TryParse(Path.GetFileName(dir), out var pid))
@@ -114,11 +114,15 @@ public static class Stats
             {
                 var stat = File.ReadAllText(Path.Combine(dir, "stat"));
                 var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-                var parent = int.Parse(fields[1], System.Globalization.CultureInfo.InvariantCulture);
-                if (pid == PostmasterPid || parent == PostmasterPid)
+                if (pid != PostmasterPid && Field(fields, 1) != PostmasterPid)
                 {
-                    server += (long.Parse(fields[11], System.Globalization.CultureInfo.InvariantCulture)
-                               + long.Parse(fields[12], System.Globalization.CultureInfo.InvariantCulture)) / ticks;
+                    continue;
+                }
+
+                server += (Field(fields, 11) + Field(fields, 12)) / ticks;
+                if (pid == PostmasterPid)
+                {
+                    server += (Field(fields, 13) + Field(fields, 14)) / ticks;
                 }
             }
             catch (IOException)
@@ -129,6 +133,8 @@ public static class Stats
 
         return (app, server);
     }
+
+    private static long Field(string[] fields, int i) => long.Parse(fields[i], System.Globalization.CultureInfo.InvariantCulture);
 
     public static double Median(IEnumerable<double> values)
     {
