@@ -81,8 +81,8 @@ public sealed class Database : IAsyncDisposable
 
         var builder = new NpgsqlDataSourceBuilder(connectionString);
         builder.ConnectionStringBuilder.MaxAutoPrepare = 32;
-        // Every command borrows a pooled connection. Resetting its session on each return costs the next command a
-        // CLOSE ALL, RESET ALL, UNLISTEN *, pg_advisory_unlock_all() and DISCARDs, executed by the server: it halved the
+        // Every command borrows a pooled connection. Resetting its session on each return prepends the server-side reset
+        // (SET SESSION AUTHORIZATION DEFAULT, RESET ALL, pg_advisory_unlock_all(), …) to the next command: it halved the
         // rate of single-row reads. Nothing here leaves session state behind (only SET LOCAL and transaction-scoped
         // advisory locks; the migration lock is released in a finally).
         builder.ConnectionStringBuilder.NoResetOnClose = true;
