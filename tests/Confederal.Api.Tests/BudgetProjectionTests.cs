@@ -65,7 +65,7 @@ public sealed class BudgetProjectionTests(ApiFactory api) : IClassFixture<ApiFac
         var live = await SnapshotAsync();
         var log = api.Services.GetRequiredService<EventLog>();
 
-        await new ProjectionDaemon(log, [new BudgetProjection()]) { BatchSize = 7 }.RebuildAsync(BudgetProjection.ProjectionName);
+        await new ProjectionDaemon(log, [new BudgetProjection(pageSize: 7)]).RebuildAsync(BudgetProjection.ProjectionName);
         var smallPages = await SnapshotAsync();
         await new ProjectionDaemon(log, [new BudgetProjection()]).RebuildAsync(BudgetProjection.ProjectionName);
         var onePage = await SnapshotAsync();

@@ -143,7 +143,8 @@ public sealed class Ledger
 
     public HashSet<(string CantonId, int FiscalYear)> ChangedBooks { get; } = [];
 
-    public HashSet<(string CantonId, string PersonId)> ChangedFiles { get; } = [];
+    /// <summary>The (canton, person, year) entries of taxpayer files that changed: an assessment or a designation record.</summary>
+    public HashSet<(string CantonId, string PersonId, int FiscalYear)> ChangedFileYears { get; } = [];
 
     /// <summary>Folds one event, recorded at <paramref name="recordedAt"/> with global <paramref name="position"/>.</summary>
     public void Apply(object @event, DateTimeOffset recordedAt, long position)
@@ -267,7 +268,7 @@ public sealed class Ledger
         Contribute(book, file, -1);
         file.Taxes[e.FiscalYear] = e.AmountMinor;
         Contribute(book, file, +1);
-        ChangedFiles.Add((e.CantonId, e.PersonId));
+        ChangedFileYears.Add((e.CantonId, e.PersonId, e.FiscalYear));
         Touch(book, position);
     }
 
@@ -289,7 +290,7 @@ public sealed class Ledger
             Touch(book, position);
         }
 
-        ChangedFiles.Add((cantonId, personId));
+        ChangedFileYears.Add((cantonId, personId, fiscalYear));
     }
 
     private static void Contribute(BudgetBook book, TaxpayerFile file, int sign) => Contribute(book, file, sign, book.FiscalYear);
