@@ -264,6 +264,39 @@ public sealed class EventLog
         }
     }
 
+    /// <summary>Up to <paramref name="limit"/> events of the given types after <paramref name="afterPosition"/>, and the
+    /// head of the log as of the same snapshot: a reader that got fewer than the limit has seen every event of its types
+    /// up to that head, and can move past the events of other types without reading their payloads.</summary>
+    internal async Task<(List<RecordedEvent> Events, long Head)> ReadTypesAsync(
+        NpgsqlConnection connection, long afterPosition, int limit, string[] types, CancellationToken ct)
+    {
+        await using var command = new NpgsqlCommand($"""
+            WITH head AS (SELECT coalesce(max(position), 0) AS p FROM es.events WHERE position IS NOT NULL),
+            page AS (
+                SELECT {SelectColumns} FROM es.events
+                WHERE position > $1 AND position <= (SELECT p FROM head) AND type = ANY($3)
+                ORDER BY position LIMIT $2)
+            SELECT page.*, (SELECT p FROM head) FROM (SELECT 1) AS always LEFT JOIN page ON true ORDER BY page.position
+            """, connection);
+        command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = afterPosition });
+        command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = limit });
+        command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = types });
+        var events = new List<RecordedEvent>(Math.Min(limit, 1024));
+        long head = 0;
+        await using var reader = await command.ExecuteReaderAsync(CommandBehavior.SequentialAccess, ct);
+        while (await reader.ReadAsync(ct))
+        {
+            if (!reader.IsDBNull(0))
+            {
+                events.Add(ReadEvent(reader));
+            }
+
+            head = reader.GetInt64(11);
+        }
+
+        return (events, head);
+    }
+
     /// <summary>The highest numbered position: the head of the global log.</summary>
     public async Task<long> ReadHeadAsync(CancellationToken ct = default)
     {

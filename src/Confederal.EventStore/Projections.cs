@@ -29,6 +29,10 @@ public interface IProjection
     /// <summary>Events per page, when this projection wants another size than the daemon's
     /// <see cref="ProjectionDaemon.BatchSize"/> (larger pages amortize a projection's fixed cost per page).</summary>
     int? PageSize => null;
+
+    /// <summary>The event types this projection reads (null: all). The daemon then reads only those, and moves the
+    /// checkpoint past the others without reading their payloads.</summary>
+    IReadOnlyCollection<Type>? EventsRead => null;
 }
 
 /// <summary>
@@ -174,17 +178,33 @@ public sealed class ProjectionDaemon
             await asynchronous.ExecuteNonQueryAsync(ct);
         }
 
-        var checkpoint = await LockCheckpointAsync(connection, projection.Name, ct);
-        var events = new List<RecordedEvent>(Math.Min(size, 1024));
-        await foreach (var e in _store.ReadAllAsync(connection, checkpoint, size, ct))
+        var stored = await LockCheckpointAsync(connection, projection.Name, ct);
+        List<RecordedEvent> events;
+        var checkpoint = stored;
+        if (projection.EventsRead is { } handles)
         {
-            events.Add(e);
+            (events, var head) = await _store.ReadTypesAsync(
+                connection, stored, size, [.. handles.Select(t => _store.Types.NameOf(t).Name)], ct);
+            checkpoint = events.Count == size ? events[^1].Position : Math.Max(head, stored);
+        }
+        else
+        {
+            events = new List<RecordedEvent>(Math.Min(size, 1024));
+            await foreach (var e in _store.ReadAllAsync(connection, stored, size, ct))
+            {
+                events.Add(e);
+            }
+
+            checkpoint = events.Count > 0 ? events[^1].Position : stored;
         }
 
         if (events.Count > 0)
         {
             await projection.ApplyAsync(connection, events, ct);
-            checkpoint = events[^1].Position;
+        }
+
+        if (checkpoint > stored)
+        {
             await SaveCheckpointAsync(connection, projection.Name, checkpoint, ct);
         }
 

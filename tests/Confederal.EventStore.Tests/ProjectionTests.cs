@@ -84,6 +84,31 @@ public sealed class ProjectionTests
         Assert.Equal(1, await daemon.ReadCheckpointAsync("balances"));
     }
 
+    [Fact]
+    public async Task A_projection_reads_only_its_event_types_and_its_checkpoint_moves_past_the_others()
+    {
+        await using var t = await TestStore.CreateAsync();
+        for (var i = 0; i < 10; i++)
+        {
+            await t.Store.AppendAsync($"w-{i}", ExpectedVersion.NoStream, [new Deposited("a", 10), new Withdrawn("a", 1), new Deposited("b", 5)]);
+        }
+
+        var head = await t.Store.Sequencer.SequenceAsync();
+        var projection = new BalancesProjection(eventsRead: [typeof(Withdrawn)], pageSize: 3);
+        var daemon = new ProjectionDaemon(t.Store, [projection]);
+
+        Assert.Equal(head, await daemon.CatchUpAsync("balances"));
+
+        Assert.Equal(10, projection.EventsApplied);
+        Assert.Equal(4, projection.PagesApplied); // 3 + 3 + 3 + 1 withdrawals
+        Assert.Equal([("a", -10L, 10L)], await ReadBalancesAsync(t));
+        Assert.Equal(head, await daemon.ReadCheckpointAsync("balances"));
+        await t.Store.AppendAsync("w-x", ExpectedVersion.NoStream, [new Deposited("c", 1)]);
+        var later = await t.Store.Sequencer.SequenceAsync();
+        Assert.Equal(later, await daemon.CatchUpAsync("balances"));
+        Assert.Equal(10, projection.EventsApplied);
+    }
+
     private static async Task AppendDepositsAsync(EventLog store, string account, int count)
     {
         for (var i = 0; i < count; i++)

@@ -66,11 +66,17 @@ public sealed class TestStore : IAsyncDisposable
 }
 
 /// <summary>A multi-stream projection: balances per account, whatever stream the events came from.</summary>
-public sealed class BalancesProjection : IProjection
+public sealed class BalancesProjection(IReadOnlyCollection<Type>? eventsRead = null, int? pageSize = null) : IProjection
 {
     public string Name => "balances";
 
     public int PagesApplied { get; private set; }
+
+    public int EventsApplied { get; private set; }
+
+    public IReadOnlyCollection<Type>? EventsRead => eventsRead;
+
+    public int? PageSize => pageSize;
 
     public async Task ResetAsync(NpgsqlConnection connection, CancellationToken ct)
     {
@@ -81,6 +87,7 @@ public sealed class BalancesProjection : IProjection
     public async Task ApplyAsync(NpgsqlConnection connection, IReadOnlyList<RecordedEvent> events, CancellationToken ct)
     {
         PagesApplied++;
+        EventsApplied += events.Count;
         var changes = new Dictionary<string, (long Balance, long Events)>(StringComparer.Ordinal);
         foreach (var e in events)
         {

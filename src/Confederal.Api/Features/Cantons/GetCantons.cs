@@ -30,6 +30,8 @@ public sealed class CantonDirectory : IProjection
 
     public string Name => "cantons";
 
+    public IReadOnlyCollection<Type> EventsRead => [typeof(CantonRegistered), typeof(CantonRenamed)];
+
     public Task ResetAsync(NpgsqlConnection connection, CancellationToken ct) => Sql.TruncateAsync(connection, "cantons", ct);
 
     public Task ApplyAsync(NpgsqlConnection connection, IReadOnlyList<RecordedEvent> events, CancellationToken ct) =>

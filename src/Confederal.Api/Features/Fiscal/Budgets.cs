@@ -99,6 +99,12 @@ public sealed class BudgetProjection(int pageSize = 10_000) : IProjection
     // Each page costs a few statements whatever its size; 10,000 events (about 5 MB of payloads) amortize them.
     public int? PageSize => pageSize;
 
+    public IReadOnlyCollection<Type> EventsRead =>
+    [
+        typeof(CantonRegistered), typeof(OrganizationRecognized), typeof(OrganizationUpdated), typeof(OrganizationSuspended),
+        typeof(OrganizationReinstated), typeof(FiscalPolicySet), typeof(TaxAssessed), typeof(DesignationChosen), typeof(DesignationWithdrawn),
+    ];
+
     public Task ResetAsync(NpgsqlConnection connection, CancellationToken ct) => Sql.TruncateAsync(connection,
         "fiscal_cantons, fiscal_organizations, fiscal_taxpayers, budgets, budget_tallies, organization_receipts", ct);
 

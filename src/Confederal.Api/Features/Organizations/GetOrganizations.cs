@@ -32,6 +32,9 @@ public sealed class OrganizationDirectory : IProjection
 
     public string Name => "organizations";
 
+    public IReadOnlyCollection<Type> EventsRead =>
+        [typeof(OrganizationRecognized), typeof(OrganizationUpdated), typeof(OrganizationSuspended), typeof(OrganizationReinstated)];
+
     public Task ResetAsync(NpgsqlConnection connection, CancellationToken ct) => Sql.TruncateAsync(connection, "organizations", ct);
 
     public Task ApplyAsync(NpgsqlConnection connection, IReadOnlyList<RecordedEvent> events, CancellationToken ct) =>
