@@ -180,7 +180,7 @@ public sealed class ProjectionDaemon
 
         var stored = await LockCheckpointAsync(connection, projection.Name, ct);
         List<RecordedEvent> events;
-        var checkpoint = stored;
+        long checkpoint;
         if (projection.EventsRead is { } handles)
         {
             (events, var head) = await _store.ReadTypesAsync(
