@@ -44,7 +44,7 @@ public sealed class BudgetProjection(int pageSize = 10_000) : IProjection
                 choices    text,
                 standing   boolean NOT NULL,
                 PRIMARY KEY (canton_id, person_id, year)
-            );
+            ) WITH (fillfactor = 80); -- room for in-place (HOT) updates: corrections and designations rewrite rows
             CREATE TABLE budgets (
                 canton_id           text NOT NULL,
                 year                int NOT NULL,
@@ -201,12 +201,8 @@ public sealed class BudgetProjection(int pageSize = 10_000) : IProjection
             },
         })
         {
-            // Per canton, one index scan over the sorted person ids (= ANY): cheaper than a probe per person.
-            foreach (var canton in keys.Files.GroupBy(f => f.Canton, StringComparer.Ordinal))
-            {
-                batch.BatchCommands.Add(FilesCommand("WHERE t.canton_id = $1 AND t.person_id = ANY($2)", canton.Key, canton.Select(f => f.Person).ToArray()));
-            }
-
+            batch.BatchCommands.Add(FilesCommand("JOIN unnest($1::text[], $2::text[]) AS f(c, p) ON t.canton_id = f.c AND t.person_id = f.p",
+                keys.Files.Select(f => f.Canton).ToArray(), keys.Files.Select(f => f.Person).ToArray()));
             await using var reader = await batch.ExecuteReaderAsync(ct);
             while (await reader.ReadAsync(ct))
             {
