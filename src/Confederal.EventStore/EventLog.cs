@@ -178,6 +178,25 @@ public sealed class EventLog
         return (state, version);
     }
 
+    /// <summary>The command loop of one aggregate: fold its stream, decide on the state, append what was decided at
+    /// the version it was decided on (a concurrent change is a <see cref="ConcurrencyException"/>). An empty decision
+    /// (a retry, nothing to change) appends nothing.</summary>
+    public async Task<Decision<T>> DecideAsync<T>(
+        string streamId, Func<T?, object, T?> apply, Func<T?, IReadOnlyList<object>> decide, EventMetadata? metadata = null,
+        CancellationToken ct = default)
+        where T : class
+    {
+        var (state, version) = await AggregateStreamAsync(streamId, apply, ct);
+        var decided = decide(state);
+        if (decided.Count > 0)
+        {
+            version = (await AppendAsync(streamId, ExpectedVersion.Exactly(version), decided, metadata, ct)).StreamVersion;
+            state = decided.Aggregate(state, apply);
+        }
+
+        return new Decision<T>(state, version, decided);
+    }
+
     /// <summary>The events of several streams in one round trip, each stream's in version order (missing streams are
     /// absent from the result): what a decision that reads more than one aggregate needs.</summary>
     public async Task<IReadOnlyDictionary<string, List<RecordedEvent>>> ReadStreamsAsync(

@@ -36,6 +36,11 @@ public sealed record RecordedEvent(
     EventMetadata Metadata,
     DateTimeOffset RecordedAt);
 
+/// <summary>What <see cref="EventLog.DecideAsync{T}"/> decided: the state after it, the stream's version and the events
+/// appended (none when there was nothing to record).</summary>
+public sealed record Decision<T>(T? State, long Version, IReadOnlyList<object> Events)
+    where T : class;
+
 public sealed record AppendResult(long StreamVersion, IReadOnlyList<Guid> EventIds);
 
 public class EventStoreException(string message, long position = 0, Exception? inner = null) : Exception(message, inner)

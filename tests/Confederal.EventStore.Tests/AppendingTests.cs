@@ -144,4 +144,28 @@ public sealed class AppendingTests
             RowsVisibleInTransaction = (long)(await command.ExecuteScalarAsync(ct))!;
         }
     }
+
+    private sealed record Balance(long Amount)
+    {
+        public static Balance? Apply(Balance? state, object e) =>
+            new((state?.Amount ?? 0) + (e is Deposited d ? d.Amount : -((Withdrawn)e).Amount));
+
+        public static IReadOnlyList<object> TopUpTo100(Balance? state) =>
+            (state?.Amount ?? 0) < 100 ? [new Deposited("a", 100 - (state?.Amount ?? 0))] : [];
+    }
+
+    [Fact]
+    public async Task A_decision_appends_at_the_version_it_was_made_on_and_an_empty_one_appends_nothing()
+    {
+        await using var t = await TestStore.CreateAsync();
+
+        var first = await t.Store.DecideAsync<Balance>("a", Balance.Apply, Balance.TopUpTo100);
+        var retried = await t.Store.DecideAsync<Balance>("a", Balance.Apply, Balance.TopUpTo100);
+
+        Assert.Equal((new Balance(100), 1L), (first.State, first.Version));
+        Assert.Single(first.Events);
+        Assert.Empty(retried.Events);
+        Assert.Equal((new Balance(100), 1L), (retried.State, retried.Version));
+        Assert.Equal(1L, await t.ScalarAsync<long>("SELECT count(*) FROM es.events"));
+    }
 }

@@ -35,16 +35,9 @@ public static class RegisterCanton
     {
         public async Task<Result> Handle(Command command, CancellationToken cancellationToken)
         {
-            var stream = Canton.StreamId(command.CantonId);
-            var (state, version) = await events.AggregateStreamAsync<Canton>(stream, Canton.Apply, cancellationToken);
-            var decided = Canton.Register(state, command.CantonId, command.Name!, command.Currency!);
-            if (decided.Count > 0)
-            {
-                version = (await events.AppendAsync(stream, ExpectedVersion.Exactly(version), decided, command.Metadata, cancellationToken)).StreamVersion;
-                state = decided.Aggregate(state, Canton.Apply);
-            }
-
-            return new Result(Created: decided is [CantonRegistered], CantonView.From(state!), version);
+            var decision = await events.DecideAsync<Canton>(Canton.StreamId(command.CantonId), Canton.Apply,
+                state => Canton.Register(state, command.CantonId, command.Name!, command.Currency!), command.Metadata, cancellationToken);
+            return new Result(Created: decision.Events is [CantonRegistered], CantonView.From(decision.State!), decision.Version);
         }
     }
 

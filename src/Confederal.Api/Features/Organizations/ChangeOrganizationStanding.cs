@@ -25,18 +25,10 @@ public static class ChangeOrganizationStanding
     {
         public async Task<OrganizationView> Handle(Command command, CancellationToken cancellationToken)
         {
-            var stream = Organization.StreamId(command.OrganizationId);
-            var (state, version) = await events.AggregateStreamAsync<Organization>(stream, Organization.Apply, cancellationToken);
-            var decided = command.Suspend
-                ? Organization.Suspend(state, command.OrganizationId)
-                : Organization.Reinstate(state, command.OrganizationId);
-            if (decided.Count > 0)
-            {
-                await events.AppendAsync(stream, ExpectedVersion.Exactly(version), decided, command.Metadata, cancellationToken);
-                state = decided.Aggregate(state, Organization.Apply);
-            }
-
-            return OrganizationView.From(state!);
+            var decision = await events.DecideAsync<Organization>(Organization.StreamId(command.OrganizationId), Organization.Apply,
+                state => command.Suspend ? Organization.Suspend(state, command.OrganizationId) : Organization.Reinstate(state, command.OrganizationId),
+                command.Metadata, cancellationToken);
+            return OrganizationView.From(decision.State!);
         }
     }
 

@@ -36,16 +36,10 @@ public static class RecognizeOrganization
     {
         public async Task<Result> Handle(Command command, CancellationToken cancellationToken)
         {
-            var stream = Organization.StreamId(command.OrganizationId);
-            var (state, version) = await events.AggregateStreamAsync<Organization>(stream, Organization.Apply, cancellationToken);
-            var decided = Organization.Recognize(state, command.OrganizationId, command.Name!, command.Kind!.Value, command.AcceptsRedistribution!.Value);
-            if (decided.Count > 0)
-            {
-                version = (await events.AppendAsync(stream, ExpectedVersion.Exactly(version), decided, command.Metadata, cancellationToken)).StreamVersion;
-                state = decided.Aggregate(state, Organization.Apply);
-            }
-
-            return new Result(Created: decided is [OrganizationRecognized], OrganizationView.From(state!), version);
+            var decision = await events.DecideAsync<Organization>(Organization.StreamId(command.OrganizationId), Organization.Apply,
+                state => Organization.Recognize(state, command.OrganizationId, command.Name!, command.Kind!.Value, command.AcceptsRedistribution!.Value),
+                command.Metadata, cancellationToken);
+            return new Result(Created: decision.Events is [OrganizationRecognized], OrganizationView.From(decision.State!), decision.Version);
         }
     }
 
