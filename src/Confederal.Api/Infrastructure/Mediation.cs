@@ -40,3 +40,10 @@ public sealed class ValidationBehaviour<TRequest, TResponse>(IEnumerable<IValida
         return failures.Count > 0 ? throw new ValidationException(failures) : await next();
     }
 }
+
+public static class Rules
+{
+    /// <summary>A fiscal year of DESIGN.md: 2000..2100.</summary>
+    public static IRuleBuilderOptions<T, int> FiscalYear<T>(this IRuleBuilder<T, int> rule) =>
+        rule.InclusiveBetween(Domain.Fiscal.FiscalPolicy.MinYear, Domain.Fiscal.FiscalPolicy.MaxYear).WithName("fiscalYear");
+}

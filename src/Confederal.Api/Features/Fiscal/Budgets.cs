@@ -490,6 +490,10 @@ public sealed class BudgetProjection(int pageSize = 10_000) : IProjection
             lines.Select(l => l.Line.RedistributedMinor).ToArray(), lines.Select(l => l.Line.Taxpayers).ToArray());
     }
 
+    /// <summary>Reads the projection's checkpoint: the position up to which budgets and receipts are served.</summary>
+    public static NpgsqlBatchCommand CheckpointCommand() =>
+        Sql.Command("SELECT position FROM es.projection_checkpoints WHERE name = $1", ProjectionName);
+
     /// <summary>A person's assessed tax for a canton and year, as the read model has it (null: not assessed).</summary>
     public static async Task<long?> AssessedTaxAsync(NpgsqlDataSource db, string cantonId, int year, string personId, CancellationToken ct)
     {
@@ -536,7 +540,7 @@ public static class GetBudget
     public sealed class Validator : AbstractValidator<Query>
     {
         public Validator() =>
-            RuleFor(c => c.FiscalYear).InclusiveBetween(FiscalPolicy.MinYear, FiscalPolicy.MaxYear).WithName("fiscalYear");
+            RuleFor(c => c.FiscalYear).FiscalYear();
     }
 
     public sealed class Handler(NpgsqlDataSource db) : IRequestHandler<Query, BudgetView>
@@ -544,10 +548,11 @@ public static class GetBudget
         public async Task<BudgetView> Handle(Query query, CancellationToken cancellationToken)
         {
             await using var batch = db.CreateBatch();
-            batch.BatchCommands.Add(Sql.Command("SELECT position FROM es.projection_checkpoints WHERE name = $1", BudgetProjection.ProjectionName));
+            batch.BatchCommands.Add(BudgetProjection.CheckpointCommand());
             batch.BatchCommands.Add(Sql.Command("""
-                SELECT c.currency, b.revenue_minor, b.taxpayers, b.rate_bp, b.pool_minor, b.unallocated_minor, b.redistributed_minor,
-                       b.retained_minor, b.designated_minor, b.net_minor
+                SELECT c.currency, coalesce(b.revenue_minor, 0), coalesce(b.taxpayers, 0), coalesce(b.rate_bp, 0)::bigint,
+                       coalesce(b.pool_minor, 0), coalesce(b.unallocated_minor, 0), coalesce(b.redistributed_minor, 0),
+                       coalesce(b.retained_minor, 0), coalesce(b.designated_minor, 0), coalesce(b.net_minor, 0)
                 FROM fiscal_cantons c LEFT JOIN budgets b ON b.canton_id = c.canton_id AND b.year = $2
                 WHERE c.canton_id = $1
                 """, query.CantonId, query.FiscalYear));
@@ -564,7 +569,7 @@ public static class GetBudget
             }
 
             var currency = reader.GetString(0);
-            var sums = reader.IsDBNull(1) ? new long[9] : Enumerable.Range(1, 9).Select(i => reader.IsDBNull(i) ? 0 : Convert.ToInt64(reader.GetValue(i), System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+            var sums = Enumerable.Range(1, 9).Select(reader.GetInt64).ToArray(); // zeros for a year without a budget yet
             await reader.NextResultAsync(cancellationToken);
             var designations = new List<BudgetDesignationView>();
             while (await reader.ReadAsync(cancellationToken))

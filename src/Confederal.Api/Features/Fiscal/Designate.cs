@@ -37,7 +37,7 @@ public static class Designate
     {
         public Validator()
         {
-            RuleFor(c => c.FiscalYear).InclusiveBetween(FiscalPolicy.MinYear, FiscalPolicy.MaxYear).WithName("fiscalYear");
+            RuleFor(c => c.FiscalYear).FiscalYear();
             RuleFor(c => c.Body.Choices).Custom((choices, context) =>
             {
                 if (choices is not null && choices.Any(c => c is null))
@@ -57,13 +57,13 @@ public static class Designate
     public sealed class WithdrawValidator : AbstractValidator<Withdraw>
     {
         public WithdrawValidator() =>
-            RuleFor(c => c.FiscalYear).InclusiveBetween(FiscalPolicy.MinYear, FiscalPolicy.MaxYear).WithName("fiscalYear");
+            RuleFor(c => c.FiscalYear).FiscalYear();
     }
 
     public sealed class QueryValidator : AbstractValidator<Query>
     {
         public QueryValidator() =>
-            RuleFor(c => c.FiscalYear).InclusiveBetween(FiscalPolicy.MinYear, FiscalPolicy.MaxYear).WithName("fiscalYear");
+            RuleFor(c => c.FiscalYear).FiscalYear();
     }
 
     public sealed class Handler(EventLog events, NpgsqlDataSource db, TimeProvider clock)

@@ -1,6 +1,5 @@
 using Confederal.Api.Infrastructure;
 using Confederal.Domain;
-using Confederal.Domain.Fiscal;
 using FluentValidation;
 using MediatR;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -24,7 +23,7 @@ public static class GetReceipts
     public sealed class Validator : AbstractValidator<Query>
     {
         public Validator() =>
-            RuleFor(c => c.FiscalYear).InclusiveBetween(FiscalPolicy.MinYear, FiscalPolicy.MaxYear).WithName("fiscalYear");
+            RuleFor(c => c.FiscalYear).FiscalYear();
     }
 
     public sealed class Handler(NpgsqlDataSource db) : IRequestHandler<Query, ReceiptsView>
@@ -32,7 +31,7 @@ public static class GetReceipts
         public async Task<ReceiptsView> Handle(Query query, CancellationToken cancellationToken)
         {
             await using var batch = db.CreateBatch();
-            batch.BatchCommands.Add(Sql.Command("SELECT position FROM es.projection_checkpoints WHERE name = $1", BudgetProjection.ProjectionName));
+            batch.BatchCommands.Add(BudgetProjection.CheckpointCommand());
             batch.BatchCommands.Add(Sql.Command("SELECT 1 FROM fiscal_organizations WHERE organization_id = $1", query.OrganizationId));
             batch.BatchCommands.Add(Sql.Command("""
                 SELECT canton_id, currency, amount_minor, redistributed_minor, taxpayers FROM organization_receipts

@@ -41,7 +41,7 @@ public static class SetFiscalPolicy
     {
         public Validator()
         {
-            RuleFor(c => c.FiscalYear).InclusiveBetween(FiscalPolicy.MinYear, FiscalPolicy.MaxYear).WithName("fiscalYear");
+            RuleFor(c => c.FiscalYear).FiscalYear();
             RuleFor(c => c.Body.DesignationRateBp).NotNull().InclusiveBetween(0, Money.BasisPoints).WithName("designationRateBp");
             RuleFor(c => c.Body.MaxOrganizations).InclusiveBetween(1, FiscalPolicy.MaxOrganizationsLimit).WithName("maxOrganizations");
             RuleFor(c => c.Body.UnallocatedPolicy).NotNull().WithName("unallocatedPolicy")
