@@ -12,3 +12,9 @@ public sealed class NotFoundException(string what, string id) : Exception($"{wha
 {
     public string What { get; } = what;
 }
+
+/// <summary>The caller may not do this, for a reason of the rules rather than of their role (answered 403).</summary>
+public sealed class ForbiddenException(string code, string message) : Exception(message)
+{
+    public string Code { get; } = code;
+}

@@ -70,27 +70,22 @@ public sealed class EventLog
         }
 
         metadata ??= EventMetadata.None;
-        var ids = new Guid[events.Count];
-        var names = new string[events.Count];
-        var versions = new int[events.Count];
-        var payloads = new string[events.Count];
-        for (var i = 0; i < events.Count; i++)
-        {
-            var name = Types.NameOf(events[i].GetType());
-            ids[i] = Guid.CreateVersion7();
-            names[i] = name.Name;
-            versions[i] = name.Version;
-            payloads[i] = Types.SerializeToString(events[i]);
-        }
-
+        var rows = Serialize(events);
         try
         {
             for (var attempt = 1; ; attempt++)
             {
                 try
                 {
-                    var version = await InsertAsync(streamId, expected, events, metadata, ids, names, versions, payloads, ct);
-                    return new AppendResult(version, ids);
+                    await using var connection = await _dataSource.OpenConnectionAsync(ct);
+                    await using var tx = _inline.Count > 0 ? await connection.BeginTransactionAsync(ct) : null;
+                    var version = await InsertAsync(connection, tx, streamId, expected, events, metadata, rows, ct);
+                    if (tx is not null)
+                    {
+                        await tx.CommitAsync(ct);
+                    }
+
+                    return new AppendResult(version, rows.Ids);
                 }
                 catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation
                                                   && e.ConstraintName == ConstraintStreamVersion)
@@ -108,22 +103,82 @@ public sealed class EventLog
         }
     }
 
-    private async Task<long> InsertAsync(
-        string streamId, ExpectedVersion expected, IReadOnlyList<object> events, EventMetadata metadata,
-        Guid[] ids, string[] names, int[] versions, string[] payloads, CancellationToken ct)
+    /// <summary>Appends within the caller's transaction, so that appends to several streams (and the caller's own
+    /// writes) commit together or not at all. Open the transaction with <see cref="TransactAsync{T}"/>, which tells
+    /// the sequencer after the commit. A version conflict aborts the transaction.</summary>
+    /// <exception cref="ConcurrencyException">The stream is not at <paramref name="expected"/>.</exception>
+    public async Task<AppendResult> AppendAsync(
+        NpgsqlTransaction transaction,
+        string streamId,
+        ExpectedVersion expected,
+        IReadOnlyList<object> events,
+        EventMetadata? metadata = null,
+        CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(transaction);
+        ArgumentException.ThrowIfNullOrEmpty(streamId);
+        if (events.Count == 0)
+        {
+            throw new ArgumentException("An append needs at least one event.", nameof(events));
+        }
+
+        var rows = Serialize(events);
+        try
+        {
+            var version = await InsertAsync(
+                transaction.Connection!, transaction, streamId, expected, events, metadata ?? EventMetadata.None, rows, ct);
+            return new AppendResult(version, rows.Ids);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation && e.ConstraintName == ConstraintStreamVersion)
+        {
+            throw new ConcurrencyException(streamId, expected, await StreamVersionAsync(streamId, ct));
+        }
+    }
+
+    /// <summary>Runs <paramref name="work"/> in one transaction and commits it; appends made in it with
+    /// <see cref="AppendAsync(NpgsqlTransaction, string, ExpectedVersion, IReadOnlyList{object}, EventMetadata?, CancellationToken)"/>
+    /// are numbered after the commit. An exception rolls everything back.</summary>
+    public async Task<T> TransactAsync<T>(Func<NpgsqlTransaction, Task<T>> work, CancellationToken ct = default)
     {
         await using var connection = await _dataSource.OpenConnectionAsync(ct);
-        await using var tx = _inline.Count > 0 ? await connection.BeginTransactionAsync(ct) : null;
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        var result = await work(tx);
+        await tx.CommitAsync(ct);
+        Sequencer.Notify();
+        return result;
+    }
+
+    private sealed record Rows(Guid[] Ids, string[] Names, int[] Versions, string[] Payloads);
+
+    private Rows Serialize(IReadOnlyList<object> events)
+    {
+        var rows = new Rows(new Guid[events.Count], new string[events.Count], new int[events.Count], new string[events.Count]);
+        for (var i = 0; i < events.Count; i++)
+        {
+            var name = Types.NameOf(events[i].GetType());
+            rows.Ids[i] = Guid.CreateVersion7();
+            rows.Names[i] = name.Name;
+            rows.Versions[i] = name.Version;
+            rows.Payloads[i] = Types.SerializeToString(events[i]);
+        }
+
+        return rows;
+    }
+
+    private async Task<long> InsertAsync(
+        NpgsqlConnection connection, NpgsqlTransaction? tx, string streamId, ExpectedVersion expected, IReadOnlyList<object> events,
+        EventMetadata metadata, Rows rows, CancellationToken ct)
+    {
         await using var command = new NpgsqlCommand(AppendSql, connection, tx)
         {
             Parameters =
             {
                 new NpgsqlParameter<string> { TypedValue = streamId },
                 new NpgsqlParameter<long> { TypedValue = expected.Value },
-                new NpgsqlParameter<Guid[]> { TypedValue = ids },
-                new NpgsqlParameter<string[]> { TypedValue = names },
-                new NpgsqlParameter<int[]> { TypedValue = versions },
-                new NpgsqlParameter<string[]> { TypedValue = payloads, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Jsonb },
+                new NpgsqlParameter<Guid[]> { TypedValue = rows.Ids },
+                new NpgsqlParameter<string[]> { TypedValue = rows.Names },
+                new NpgsqlParameter<int[]> { TypedValue = rows.Versions },
+                new NpgsqlParameter<string[]> { TypedValue = rows.Payloads, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Jsonb },
                 new NpgsqlParameter { Value = (object?)metadata.CorrelationId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text },
                 new NpgsqlParameter { Value = (object?)metadata.CausationId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text },
                 new NpgsqlParameter { Value = (object?)metadata.Actor ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text },
@@ -145,17 +200,15 @@ public sealed class EventLog
             recordedAt = reader.GetFieldValue<DateTimeOffset>(2);
         }
 
-        if (tx is not null)
+        if (tx is not null && _inline.Count > 0)
         {
             var recorded = events
-                .Select((e, i) => new RecordedEvent(0, streamId, head + i + 1, ids[i], names[i], e, metadata, recordedAt))
+                .Select((e, i) => new RecordedEvent(0, streamId, head + i + 1, rows.Ids[i], rows.Names[i], e, metadata, recordedAt))
                 .ToList();
             foreach (var projection in _inline)
             {
                 await projection.ApplyAsync(connection, streamId, recorded, ct);
             }
-
-            await tx.CommitAsync(ct);
         }
 
         return newVersion;

@@ -1,8 +1,11 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Confederal.Domain.Ballots;
 using Confederal.Domain.Cantons;
+using Confederal.Domain.Census;
 using Confederal.Domain.Fiscal;
 using Confederal.Domain.Organizations;
+using Confederal.Domain.Pacts;
 using Confederal.EventStore;
 
 namespace Confederal.Api.Infrastructure;
@@ -24,7 +27,18 @@ public static class Events
         .Register<FiscalPolicySet>("fiscal-policy-set")
         .Register<TaxAssessed>("tax-assessed")
         .Register<DesignationChosen>("designation-chosen")
-        .Register<DesignationWithdrawn>("designation-withdrawn");
+        .Register<DesignationWithdrawn>("designation-withdrawn")
+        .Register<ResidentRegistered>("resident-registered")
+        .Register<ResidentDeparted>("resident-departed")
+        .Register<VotingRulesSet>("voting-rules-set")
+        .Register<BallotCalled>("ballot-called")
+        .Register<BallotsCounted>("ballots-counted")
+        .Register<ParticipationsRecorded>("participations-recorded")
+        .Register<BallotCertified>("ballot-certified")
+        .Register<PactFounded>("pact-founded")
+        .Register<PactRenamed>("pact-renamed")
+        .Register<PactJoined>("pact-joined")
+        .Register<PactLeft>("pact-left");
 
     /// <summary>Correlation (the caller's X-Correlation-Id or the trace id) and actor of the current request.</summary>
     public static EventMetadata Metadata(this HttpContext http) => new(

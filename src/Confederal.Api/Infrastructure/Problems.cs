@@ -61,6 +61,13 @@ internal sealed class ProblemsExceptionHandler(IProblemDetailsService problems, 
                 Detail = e.Message,
                 Extensions = { ["code"] = e.Code },
             },
+            ForbiddenException e => new ProblemDetails
+            {
+                Status = StatusCodes.Status403Forbidden,
+                Title = "Not allowed.",
+                Detail = e.Message,
+                Extensions = { ["code"] = e.Code },
+            },
             NotFoundException e => new ProblemDetails
             {
                 Status = StatusCodes.Status404NotFound,
