@@ -1,6 +1,8 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Confederal.Api.Features.Ballots;
 using Confederal.Api.Features.Cantons;
+using Confederal.Api.Features.Census;
 using Confederal.Api.Features.Fiscal;
 using Confederal.Api.Features.Organizations;
 using Confederal.Api.Infrastructure;
@@ -70,6 +72,16 @@ AssessTax.Map(api);
 ImportAssessments.Map(api);
 Designate.Map(api);
 GetBudget.Map(api);
+RegisterResident.Map(api);
+RecordDeparture.Map(api);
+GetCensus.Map(api);
+SetVotingRules.Map(api);
+CallBallot.Map(api);
+GetEligibility.Map(api);
+CastVote.Map(api);
+GetParticipation.Map(api);
+CloseBallot.Map(api);
+GetResults.Map(api);
 
 app.Lifetime.ApplicationStarted.Register(() =>
 {

@@ -294,15 +294,16 @@ public sealed class EventLog
         return (long)(await command.ExecuteScalarAsync(ct))!;
     }
 
-    /// <summary>The events of one stream from <paramref name="fromVersion"/> on, in version order, streamed;
-    /// includes events the sequencer has not numbered yet (their position is 0).</summary>
+    /// <summary>The events of one stream from <paramref name="fromVersion"/> to <paramref name="toVersion"/> (default:
+    /// its end), in version order, streamed; includes events the sequencer has not numbered yet (their position is 0).</summary>
     public async IAsyncEnumerable<RecordedEvent> ReadStreamAsync(
-        string streamId, long fromVersion = 1, [EnumeratorCancellation] CancellationToken ct = default)
+        string streamId, long fromVersion = 1, long toVersion = long.MaxValue, [EnumeratorCancellation] CancellationToken ct = default)
     {
         await using var command = _dataSource.CreateCommand(
-            $"SELECT {SelectColumns} FROM es.events WHERE stream_id = $1 AND version >= $2 ORDER BY version");
+            $"SELECT {SelectColumns} FROM es.events WHERE stream_id = $1 AND version >= $2 AND version <= $3 ORDER BY version");
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = streamId });
         command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = fromVersion });
+        command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = toVersion });
         await using var reader = await command.ExecuteReaderAsync(CommandBehavior.SequentialAccess, ct);
         while (await reader.ReadAsync(ct))
         {

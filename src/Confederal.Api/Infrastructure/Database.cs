@@ -48,7 +48,8 @@ public sealed class Database : IAsyncDisposable
         string.IsNullOrWhiteSpace(configuration.GetConnectionString(ConnectionStringName));
 
     /// <summary>Every migration the application runs at start, event store first.</summary>
-    public static IReadOnlyList<Migration> Migrations { get; } = [.. Schema.EventStore, .. CantonDirectory.Migrations, .. OrganizationDirectory.Migrations, .. BudgetProjection.Migrations];
+    public static IReadOnlyList<Migration> Migrations { get; } = [.. Schema.EventStore, .. CantonDirectory.Migrations, .. OrganizationDirectory.Migrations, .. BudgetProjection.Migrations,
+        .. Features.Census.Residences.Migrations, .. Features.Ballots.BallotBox.Migrations];
 
     public NpgsqlDataSource DataSource => _dataSource.Value;
 

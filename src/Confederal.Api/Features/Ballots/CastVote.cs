@@ -1,0 +1,63 @@
+using System.Security.Claims;
+using Confederal.Api.Infrastructure;
+using Confederal.Domain.Ballots;
+using Confederal.Domain.Census;
+using Confederal.EventStore;
+using FluentValidation;
+using FluentValidation.Results;
+using MediatR;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Npgsql;
+
+namespace Confederal.Api.Features.Ballots;
+
+/// <summary>The voter's receipt: it appears in the published ballot list once the ballot is certified.</summary>
+public sealed record VoteReceipt(Guid BallotId, string Receipt);
+
+/// <summary>POST /api/v1/cantons/{cantonId}/ballots/{ballotId}/votes: a person on the roll votes once, between opensAt
+/// and closesAt. The participation (who) and the ballot (what, under a random receipt) are recorded apart; nothing
+/// links them.</summary>
+public static class CastVote
+{
+    public sealed record Body(string? Option);
+
+    public sealed record Command(string CantonId, Guid BallotId, string PersonId, Body Body) : IRequest<VoteReceipt>;
+
+    public sealed class Validator : AbstractValidator<Command>
+    {
+        public Validator() =>
+            RuleFor(c => c.Body.Option).NotEmpty().WithName("option");
+    }
+
+    public sealed class Handler(EventLog events, NpgsqlDataSource db, TimeProvider clock) : IRequestHandler<Command, VoteReceipt>
+    {
+        private readonly string _certified = events.Types.NameOf(typeof(BallotCertified)).Name;
+
+        public async Task<VoteReceipt> Handle(Command command, CancellationToken cancellationToken)
+        {
+            var (ballot, _, read) = await Ballots.ReadAsync(events, command.CantonId, command.BallotId, [Residence.StreamId(command.PersonId)], cancellationToken);
+            var option = ballot.Called.Options.ToList().IndexOf(command.Body.Option!);
+            if (option < 0)
+            {
+                throw new ValidationException([new ValidationFailure("option", $"option must be one of: {string.Join(", ", ballot.Called.Options)}.")]);
+            }
+
+            ballot.Admit(Ballots.ResidenceOf(read, command.PersonId), clock.GetUtcNow());
+            var receipt = BallotBox.NewReceipt();
+            await BallotBox.CastAsync(db, _certified, command.BallotId, command.PersonId, receipt, option, cancellationToken);
+            return new VoteReceipt(command.BallotId, receipt);
+        }
+    }
+
+    public static void Map(IEndpointRouteBuilder api) =>
+        api.MapPost("/cantons/{cantonId}/ballots/{ballotId:guid}/votes", async Task<Created<VoteReceipt>> (
+                string cantonId, Guid ballotId, Body body, ClaimsPrincipal user, IMediator mediator, CancellationToken ct) =>
+                TypedResults.Created((string?)null, await mediator.Send(new Command(cantonId, ballotId, user.FindFirstValue("sub")!, body), ct)))
+            .RequireAuthorization(Roles.Person)
+            .WithName("CastVote")
+            .WithTags("Ballots")
+            .ProducesValidationProblem()
+            .ProducesProblem(StatusCodes.Status403Forbidden)
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status409Conflict);
+}

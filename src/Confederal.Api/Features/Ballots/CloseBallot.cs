@@ -1,0 +1,137 @@
+using Confederal.Api.Infrastructure;
+using Confederal.Domain;
+using Confederal.Domain.Ballots;
+using Confederal.Domain.Cantons;
+using Confederal.Domain.Fiscal;
+using Confederal.Domain.Pacts;
+using Confederal.EventStore;
+using MediatR;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Npgsql;
+
+namespace Confederal.Api.Features.Ballots;
+
+/// <summary>
+/// POST /api/v1/cantons/{cantonId}/ballots/{ballotId}/close: the canton's municipality closes a ballot after closesAt.
+/// In one transaction, holding the ballot's lock so no vote is in flight: the ballot box and the participation register
+/// are sealed into the log, the result is certified, and a carried binding proposal is enacted with the certification as
+/// its cause. A retried or concurrent close finds it certified and answers the same result: it certifies once.
+/// </summary>
+public static class CloseBallot
+{
+    public sealed record Command(string CantonId, Guid BallotId, EventMetadata Metadata) : IRequest<BallotResultsView>;
+
+    public sealed class Handler(EventLog events, TimeProvider clock) : IRequestHandler<Command, BallotResultsView>
+    {
+        public async Task<BallotResultsView> Handle(Command command, CancellationToken cancellationToken)
+        {
+            var (ballot, _, _) = await Ballots.ReadAsync(events, command.CantonId, command.BallotId, [], cancellationToken);
+            if (ballot.Certified is null)
+            {
+                var now = clock.GetUtcNow();
+                if (now < ballot.Called.ClosesAt)
+                {
+                    throw new DomainException("ballot-still-open", $"Voting runs until {ballot.Called.ClosesAt:O}; the ballot closes after that.");
+                }
+
+                await events.TransactAsync(tx => CertifyAsync(tx, command, now, cancellationToken), cancellationToken);
+                (ballot, _, _) = await Ballots.ReadAsync(events, command.CantonId, command.BallotId, [], cancellationToken);
+            }
+
+            return await BallotResultsView.ReadAsync(events, ballot, 0, cancellationToken);
+        }
+
+        private async Task<bool> CertifyAsync(NpgsqlTransaction tx, Command command, DateTimeOffset now, CancellationToken ct)
+        {
+            var id = command.BallotId;
+            await BallotBox.LockAsync(tx, id, ct);
+            var (ballot, version, _) = await Ballots.ReadAsync(events, command.CantonId, id, [], ct);
+            if (ballot.Certified is not null)
+            {
+                return false; // a concurrent close certified it while this one waited for the lock
+            }
+
+            var called = ballot.Called;
+            var (box, tallies) = await BallotBox.ReadBoxAsync(tx, id, called.Options.Count, ct);
+            var roll = await BallotBox.ReadRollAsync(tx, id, ct);
+            var eligible = await BallotBox.CountRollAsync(tx, called, ct);
+            var pages = box.Chunk(BallotBox.PageSize).Select((chunk, page) => (object)new BallotsCounted(id, page, chunk)).ToList();
+            if (pages.Count > 0)
+            {
+                await events.AppendAsync(tx, Ballot.BoxStreamId(id), ExpectedVersion.NoStream, pages, command.Metadata, ct);
+                await events.AppendAsync(tx, Ballot.RollStreamId(id), ExpectedVersion.NoStream,
+                    [.. roll.Chunk(BallotBox.PageSize).Select((chunk, page) => (object)new ParticipationsRecorded(id, page, chunk))], command.Metadata, ct);
+            }
+
+            var carried = ballot.IsCarried(tallies);
+            var enactment = carried is true ? await EnactAsync(called, now, ct) : null;
+            var certified = new BallotCertified(id, called.CantonId, eligible, box.Count, tallies, pages.Count, carried, enactment?.NotEnacted);
+            var cause = await events.AppendAsync(tx, Ballot.StreamId(id), ExpectedVersion.Exactly(version), [certified], command.Metadata, ct);
+            if (enactment is { Events.Count: > 0 } change)
+            {
+                await events.AppendAsync(tx, change.StreamId, ExpectedVersion.Exactly(change.Version), change.Events,
+                    command.Metadata with { CausationId = cause.EventIds[0].ToString() }, ct);
+            }
+
+            await BallotBox.EmptyAsync(tx, id, ct);
+            return true;
+        }
+
+        private sealed record Enactment(string StreamId, long Version, IReadOnlyList<object> Events, string? NotEnacted);
+
+        // The carried proposal's change, decided by the same rules as any other change of that policy or pact. A rule
+        // that refuses it (the fiscal year closed meanwhile, a pact's terms) is recorded as the reason it was not enacted.
+        private async Task<Enactment> EnactAsync(BallotCalled called, DateTimeOffset now, CancellationToken ct)
+        {
+            var proposal = called.Proposal!;
+            var stream = proposal.Kind == ProposalKind.SetDesignationRate
+                ? FiscalPolicy.StreamId(called.CantonId, proposal.FiscalYear!.Value)
+                : Pact.StreamId(proposal.PactId!);
+            var read = await events.ReadStreamsAsync([stream, Canton.StreamId(called.CantonId)], ct);
+            var version = read.GetValueOrDefault(stream)?[^1].Version ?? 0;
+            try
+            {
+                var decided = proposal.Kind switch
+                {
+                    ProposalKind.SetDesignationRate => SetRate(read.GetValueOrDefault(stream).Fold<FiscalPolicy>(FiscalPolicy.Apply).State, called, now),
+                    ProposalKind.JoinPact => Pact.Join(read.GetValueOrDefault(stream).Fold<Pact>(Pact.Apply).State, proposal.PactId!, called.CantonId,
+                        read.GetValueOrDefault(Canton.StreamId(called.CantonId)).Fold<Canton>(Canton.Apply).State!.Currency,
+                        proposal.ContributionRateBp!.Value, proposal.FromFiscalYear!.Value, called.BallotId),
+                    _ => Pact.Leave(read.GetValueOrDefault(stream).Fold<Pact>(Pact.Apply).State, proposal.PactId!, called.CantonId,
+                        proposal.FromFiscalYear!.Value, called.BallotId),
+                };
+                return new Enactment(stream, version, decided, null);
+            }
+            catch (DomainException e)
+            {
+                return new Enactment(stream, version, [], e.Code);
+            }
+            catch (NotFoundException)
+            {
+                return new Enactment(stream, version, [], "pact-unknown");
+            }
+        }
+
+        private static IReadOnlyList<object> SetRate(FiscalPolicy? policy, BallotCalled called, DateTimeOffset now)
+        {
+            var proposal = called.Proposal!;
+            if (policy is null)
+            {
+                throw new DomainException("no-fiscal-policy", $"Canton '{called.CantonId}' has no policy for {proposal.FiscalYear} to change.");
+            }
+
+            return FiscalPolicy.Set(policy, new FiscalPolicySet(called.CantonId, proposal.FiscalYear!.Value, proposal.DesignationRateBp!.Value,
+                policy.MaxOrganizations, policy.UnallocatedPolicy, policy.Deadline, policy.EligibleOrganizations), now);
+        }
+    }
+
+    public static void Map(IEndpointRouteBuilder api) =>
+        api.MapPost("/cantons/{cantonId}/ballots/{ballotId:guid}/close", async Task<Ok<BallotResultsView>> (
+                string cantonId, Guid ballotId, IMediator mediator, HttpContext http, CancellationToken ct) =>
+                TypedResults.Ok(await mediator.Send(new Command(cantonId, ballotId, http.Metadata()), ct)))
+            .RequireAuthorization(Scopes.CantonMunicipality)
+            .WithName("CloseBallot")
+            .WithTags("Ballots")
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status409Conflict);
+}

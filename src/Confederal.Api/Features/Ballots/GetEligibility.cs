@@ -1,0 +1,38 @@
+using System.Security.Claims;
+using Confederal.Api.Infrastructure;
+using Confederal.Domain.Census;
+using Confederal.EventStore;
+using MediatR;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace Confederal.Api.Features.Ballots;
+
+/// <summary>Whether the caller is on the ballot's roll, and if not, why (only ever told to that person).</summary>
+public sealed record EligibilityView(Guid BallotId, bool Eligible, string? Reason, DateOnly CensusDate, int VotingAge, int MinimumResidenceDays);
+
+/// <summary>GET /api/v1/cantons/{cantonId}/ballots/{ballotId}/eligibility: the person (the token's subject) asks "am I on
+/// the roll, and if not, why": not-resident-on-census-date, under-voting-age or residence-too-short.</summary>
+public static class GetEligibility
+{
+    public sealed record Query(string CantonId, Guid BallotId, string PersonId) : IRequest<EligibilityView>;
+
+    public sealed class Handler(EventLog events) : IRequestHandler<Query, EligibilityView>
+    {
+        public async Task<EligibilityView> Handle(Query query, CancellationToken cancellationToken)
+        {
+            var (ballot, _, read) = await Ballots.ReadAsync(events, query.CantonId, query.BallotId, [Residence.StreamId(query.PersonId)], cancellationToken);
+            var reason = ballot.Ineligible(Ballots.ResidenceOf(read, query.PersonId));
+            var called = ballot.Called;
+            return new EligibilityView(called.BallotId, reason is null, reason, called.CensusDate, called.VotingAge, called.MinimumResidenceDays);
+        }
+    }
+
+    public static void Map(IEndpointRouteBuilder api) =>
+        api.MapGet("/cantons/{cantonId}/ballots/{ballotId:guid}/eligibility", async Task<Ok<EligibilityView>> (
+                string cantonId, Guid ballotId, ClaimsPrincipal user, IMediator mediator, CancellationToken ct) =>
+                TypedResults.Ok(await mediator.Send(new Query(cantonId, ballotId, user.FindFirstValue("sub")!), ct)))
+            .RequireAuthorization(Roles.Person)
+            .WithName("GetEligibility")
+            .WithTags("Ballots")
+            .ProducesProblem(StatusCodes.Status404NotFound);
+}

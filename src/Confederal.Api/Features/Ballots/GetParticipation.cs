@@ -1,0 +1,35 @@
+using System.Security.Claims;
+using Confederal.Api.Infrastructure;
+using Confederal.EventStore;
+using MediatR;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Npgsql;
+
+namespace Confederal.Api.Features.Ballots;
+
+public sealed record ParticipationView(Guid BallotId, bool Participated);
+
+/// <summary>GET /api/v1/cantons/{cantonId}/ballots/{ballotId}/participation: the person (the token's subject) checks
+/// whether a participation is recorded in their name, and so that nobody voted for them. It never says what was voted.</summary>
+public static class GetParticipation
+{
+    public sealed record Query(string CantonId, Guid BallotId, string PersonId) : IRequest<ParticipationView>;
+
+    public sealed class Handler(EventLog events, NpgsqlDataSource db) : IRequestHandler<Query, ParticipationView>
+    {
+        public async Task<ParticipationView> Handle(Query query, CancellationToken cancellationToken)
+        {
+            await Ballots.ReadAsync(events, query.CantonId, query.BallotId, [], cancellationToken);
+            return new ParticipationView(query.BallotId, await BallotBox.ParticipatedAsync(db, query.BallotId, query.PersonId, cancellationToken));
+        }
+    }
+
+    public static void Map(IEndpointRouteBuilder api) =>
+        api.MapGet("/cantons/{cantonId}/ballots/{ballotId:guid}/participation", async Task<Ok<ParticipationView>> (
+                string cantonId, Guid ballotId, ClaimsPrincipal user, IMediator mediator, CancellationToken ct) =>
+                TypedResults.Ok(await mediator.Send(new Query(cantonId, ballotId, user.FindFirstValue("sub")!), ct)))
+            .RequireAuthorization(Roles.Person)
+            .WithName("GetParticipation")
+            .WithTags("Ballots")
+            .ProducesProblem(StatusCodes.Status404NotFound);
+}

@@ -1,0 +1,72 @@
+using Confederal.Api.Infrastructure;
+using Confederal.Domain;
+using Confederal.Domain.Ballots;
+using Confederal.EventStore;
+using FluentValidation;
+using FluentValidation.Results;
+using MediatR;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace Confederal.Api.Features.Ballots;
+
+public sealed record TallyView(string Option, long Votes);
+
+public sealed record CountedBallotView(string Receipt, string Option);
+
+/// <summary>A certified ballot's record: the roll's size, the votes, turnout (votes × 10000 / eligible, floored), the
+/// tallies, for a proposal whether it carried and was enacted, and one page of the counted ballots in receipt order
+/// (pages of <see cref="BallotBox.PageSize"/>): anyone can recount the tallies from the pages.</summary>
+public sealed record BallotResultsView(
+    Guid BallotId, string CantonId, string Question, DateOnly CensusDate, long Eligible, long Votes, long TurnoutBp, IReadOnlyList<TallyView> Tallies,
+    Proposal? Proposal, bool? Carried, bool? Enacted, string? NotEnacted, int Page, int Pages, IReadOnlyList<CountedBallotView> Ballots)
+{
+    public static async Task<BallotResultsView> ReadAsync(EventLog events, Ballot ballot, int page, CancellationToken ct)
+    {
+        var (called, certified) = (ballot.Called, ballot.Certified!);
+        if (page < 0 || page >= Math.Max(certified.Pages, 1))
+        {
+            throw new ValidationException([new ValidationFailure("page", $"page is 0..{Math.Max(certified.Pages, 1) - 1}.")]);
+        }
+
+        var ballots = new List<CountedBallotView>();
+        await foreach (var e in events.ReadStreamAsync(Ballot.BoxStreamId(called.BallotId), page + 1, page + 1, ct))
+        {
+            ballots.AddRange(((BallotsCounted)e.Data).Ballots.Select(b => new CountedBallotView(b.Receipt, called.Options[b.Option])));
+        }
+
+        return new BallotResultsView(
+            called.BallotId, called.CantonId, called.Question, called.CensusDate, certified.Eligible, certified.Votes,
+            certified.Eligible == 0 ? 0 : certified.Votes * 10_000 / certified.Eligible,
+            [.. called.Options.Select((o, i) => new TallyView(o, certified.Tallies[i]))],
+            called.Proposal, certified.Carried, certified.Carried is true ? certified.NotEnacted is null : null, certified.NotEnacted,
+            page, certified.Pages, ballots);
+    }
+}
+
+/// <summary>GET /api/v1/cantons/{cantonId}/ballots/{ballotId}/results?page={n}: public once the ballot is certified.</summary>
+public static class GetResults
+{
+    public sealed record Query(string CantonId, Guid BallotId, int Page) : IRequest<BallotResultsView>;
+
+    public sealed class Handler(EventLog events) : IRequestHandler<Query, BallotResultsView>
+    {
+        public async Task<BallotResultsView> Handle(Query query, CancellationToken cancellationToken)
+        {
+            var (ballot, _, _) = await Ballots.ReadAsync(events, query.CantonId, query.BallotId, [], cancellationToken);
+            return ballot.Certified is null
+                ? throw new DomainException("results-not-published", "The ballot has not been closed and certified yet.")
+                : await BallotResultsView.ReadAsync(events, ballot, query.Page, cancellationToken);
+        }
+    }
+
+    public static void Map(IEndpointRouteBuilder api) =>
+        api.MapGet("/cantons/{cantonId}/ballots/{ballotId:guid}/results", async Task<Ok<BallotResultsView>> (
+                string cantonId, Guid ballotId, int? page, IMediator mediator, CancellationToken ct) =>
+                TypedResults.Ok(await mediator.Send(new Query(cantonId, ballotId, page ?? 0), ct)))
+            .AllowAnonymous()
+            .WithName("GetBallotResults")
+            .WithTags("Ballots")
+            .ProducesValidationProblem()
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status409Conflict);
+}

@@ -1,0 +1,76 @@
+using Confederal.Api.Infrastructure;
+using Confederal.Domain.Census;
+using Confederal.EventStore;
+using FluentValidation;
+using Npgsql;
+
+namespace Confederal.Api.Features.Census;
+
+/// <summary>What a municipality is told about one person's residence in its canton.</summary>
+public sealed record ResidenceView(string PersonId, string CantonId, DateOnly ResidentSince, DateOnly? LeftOn);
+
+/// <summary>
+/// The census register: every person's residence periods, written in the same transaction as the residence events, so
+/// a ballot's roll and the census counts never lag behind a registration. It holds residence only: where and since
+/// when, and the birth date for the voting age.
+/// </summary>
+public static class Residences
+{
+    public static readonly IReadOnlyList<Migration> Migrations =
+    [
+        new("app-0005-census", """
+            CREATE TABLE residences (
+                person_id  text NOT NULL,
+                since      date NOT NULL,
+                canton_id  text NOT NULL,
+                until      date,
+                birth_date date NOT NULL,
+                PRIMARY KEY (person_id, since)
+            );
+            CREATE INDEX residences_canton ON residences (canton_id, since);
+            """),
+    ];
+
+    public static readonly DateOnly Earliest = new(1900, 1, 1);
+
+    /// <summary>Folds the person's residences, decides, and appends what was decided together with the register rows.
+    /// Returns the residence after the decision and whether anything was recorded.</summary>
+    public static async Task<(Residence? State, bool Recorded)> DecideAsync(
+        EventLog events, string personId, Func<Residence?, IReadOnlyList<object>> decide, EventMetadata metadata, CancellationToken ct)
+    {
+        var stream = Residence.StreamId(personId);
+        var (state, version) = await events.AggregateStreamAsync<Residence>(stream, Residence.Apply, ct);
+        var decided = decide(state);
+        if (decided.Count == 0)
+        {
+            return (state, false);
+        }
+
+        var after = decided.Aggregate(state, Residence.Apply)!;
+        await events.TransactAsync(async tx =>
+        {
+            await events.AppendAsync(tx, stream, ExpectedVersion.Exactly(version), decided, metadata, ct);
+            await using var batch = new NpgsqlBatch(tx.Connection, tx)
+            {
+                BatchCommands =
+                {
+                    Sql.Command("DELETE FROM residences WHERE person_id = $1", personId),
+                    Sql.Command("""
+                        INSERT INTO residences (person_id, since, canton_id, until, birth_date)
+                        SELECT $1, s, c, u, $5 FROM unnest($2::date[], $3::text[], $4::date[]) AS p(s, c, u)
+                        """, personId, after.Periods.Select(p => p.Since).ToArray(), after.Periods.Select(p => p.CantonId).ToArray(),
+                        after.Periods.Select(p => p.Until).ToArray(), after.BirthDate),
+                },
+            };
+            return await batch.ExecuteNonQueryAsync(ct);
+        }, ct);
+        return (after, true);
+    }
+
+    /// <summary>A calendar date no earlier than 1900 and not after today.</summary>
+    public static IRuleBuilderOptions<T, DateOnly?> PastDate<T>(this IRuleBuilder<T, DateOnly?> rule, TimeProvider clock, string name) =>
+        rule.NotNull().WithMessage($"{name} is required (yyyy-mm-dd).")
+            .Must(d => d is null || (d >= Earliest && d <= DateOnly.FromDateTime(clock.GetUtcNow().UtcDateTime)))
+            .WithMessage($"{name} must lie between {Earliest:O} and today.")
+            .WithName(name);
+}
