@@ -1,0 +1,215 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Confederal.Domain.Pacts;
+using Confederal.EventStore;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+
+namespace Confederal.Api.Tests;
+
+/// <summary>Closing certifies once, and a carried binding proposal changes policy exactly once, caused by the ballot.</summary>
+public sealed class BindingBallotTests(ApiFactory api) : IClassFixture<ApiFactory>
+{
+    private readonly Democracy _d = new(api);
+
+    private NpgsqlDataSource Db => api.Services.GetRequiredService<NpgsqlDataSource>();
+
+    private async Task<List<(string Type, string Data, string? Causation, Guid Id)>> StreamAsync(string stream)
+    {
+        var events = new List<(string, string, string?, Guid)>();
+        await using var command = Db.CreateCommand("SELECT type, data::text, causation_id, event_id FROM es.events WHERE stream_id = $1 ORDER BY version");
+        command.Parameters.Add(new NpgsqlParameter { Value = stream });
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            events.Add((reader.GetString(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2), reader.GetGuid(3)));
+        }
+
+        return events;
+    }
+
+    private async Task<Guid> VotedAsync(string canton, object proposal, int yes, int no)
+    {
+        for (var i = 0; i < yes + no; i++)
+        {
+            await Fiscal.Ok(_d.ResideAsync(canton, $"{canton}-v{i}", new DateOnly(2012, 1, 1)));
+        }
+
+        var ballot = await _d.BallotAsync(canton, proposal: proposal);
+        for (var i = 0; i < yes + no; i++)
+        {
+            await _d.ReceiptAsync(canton, ballot, $"{canton}-v{i}", i < yes ? "yes" : "no");
+        }
+
+        return ballot;
+    }
+
+    private async Task<int> RateAsync(string canton, int year) =>
+        (await _d.Fiscal.Municipality(canton).GetFromJsonAsync<JsonElement>($"/api/v1/cantons/{canton}/fiscal-years/{year}/policy"))
+        .GetProperty("designationRateBp").GetInt32();
+
+    [Fact]
+    public async Task Concurrent_and_retried_closes_certify_once_and_enact_the_carried_rate_once_caused_by_the_ballot()
+    {
+        await _d.Fiscal.CantonAsync("bb-rate");
+        await _d.Fiscal.PolicyAsync("bb-rate", 2026, rateBp: 70, deadline: api.Clock.GetUtcNow().AddDays(30));
+        var ballot = await VotedAsync("bb-rate", new { kind = "set-designation-rate", fiscalYear = 2026, designationRateBp = 120 }, yes: 3, no: 2);
+        api.Clock.Advance(TimeSpan.FromHours(2));
+
+        var municipality = _d.Fiscal.Municipality("bb-rate");
+        var closes = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => municipality.PostAsync($"/api/v1/cantons/bb-rate/ballots/{ballot}/close", null)));
+        var bodies = await Task.WhenAll(closes.Select(async r =>
+        {
+            Assert.True(r.StatusCode == HttpStatusCode.OK, await r.Content.ReadAsStringAsync());
+            return await r.Content.ReadAsStringAsync();
+        }));
+        Assert.Single(bodies.Distinct());
+        var events = await api.CountEventsAsync();
+        Assert.Equal(bodies[0], await (await municipality.PostAsync($"/api/v1/cantons/bb-rate/ballots/{ballot}/close", null)).Content.ReadAsStringAsync());
+        Assert.Equal(events, await api.CountEventsAsync());
+
+        var certified = Assert.Single(await StreamAsync($"ballot-{ballot:N}"), e => e.Type == "ballot-certified");
+        var policy = await StreamAsync("fiscal-policy-bb-rate-2026");
+        Assert.Equal(2, policy.Count);
+        Assert.Equal(certified.Id.ToString(), policy[1].Causation);
+        Assert.Equal(120, await RateAsync("bb-rate", 2026));
+
+        using var results = JsonDocument.Parse(bodies[0]);
+        Assert.True(results.RootElement.GetProperty("carried").GetBoolean());
+        Assert.True(results.RootElement.GetProperty("enacted").GetBoolean());
+    }
+
+    [Fact]
+    public async Task A_tie_or_a_no_changes_nothing()
+    {
+        await _d.Fiscal.CantonAsync("bb-tie");
+        await _d.Fiscal.PolicyAsync("bb-tie", 2026, rateBp: 70, deadline: api.Clock.GetUtcNow().AddDays(30));
+        var ballot = await VotedAsync("bb-tie", new { kind = "set-designation-rate", fiscalYear = 2026, designationRateBp = 120 }, yes: 2, no: 2);
+        var results = await _d.CloseAsync("bb-tie", ballot);
+
+        Assert.False(results.GetProperty("carried").GetBoolean());
+        Assert.Equal(JsonValueKind.Null, results.GetProperty("enacted").ValueKind);
+        Assert.Single(await StreamAsync("fiscal-policy-bb-tie-2026"));
+        Assert.Equal(70, await RateAsync("bb-tie", 2026));
+    }
+
+    [Fact]
+    public async Task A_carried_proposal_the_rules_refuse_is_certified_with_the_reason_it_was_not_enacted()
+    {
+        await _d.Fiscal.CantonAsync("bb-late");
+        await _d.Fiscal.PolicyAsync("bb-late", 2026, rateBp: 70, deadline: api.Clock.GetUtcNow().AddMinutes(90));
+        var ballot = await VotedAsync("bb-late", new { kind = "set-designation-rate", fiscalYear = 2026, designationRateBp = 120 }, yes: 2, no: 1);
+        var results = await _d.CloseAsync("bb-late", ballot); // two hours later: the 2026 deadline has passed
+
+        Assert.True(results.GetProperty("carried").GetBoolean());
+        Assert.False(results.GetProperty("enacted").GetBoolean());
+        Assert.Equal("fiscal-year-closed", results.GetProperty("notEnacted").GetString());
+        Assert.Equal(70, await RateAsync("bb-late", 2026));
+    }
+
+    [Fact]
+    public async Task A_carried_join_records_the_membership_with_the_ballot()
+    {
+        await _d.Fiscal.CantonAsync("bb-join");
+        var log = api.Services.GetRequiredService<EventLog>();
+        await log.AppendAsync(Pact.StreamId("bb-alps"), ExpectedVersion.NoStream, [new PactFounded("bb-alps", "Alps", "CHF", PactDistribution.Equal)]);
+        var ballot = await VotedAsync("bb-join", new { kind = "join-pact", pactId = "bb-alps", contributionRateBp = 150, fromFiscalYear = 2027 }, yes: 2, no: 0);
+        var results = await _d.CloseAsync("bb-join", ballot);
+
+        Assert.True(results.GetProperty("enacted").GetBoolean());
+        var joined = (await StreamAsync("pact-bb-alps"))[^1];
+        Assert.Equal("pact-joined", joined.Type);
+        using var data = JsonDocument.Parse(joined.Data);
+        Assert.Equal(ballot, data.RootElement.GetProperty("ballotId").GetGuid());
+        Assert.Equal(150, data.RootElement.GetProperty("contributionRateBp").GetInt32());
+    }
+
+    [Fact]
+    public async Task A_canton_of_another_currency_cannot_even_call_a_ballot_to_join()
+    {
+        await _d.Fiscal.CantonAsync("bb-euro", "EUR");
+        var log = api.Services.GetRequiredService<EventLog>();
+        await log.AppendAsync(Pact.StreamId("bb-franc"), ExpectedVersion.NoStream, [new PactFounded("bb-franc", "Franc", "CHF", PactDistribution.Equal)]);
+        var events = await api.CountEventsAsync();
+
+        var refused = await _d.CallAsync("bb-euro", proposal: new { kind = "join-pact", pactId = "bb-franc", contributionRateBp = 100, fromFiscalYear = 2027 });
+        Assert.Equal(HttpStatusCode.Conflict, refused.StatusCode);
+        Assert.Equal("pact-currency-mismatch", await Fiscal.CodeAsync(refused));
+        var unknown = await _d.CallAsync("bb-euro", proposal: new { kind = "leave-pact", pactId = "bb-nowhere", fromFiscalYear = 2027 });
+        Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        Assert.Equal(events, await api.CountEventsAsync());
+    }
+
+    [Fact]
+    public async Task Bad_ballots_are_problems_and_record_nothing()
+    {
+        await _d.Fiscal.CantonAsync("bb-bad");
+        var now = api.Clock.GetUtcNow();
+        var today = _d.Today;
+        var municipality = _d.Fiscal.Municipality("bb-bad");
+        var events = await api.CountEventsAsync();
+        object Body(object? question = null, object? options = null, object? census = null, object? opens = null, object? closes = null, object? proposal = null) => new
+        {
+            question = question ?? "Q?",
+            options = options ?? new[] { "a", "b" },
+            censusDate = census ?? today,
+            opensAt = opens ?? now,
+            closesAt = closes ?? now.AddHours(1),
+            proposal,
+        };
+        object[] bodies =
+        [
+            Body(question: ""),
+            Body(question: new string('q', 1001)),
+            Body(options: new[] { "only" }),
+            Body(options: Enumerable.Range(0, 11).Select(i => $"o{i}").ToArray()),
+            Body(options: new[] { "same", "Same" }),
+            Body(options: new[] { "a", " b" }),
+            Body(options: new[] { "a", null }),
+            Body(closes: now.AddMinutes(-1), opens: now.AddMinutes(-2)),
+            Body(opens: now.AddHours(2)),
+            Body(census: today.AddDays(1)),
+            Body(proposal: new { kind = "set-designation-rate", fiscalYear = 2026, designationRateBp = 100 }),
+            Body(options: new[] { "yes", "no" }, proposal: new { kind = "set-designation-rate", fiscalYear = 2026 }),
+            Body(options: new[] { "yes", "no" }, proposal: new { kind = "set-designation-rate", fiscalYear = 2026, designationRateBp = 10001 }),
+            Body(options: new[] { "yes", "no" }, proposal: new { kind = "set-designation-rate", fiscalYear = 1999, designationRateBp = 100 }),
+            Body(options: new[] { "yes", "no" }, proposal: new { kind = "join-pact", pactId = "p", contributionRateBp = 100, fromFiscalYear = 2027 }),
+            Body(options: new[] { "yes", "no" }, proposal: new { kind = "join-pact", pactId = "pact-x", contributionRateBp = 0, fromFiscalYear = 2027 }),
+            Body(options: new[] { "yes", "no" }, proposal: new { kind = "leave-pact", pactId = "pact-x", fromFiscalYear = 2027, designationRateBp = 5 }),
+            Body(options: new[] { "yes", "no" }, proposal: new { kind = "abolish-taxes" }),
+            Body(options: new[] { "yes", "no" }, proposal: new { fiscalYear = 2026, designationRateBp = 100 }),
+            new { question = "Q?", options = new[] { "a", "b" } },
+        ];
+        foreach (var body in bodies)
+        {
+            var response = await municipality.PostAsJsonAsync("/api/v1/cantons/bb-bad/ballots", body);
+            Assert.True(response.StatusCode == HttpStatusCode.BadRequest, $"{JsonSerializer.Serialize(body)} → {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        }
+
+        var ballot = await _d.BallotAsync("bb-bad");
+        events = await api.CountEventsAsync();
+        await Fiscal.Ok(_d.ResideAsync("bb-bad", "bb-voter", new DateOnly(2010, 1, 1)));
+        events = await api.CountEventsAsync();
+        var person = _d.Fiscal.Person("bb-voter");
+        foreach (var body in new object[] { new { option = "c" }, new { option = "" }, new { }, new { option = "a", extra = 1 } })
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, (await person.PostAsJsonAsync($"/api/v1/cantons/bb-bad/ballots/{ballot}/votes", body)).StatusCode);
+        }
+
+        Assert.Equal(HttpStatusCode.NotFound, (await person.PostAsJsonAsync($"/api/v1/cantons/bb-bad/ballots/{Guid.NewGuid()}/votes", new { option = "a" })).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await person.PostAsJsonAsync($"/api/v1/cantons/other/ballots/{ballot}/votes", new { option = "a" })).StatusCode);
+        Assert.Equal(HttpStatusCode.Conflict, (await municipality.PostAsync($"/api/v1/cantons/bb-bad/ballots/{ballot}/close", null)).StatusCode);
+        Assert.Equal(HttpStatusCode.Conflict, (await api.CreateClient().GetAsync($"/api/v1/cantons/bb-bad/ballots/{ballot}/results")).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await _d.Fiscal.Municipality("bb-bad").PostAsJsonAsync($"/api/v1/cantons/bb-bad/ballots/{ballot}/votes", new { option = "a" })).StatusCode);
+        Assert.Equal(events, await api.CountEventsAsync());
+        await using var box = Db.CreateCommand("SELECT count(*) FROM ballot_box WHERE ballot_id = $1");
+        box.Parameters.Add(new NpgsqlParameter { Value = ballot });
+        Assert.Equal(0L, await box.ExecuteScalarAsync());
+
+        await _d.CloseAsync("bb-bad", ballot);
+        Assert.Equal(HttpStatusCode.BadRequest, (await api.CreateClient().GetAsync($"/api/v1/cantons/bb-bad/ballots/{ballot}/results?page=1")).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await api.CreateClient().GetAsync($"/api/v1/cantons/bb-bad/ballots/{ballot}/results?page=-1")).StatusCode);
+    }
+}
