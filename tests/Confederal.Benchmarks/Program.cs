@@ -6,8 +6,8 @@ using Confederal.EventStore;
 using Npgsql;
 
 // dotnet run -c Release --project tests/Confederal.Benchmarks -- [--seconds 3] [--rounds 5] [--events 1000000] [--clients 32]
-//     [--warmup 30] [--only append|rebuild|import|designations|budget|get-budget[,…]]
-string[] benchmarks = ["append", "rebuild", "import", "designations", "budget", "get-budget"];
+//     [--warmup 30] [--votes 100000] [--close-votes 1000000] [--only append|rebuild|import|designations|budget|get-budget|votes[,…]]
+string[] benchmarks = ["append", "rebuild", "import", "designations", "budget", "get-budget", "votes"];
 var only = args.SkipWhile(a => a != "--only").Skip(1).FirstOrDefault()?.Split(',');
 if (only is not null && only.Except(benchmarks).Any())
 {
@@ -118,6 +118,12 @@ if (Runs("designations"))
 {
     Console.WriteLine();
     await DesignationsBenchmark.RunAsync(cluster, clients, seconds, rounds, warmup);
+}
+
+if (Runs("votes"))
+{
+    Console.WriteLine();
+    await VotesBenchmark.RunAsync(cluster, clients, Arg("--votes", 100_000), Math.Max(1, rounds / 2 + 1), Arg("--close-votes", 1_000_000));
 }
 
 return 0;

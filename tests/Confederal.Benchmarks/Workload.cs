@@ -182,16 +182,25 @@ public static class Workload
 
     /// <summary>Runs <paramref name="writers"/> concurrent loops of <paramref name="operation"/> (writer, iteration) → events done, for
     /// <paramref name="seconds"/>; the rate and the latency percentiles of the operations.</summary>
-    public static async Task<Run> MeasureAsync(int writers, int seconds, Func<int, long, Task<int>> operation)
+    public static Task<Run> MeasureAsync(int writers, int seconds, Func<int, long, Task<int>> operation)
     {
         var deadline = Stopwatch.GetTimestamp() + (long)(seconds * Stopwatch.Frequency);
+        return MeasureAsync(writers, _ => Stopwatch.GetTimestamp() < deadline, operation);
+    }
+
+    /// <summary>Each writer runs <paramref name="operationsPerWriter"/> operations: a fixed amount of work, timed.</summary>
+    public static Task<Run> MeasureCountAsync(int writers, long operationsPerWriter, Func<int, long, Task<int>> operation) =>
+        MeasureAsync(writers, i => i < operationsPerWriter, operation);
+
+    private static async Task<Run> MeasureAsync(int writers, Func<long, bool> more, Func<int, long, Task<int>> operation)
+    {
         var latencies = new List<double>[writers];
         var events = new long[writers];
         var started = Stopwatch.GetTimestamp();
         await Task.WhenAll(Enumerable.Range(0, writers).Select(w => Task.Run(async () =>
         {
             latencies[w] = [];
-            for (long i = 0; Stopwatch.GetTimestamp() < deadline; i++)
+            for (long i = 0; more(i); i++)
             {
                 var before = Stopwatch.GetTimestamp();
                 events[w] += await operation(w, i);

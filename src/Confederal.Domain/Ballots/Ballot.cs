@@ -66,11 +66,10 @@ public sealed record BallotCalled(
     Guid BallotId, string CantonId, string Question, IReadOnlyList<string> Options, DateOnly CensusDate, DateTimeOffset OpensAt,
     DateTimeOffset ClosesAt, Proposal? Proposal, int VotingAge, int MinimumResidenceDays);
 
-/// <summary>One counted ballot: a random receipt and the index of the option chosen. Nothing about who or when.</summary>
-public sealed record CountedBallot(string Receipt, int Option);
-
-/// <summary>One page of the ballot box as sealed at close, in receipt order (random, so neither cast order nor time).</summary>
-public sealed record BallotsCounted(Guid BallotId, int Page, IReadOnlyList<CountedBallot> Ballots);
+/// <summary>One page of the ballot box as sealed at close: ballot i is the random receipt <c>Receipts[i]</c> with the
+/// option of index <c>Options[i]</c>; nothing about who or when. In receipt order (random, so neither cast order nor
+/// time). Two parallel arrays rather than one of objects: a page holds 10,000 ballots, and a close can seal a million.</summary>
+public sealed record BallotsCounted(Guid BallotId, int Page, IReadOnlyList<string> Receipts, IReadOnlyList<int> Options);
 
 /// <summary>One page of the participation register (who voted, never what), in person id order.</summary>
 public sealed record ParticipationsRecorded(Guid BallotId, int Page, IReadOnlyList<string> PersonIds);

@@ -95,11 +95,11 @@ public static class BallotBox
         await command.ExecuteNonQueryAsync(ct);
     }
 
-    /// <summary>The ballot box in receipt order, with the count of each option.</summary>
-    public static async Task<(List<CountedBallot> Ballots, long[] Tallies)> ReadBoxAsync(NpgsqlTransaction tx, Guid ballotId, int options, CancellationToken ct)
+    /// <summary>The ballot box in receipt order (receipts and their options' indexes), with the count of each option.</summary>
+    public static async Task<(List<string> Receipts, List<int> Options, long[] Tallies)> ReadBoxAsync(
+        NpgsqlTransaction tx, Guid ballotId, int options, CancellationToken ct)
     {
-        var ballots = new List<CountedBallot>();
-        var tallies = new long[options];
+        var (receipts, chosen, tallies) = (new List<string>(), new List<int>(), new long[options]);
         await using var command = new NpgsqlCommand(
             "SELECT receipt, option FROM ballot_box WHERE ballot_id = $1 ORDER BY receipt COLLATE \"C\"", tx.Connection, tx);
         command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = ballotId });
@@ -107,11 +107,12 @@ public static class BallotBox
         while (await reader.ReadAsync(ct))
         {
             var option = reader.GetInt16(1);
-            ballots.Add(new CountedBallot(reader.GetString(0), option));
+            receipts.Add(reader.GetString(0));
+            chosen.Add(option);
             tallies[option]++;
         }
 
-        return (ballots, tallies);
+        return (receipts, chosen, tallies);
     }
 
     /// <summary>The participation register in person id order.</summary>

@@ -52,10 +52,11 @@ public static class CloseBallot
             }
 
             var called = ballot.Called;
-            var (box, tallies) = await BallotBox.ReadBoxAsync(tx, id, called.Options.Count, ct);
+            var (receipts, options, tallies) = await BallotBox.ReadBoxAsync(tx, id, called.Options.Count, ct);
             var roll = await BallotBox.ReadRollAsync(tx, id, ct);
             var eligible = await BallotBox.CountRollAsync(tx, called, ct);
-            var pages = box.Chunk(BallotBox.PageSize).Select((chunk, page) => (object)new BallotsCounted(id, page, chunk)).ToList();
+            var pages = receipts.Chunk(BallotBox.PageSize).Zip(options.Chunk(BallotBox.PageSize))
+                .Select((chunk, page) => (object)new BallotsCounted(id, page, chunk.First, chunk.Second)).ToList();
             if (pages.Count > 0)
             {
                 await events.AppendAsync(tx, Ballot.BoxStreamId(id), ExpectedVersion.NoStream, pages, command.Metadata, ct);
@@ -65,7 +66,7 @@ public static class CloseBallot
 
             var carried = ballot.IsCarried(tallies);
             var enactment = carried is true ? await EnactAsync(called, now, ct) : null;
-            var certified = new BallotCertified(id, called.CantonId, eligible, box.Count, tallies, pages.Count, carried, enactment?.NotEnacted);
+            var certified = new BallotCertified(id, called.CantonId, eligible, receipts.Count, tallies, pages.Count, carried, enactment?.NotEnacted);
             var cause = await events.AppendAsync(tx, Ballot.StreamId(id), ExpectedVersion.Exactly(version), [certified], command.Metadata, ct);
             if (enactment is { Events.Count: > 0 } change)
             {

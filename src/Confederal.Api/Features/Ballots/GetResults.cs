@@ -31,7 +31,8 @@ public sealed record BallotResultsView(
         var ballots = new List<CountedBallotView>();
         await foreach (var e in events.ReadStreamAsync(Ballot.BoxStreamId(called.BallotId), page + 1, page + 1, ct))
         {
-            ballots.AddRange(((BallotsCounted)e.Data).Ballots.Select(b => new CountedBallotView(b.Receipt, called.Options[b.Option])));
+            var counted = (BallotsCounted)e.Data;
+            ballots.AddRange(counted.Receipts.Select((receipt, i) => new CountedBallotView(receipt, called.Options[counted.Options[i]])));
         }
 
         return new BallotResultsView(
