@@ -22,6 +22,7 @@ builder.Services.AddSingleton<IProjection, CantonDirectory>();
 builder.Services.AddSingleton<IProjection, OrganizationDirectory>();
 builder.Services.AddSingleton<IProjection, BudgetProjection>();
 builder.Services.AddSingleton(TimeProvider.System);
+builder.Services.AddSingleton<CalledBallots>();
 builder.Services.AddSingleton<ProjectionDaemon>();
 builder.Services.AddHostedService<EventStoreHost>();
 

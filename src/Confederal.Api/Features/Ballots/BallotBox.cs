@@ -165,6 +165,31 @@ public static class BallotBox
     }
 }
 
+/// <summary>Ballots as called, kept in memory once read: a call never changes (the certification is checked by the
+/// vote's own statement), and every vote needs it.</summary>
+public sealed class CalledBallots(EventLog events)
+{
+    private const int Capacity = 10_000;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<Guid, BallotCalled> _called = new();
+
+    /// <summary>The ballot of the canton as called; 404 when the canton has no such ballot.</summary>
+    public async Task<BallotCalled> GetAsync(string cantonId, Guid ballotId, CancellationToken ct)
+    {
+        if (!_called.TryGetValue(ballotId, out var called))
+        {
+            called = (await Ballots.ReadAsync(events, cantonId, ballotId, [], ct)).Ballot.Called;
+            if (_called.Count >= Capacity)
+            {
+                _called.Clear();
+            }
+
+            _called[ballotId] = called;
+        }
+
+        return called.CantonId == cantonId ? called : throw new NotFoundException("Ballot", ballotId.ToString());
+    }
+}
+
 /// <summary>Reading a ballot of a canton, with the other streams a decision about it needs, in one round trip.</summary>
 internal static class Ballots
 {
@@ -178,7 +203,4 @@ internal static class Ballots
             ? throw new NotFoundException("Ballot", ballotId.ToString())
             : (ballot, version, read);
     }
-
-    public static Residence? ResidenceOf(IReadOnlyDictionary<string, List<RecordedEvent>> read, string personId) =>
-        read.GetValueOrDefault(Residence.StreamId(personId)).Fold<Residence>(Residence.Apply).State;
 }

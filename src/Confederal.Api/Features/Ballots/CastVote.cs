@@ -1,7 +1,7 @@
 using System.Security.Claims;
 using Confederal.Api.Infrastructure;
 using Confederal.Domain.Ballots;
-using Confederal.Domain.Census;
+using Confederal.Api.Features.Census;
 using Confederal.EventStore;
 using FluentValidation;
 using FluentValidation.Results;
@@ -29,20 +29,20 @@ public static class CastVote
             RuleFor(c => c.Body.Option).NotEmpty().WithName("option");
     }
 
-    public sealed class Handler(EventLog events, NpgsqlDataSource db, TimeProvider clock) : IRequestHandler<Command, VoteReceipt>
+    public sealed class Handler(EventLog events, CalledBallots ballots, NpgsqlDataSource db, TimeProvider clock) : IRequestHandler<Command, VoteReceipt>
     {
         private readonly string _certified = events.Types.NameOf(typeof(BallotCertified)).Name;
 
         public async Task<VoteReceipt> Handle(Command command, CancellationToken cancellationToken)
         {
-            var (ballot, _, read) = await Ballots.ReadAsync(events, command.CantonId, command.BallotId, [Residence.StreamId(command.PersonId)], cancellationToken);
-            var option = ballot.Called.Options.ToList().IndexOf(command.Body.Option!);
+            var called = await ballots.GetAsync(command.CantonId, command.BallotId, cancellationToken);
+            var option = called.Options.ToList().IndexOf(command.Body.Option!);
             if (option < 0)
             {
-                throw new ValidationException([new ValidationFailure("option", $"option must be one of: {string.Join(", ", ballot.Called.Options)}.")]);
+                throw new ValidationException([new ValidationFailure("option", $"option must be one of: {string.Join(", ", called.Options)}.")]);
             }
 
-            ballot.Admit(Ballots.ResidenceOf(read, command.PersonId), clock.GetUtcNow());
+            new Ballot(called, Certified: null).Admit(await Residences.ReadAsync(db, command.PersonId, cancellationToken), clock.GetUtcNow());
             var receipt = BallotBox.NewReceipt();
             await BallotBox.CastAsync(db, _certified, command.BallotId, command.PersonId, receipt, option, cancellationToken);
             return new VoteReceipt(command.BallotId, receipt);

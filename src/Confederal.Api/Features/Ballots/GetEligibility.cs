@@ -1,7 +1,8 @@
 using System.Security.Claims;
 using Confederal.Api.Infrastructure;
-using Confederal.Domain.Census;
-using Confederal.EventStore;
+using Confederal.Api.Features.Census;
+using Confederal.Domain.Ballots;
+using Npgsql;
 using MediatR;
 using Microsoft.AspNetCore.Http.HttpResults;
 
@@ -16,13 +17,12 @@ public static class GetEligibility
 {
     public sealed record Query(string CantonId, Guid BallotId, string PersonId) : IRequest<EligibilityView>;
 
-    public sealed class Handler(EventLog events) : IRequestHandler<Query, EligibilityView>
+    public sealed class Handler(CalledBallots ballots, NpgsqlDataSource db) : IRequestHandler<Query, EligibilityView>
     {
         public async Task<EligibilityView> Handle(Query query, CancellationToken cancellationToken)
         {
-            var (ballot, _, read) = await Ballots.ReadAsync(events, query.CantonId, query.BallotId, [Residence.StreamId(query.PersonId)], cancellationToken);
-            var reason = ballot.Ineligible(Ballots.ResidenceOf(read, query.PersonId));
-            var called = ballot.Called;
+            var called = await ballots.GetAsync(query.CantonId, query.BallotId, cancellationToken);
+            var reason = new Ballot(called, Certified: null).Ineligible(await Residences.ReadAsync(db, query.PersonId, cancellationToken));
             return new EligibilityView(called.BallotId, reason is null, reason, called.CensusDate, called.VotingAge, called.MinimumResidenceDays);
         }
     }

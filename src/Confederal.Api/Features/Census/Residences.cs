@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using Confederal.Api.Infrastructure;
 using Confederal.Domain.Census;
 using Confederal.EventStore;
@@ -65,6 +66,24 @@ public static class Residences
             return await batch.ExecuteNonQueryAsync(ct);
         }, ct);
         return (after, true);
+    }
+
+    /// <summary>The person's residences as the register has them (null: never resident anywhere).</summary>
+    public static async Task<Residence?> ReadAsync(NpgsqlDataSource db, string personId, CancellationToken ct)
+    {
+        await using var command = db.CreateCommand("SELECT canton_id, since, until, birth_date FROM residences WHERE person_id = $1 ORDER BY since");
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = personId });
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        var periods = ImmutableList.CreateBuilder<ResidencePeriod>();
+        DateOnly birthDate = default;
+        while (await reader.ReadAsync(ct))
+        {
+            periods.Add(new ResidencePeriod(reader.GetString(0), reader.GetFieldValue<DateOnly>(1),
+                reader.IsDBNull(2) ? null : reader.GetFieldValue<DateOnly>(2)));
+            birthDate = reader.GetFieldValue<DateOnly>(3);
+        }
+
+        return periods.Count == 0 ? null : new Residence(birthDate, periods.ToImmutable());
     }
 
     /// <summary>A calendar date no earlier than 1900 and not after today.</summary>
