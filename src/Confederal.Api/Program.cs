@@ -3,6 +3,7 @@ using System.Text.Json.Serialization;
 using Confederal.Api.Features.Cantons;
 using Confederal.Api.Features.Fiscal;
 using Confederal.Api.Features.Organizations;
+using Confederal.Api.Features.Pacts;
 using Confederal.Api.Infrastructure;
 using Confederal.EventStore;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
@@ -70,6 +71,8 @@ AssessTax.Map(api);
 ImportAssessments.Map(api);
 Designate.Map(api);
 GetBudget.Map(api);
+FoundPact.Map(api);
+GetPact.Map(api);
 
 app.Lifetime.ApplicationStarted.Register(() =>
 {
