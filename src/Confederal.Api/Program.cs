@@ -5,6 +5,7 @@ using Confederal.Api.Features.Cantons;
 using Confederal.Api.Features.Census;
 using Confederal.Api.Features.Fiscal;
 using Confederal.Api.Features.Organizations;
+using Confederal.Api.Features.Pacts;
 using Confederal.Api.Infrastructure;
 using Confederal.EventStore;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
@@ -83,6 +84,8 @@ CastVote.Map(api);
 GetParticipation.Map(api);
 CloseBallot.Map(api);
 GetResults.Map(api);
+FoundPact.Map(api);
+GetPact.Map(api);
 
 app.Lifetime.ApplicationStarted.Register(() =>
 {

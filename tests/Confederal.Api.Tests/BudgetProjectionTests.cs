@@ -12,7 +12,11 @@ namespace Confederal.Api.Tests;
 /// whatever the page size.</summary>
 public sealed class BudgetProjectionTests(ApiFactory api) : IClassFixture<ApiFactory>
 {
-    private static readonly string[] Tables = ["fiscal_cantons", "fiscal_organizations", "fiscal_taxpayers", "budgets", "budget_tallies", "organization_receipts"];
+    private static readonly string[] Tables =
+    [
+        "fiscal_cantons", "fiscal_organizations", "fiscal_taxpayers", "budgets", "budget_tallies", "organization_receipts",
+        "pacts", "pact_members", "pact_lines", "census_days",
+    ];
 
     private readonly Fiscal _fiscal = new(api);
 
@@ -29,13 +33,29 @@ public sealed class BudgetProjectionTests(ApiFactory api) : IClassFixture<ApiFac
         return snapshot.ToString();
     }
 
+    // Two pacts: per-resident in CHF between hist-a and hist-c (which has no budget, then leaves), equal in EUR between
+    // hist-b (its rate changing from 2027) and hist-d (no budget); residents come and go around 1 January while budgets
+    // change.
     private async Task HistoryAsync()
     {
         await _fiscal.CantonAsync("hist-a", "CHF");
         await _fiscal.CantonAsync("hist-b", "EUR");
+        await _fiscal.CantonAsync("hist-c", "CHF");
+        await _fiscal.CantonAsync("hist-d", "EUR");
         await _fiscal.OrganizationAsync("h-arts", "cultural");
         await _fiscal.OrganizationAsync("h-sea", "commons");
         await _fiscal.OrganizationAsync("h-faith", "community", acceptsRedistribution: false);
+        await _fiscal.PactAsync("h-rhine", "CHF", "per-resident");
+        await _fiscal.PactAsync("h-po", "EUR", "equal");
+        await _fiscal.JoinAsync("h-rhine", "hist-a", 500, 2026);
+        await _fiscal.JoinAsync("h-rhine", "hist-c", 300, 2026);
+        await _fiscal.JoinAsync("h-po", "hist-b", 1_000, 2026);
+        await _fiscal.JoinAsync("h-po", "hist-d", 2_000, 2026);
+        for (var i = 1; i <= 12; i++)
+        {
+            await _fiscal.ResidentAsync($"hr{i}", i % 3 == 0 ? "hist-a" : "hist-c", new DateOnly(2025, 12, 29).AddDays(i % 5));
+        }
+
         foreach (var canton in new[] { "hist-a", "hist-b" })
         {
             await _fiscal.PolicyAsync(canton, 2026, rateBp: 70, unallocated: "proportional");
@@ -53,7 +73,14 @@ public sealed class BudgetProjectionTests(ApiFactory api) : IClassFixture<ApiFac
             await Fiscal.Ok(_fiscal.Person("h6").DeleteAsync($"/api/v1/cantons/{canton}/fiscal-years/2026/designations/h6"));
         }
 
+        // Alone in its page: an organization's change reaches members' open books through no canton the page names.
+        await api.ProjectedAsync("budgets");
         await Fiscal.Ok(_fiscal.Admin.PostAsync("/api/v1/organizations/h-sea/suspension", null));
+        await api.ProjectedAsync("budgets");
+        await _fiscal.DepartAsync("hr2", "hist-c", new DateOnly(2026, 1, 1));
+        await _fiscal.ResidentAsync("hr2", "hist-a", new DateOnly(2026, 1, 1));
+        await _fiscal.JoinAsync("h-po", "hist-b", 700, 2027);
+        await _fiscal.LeaveAsync("h-rhine", "hist-c", 2027);
         await _fiscal.PolicyAsync("hist-a", 2027, rateBp: 120, unallocated: "proportional");
         await api.ProjectedAsync("budgets");
     }
@@ -71,6 +98,9 @@ public sealed class BudgetProjectionTests(ApiFactory api) : IClassFixture<ApiFac
         var onePage = await SnapshotAsync();
 
         Assert.Contains("hist-b", live, StringComparison.Ordinal);
+        Assert.Contains("(h-rhine,2026,hist-c,CHF,0,", live, StringComparison.Ordinal); // a member without a budget receives
+        Assert.Contains("(h-po,2027,hist-b,EUR,", live, StringComparison.Ordinal);
+        Assert.DoesNotContain("(h-rhine,2027,hist-c", live, StringComparison.Ordinal);
         Assert.Equal(live, smallPages);
         Assert.Equal(live, onePage);
     }

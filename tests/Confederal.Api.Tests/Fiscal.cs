@@ -2,10 +2,14 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Confederal.Api.Infrastructure;
+using Confederal.Domain.Pacts;
+using Confederal.EventStore;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Confederal.Api.Tests;
 
-/// <summary>Helpers that set up a canton, its organizations and a fiscal year over the API.</summary>
+/// <summary>Helpers that set up a canton, its organizations, a fiscal year, residents and pacts over the API;
+/// memberships, which only a carried ballot records, are appended as events.</summary>
 public sealed class Fiscal(ApiFactory api)
 {
     public HttpClient Admin { get; } = api.Admin();
@@ -42,6 +46,26 @@ public sealed class Fiscal(ApiFactory api)
             standing,
         });
 
+    public async Task PactAsync(string pact, string currency = "CHF", string distribution = "equal") =>
+        await Ok(Admin.PutAsJsonAsync($"/api/v1/pacts/{pact}", new { name = pact.ToUpperInvariant(), currency, distribution }));
+
+    /// <summary>What a carried join-pact ballot enacts.</summary>
+    public Task JoinAsync(string pact, string canton, int rateBp, int fromYear) =>
+        AppendAsync(Pact.StreamId(pact), new PactJoined(pact, canton, rateBp, fromYear, Guid.NewGuid()));
+
+    public Task LeaveAsync(string pact, string canton, int fromYear) =>
+        AppendAsync(Pact.StreamId(pact), new PactLeft(pact, canton, fromYear, Guid.NewGuid()));
+
+    public async Task ResidentAsync(string person, string canton, DateOnly since) =>
+        await Ok(Municipality(canton).PostAsJsonAsync($"/api/v1/cantons/{canton}/residents",
+            new { personId = person, residentSince = since, birthDate = new DateOnly(1980, 1, 1) }));
+
+    public async Task DepartAsync(string person, string canton, DateOnly leftOn) =>
+        await Ok(Municipality(canton).PostAsJsonAsync($"/api/v1/cantons/{canton}/residents/{person}/departure", new { leftOn }));
+
+    private async Task AppendAsync(string stream, object @event) =>
+        await api.Services.GetRequiredService<EventLog>().AppendAsync(stream, ExpectedVersion.Any, [@event]);
+
     public async Task<Budget> BudgetAsync(string canton, int year)
     {
         await api.ProjectedAsync("budgets");
@@ -64,10 +88,17 @@ public sealed class Fiscal(ApiFactory api)
 
 public sealed record BudgetLine(string OrganizationId, long AmountMinor, long RedistributedMinor, long Taxpayers);
 
+public sealed record PactLine(string PactId, long AmountMinor);
+
 public sealed record Budget(
     string CantonId, int FiscalYear, string Currency, long RevenueMinor, long Taxpayers, int DesignationRateBp, long DesignablePoolMinor,
     BudgetLine[] Designations, long UnallocatedMinor, long RedistributedMinor, long RetainedMinor, long DesignatedMinor,
-    JsonElement[] Contributions, JsonElement[] Receipts, long NetBudgetMinor, long Position)
+    PactLine[] Contributions, PactLine[] Receipts, long NetBudgetMinor, long Position)
 {
     public long AmountOf(string organization) => Designations.SingleOrDefault(d => d.OrganizationId == organization)?.AmountMinor ?? 0;
+
+    /// <summary>DESIGN.md's identity, checked on what the API serves.</summary>
+    public bool Balances =>
+        NetBudgetMinor == RevenueMinor - DesignatedMinor - Contributions.Sum(c => c.AmountMinor) + Receipts.Sum(r => r.AmountMinor)
+        && DesignablePoolMinor == Designations.Sum(d => d.AmountMinor) + RetainedMinor;
 }

@@ -1,13 +1,15 @@
 using System.Numerics;
 using Confederal.Domain.Cantons;
+using Confederal.Domain.Census;
 using Confederal.Domain.Fiscal;
 using Confederal.Domain.Organizations;
+using Confederal.Domain.Pacts;
 
 namespace Confederal.Domain.Tests;
 
 /// <summary>
-/// DESIGN.md's "Amounts", computed the slow and obvious way: every budget from scratch, from the whole log, sharing
-/// nothing with the ledger but the event and result types. What the incremental ledger must agree with.
+/// DESIGN.md's "Amounts" and pact rule, computed the slow and obvious way: every budget from scratch, from the whole
+/// log, sharing nothing with the ledger but the event and result types. What the incremental ledger must agree with.
 /// </summary>
 internal static class ReferenceBudgets
 {
@@ -56,11 +58,99 @@ internal static class ReferenceBudgets
             }
         }
 
-        return years.ToDictionary(key => key, key =>
+        var budgets = years.ToDictionary(key => key, key =>
         {
             var policy = policies.GetValueOrDefault(key);
             return (currencies[key.CantonId], Budget(key, policy, taxes, records, Organizations(events, policy)));
         });
+        return WithPacts(events, currencies, budgets);
+    }
+
+    /// <summary>Every pact-year in which a member keeping its books in the pact's currency has a budget: contributions,
+    /// the pool split by largest remainder, lines in every member's budget (a zero budget for a member without one).</summary>
+    private static Dictionary<(string CantonId, int FiscalYear), (string Currency, BudgetResult Budget)> WithPacts(
+        List<Recorded> events, Dictionary<string, string> currencies,
+        Dictionary<(string CantonId, int FiscalYear), (string Currency, BudgetResult Budget)> budgets)
+    {
+        var lines = new Dictionary<(string CantonId, int FiscalYear), List<BudgetPactLine>>();
+        var own = budgets.Keys.ToHashSet();
+        foreach (var founded in events.Select(r => r.Event).OfType<PactFounded>())
+        {
+            foreach (var year in own.Select(k => k.FiscalYear).Distinct())
+            {
+                var members = currencies.Keys
+                    .Where(c => currencies[c] == founded.Currency && RateIn(events, founded.PactId, c, year) is not null)
+                    .Order(StringComparer.Ordinal)
+                    .ToList();
+                if (!members.Any(c => own.Contains((c, year))))
+                {
+                    continue;
+                }
+
+                var contributions = members.Select(c =>
+                {
+                    var budget = budgets.TryGetValue((c, year), out var b) ? b.Budget : null;
+                    var taxed = (budget?.RevenueMinor ?? 0) - (budget?.DesignatedMinor ?? 0);
+                    return (long)(new BigInteger(taxed) * RateIn(events, founded.PactId, c, year)!.Value / 10_000);
+                }).ToList();
+                var weights = members
+                    .Select(c => founded.Distribution == PactDistribution.Equal ? 1L : Residents(events, c, new DateOnly(year, 1, 1)))
+                    .ToList();
+                var receipts = Split(contributions.Sum(), weights.All(w => w == 0) ? [.. members.Select(_ => 1L)] : weights);
+                for (var i = 0; i < members.Count; i++)
+                {
+                    var key = (members[i], year);
+                    budgets.TryAdd(key, (currencies[members[i]], new BudgetResult(0, 0, 0, [], 0, 0, 0)));
+                    if (!lines.TryGetValue(key, out var list))
+                    {
+                        lines[key] = list = [];
+                    }
+
+                    list.Add(new BudgetPactLine(founded.PactId, contributions[i], receipts[i]));
+                }
+            }
+        }
+
+        foreach (var (key, list) in lines)
+        {
+            var (currency, budget) = budgets[key];
+            budgets[key] = (currency, budget with { Pacts = [.. list.OrderBy(l => l.PactId, StringComparer.Ordinal)] });
+        }
+
+        return budgets;
+    }
+
+    /// <summary>A join or leave decides its year and every year after it, until a later one decides again: so a year's
+    /// rate is that of the last decision in the log that reaches it.</summary>
+    private static int? RateIn(List<Recorded> events, string pactId, string cantonId, int year) =>
+        events.Select(r => r.Event)
+            .Select(e => e switch
+            {
+                PactJoined j when j.PactId == pactId && j.CantonId == cantonId && j.FromFiscalYear <= year => (Decided: true, Rate: (int?)j.ContributionRateBp),
+                PactLeft l when l.PactId == pactId && l.CantonId == cantonId && l.FromFiscalYear <= year => (Decided: true, Rate: null),
+                _ => (Decided: false, Rate: null),
+            })
+            .LastOrDefault(d => d.Decided).Rate;
+
+    /// <summary>Persons with a residence in the canton covering the day: from their arrival to the day before their departure.</summary>
+    private static long Residents(List<Recorded> events, string cantonId, DateOnly day)
+    {
+        var periods = new List<(string Person, string Canton, DateOnly Since, DateOnly? Until)>();
+        foreach (var @event in events.Select(r => r.Event))
+        {
+            switch (@event)
+            {
+                case ResidentRegistered e:
+                    periods.Add((e.PersonId, e.CantonId, e.ResidentSince, null));
+                    break;
+                case ResidentDeparted e:
+                    var open = periods.FindLastIndex(p => p.Person == e.PersonId && p.Canton == e.CantonId && p.Until is null);
+                    periods[open] = periods[open] with { Until = e.LeftOn };
+                    break;
+            }
+        }
+
+        return periods.Where(p => p.Canton == cantonId && p.Since <= day && (p.Until is null || day < p.Until)).Select(p => p.Person).Distinct().Count();
     }
 
     /// <summary>How each organization stands for a year: as its last change made while the year was open (before its

@@ -1,5 +1,7 @@
 using Confederal.Domain.Cantons;
+using Confederal.Domain.Census;
 using Confederal.Domain.Organizations;
+using Confederal.Domain.Pacts;
 
 namespace Confederal.Domain.Fiscal;
 
@@ -19,7 +21,10 @@ public sealed record OrganizationStanding(bool Suspended, bool AcceptsRedistribu
 
 public sealed record BudgetLine(string OrganizationId, long AmountMinor, long RedistributedMinor, long Taxpayers);
 
-/// <summary>A canton's budget for one year, settled to the minor unit. Pact lines arrive with pacts.</summary>
+/// <summary>What a canton puts into one pact for the year and what it gets back from it.</summary>
+public sealed record BudgetPactLine(string PactId, long ContributionMinor, long ReceiptMinor);
+
+/// <summary>A canton's budget for one year, settled to the minor unit. <see cref="Pacts"/> in pactId ordinal order.</summary>
 public sealed record BudgetResult(
     long RevenueMinor,
     long Taxpayers,
@@ -29,9 +34,16 @@ public sealed record BudgetResult(
     long RedistributedMinor,
     long RetainedMinor)
 {
+    public IReadOnlyList<BudgetPactLine> Pacts { get; init; } = [];
+
     public long DesignatedMinor => DesignablePoolMinor - RetainedMinor;
 
-    public long NetBudgetMinor => RevenueMinor - DesignatedMinor;
+    public long ContributionsMinor => Pacts.Aggregate(0L, (sum, p) => checked(sum + p.ContributionMinor));
+
+    public long ReceiptsMinor => Pacts.Aggregate(0L, (sum, p) => checked(sum + p.ReceiptMinor));
+
+    /// <summary>DESIGN.md's budget identity: revenue − designated − Σ contributions + Σ receipts.</summary>
+    public long NetBudgetMinor => checked(RevenueMinor - DesignatedMinor - ContributionsMinor + ReceiptsMinor);
 }
 
 /// <summary>
@@ -66,8 +78,16 @@ public sealed class BudgetBook(string cantonId, int fiscalYear, string currency)
     /// <summary>Organizations that declined redistributed money while the year was open.</summary>
     public HashSet<string> Declining { get; } = new(StringComparer.Ordinal);
 
-    /// <summary>The last event that changed this book.</summary>
+    /// <summary>What the canton puts into and gets from each pact this year, as <see cref="Ledger.SettlePacts"/> left it.</summary>
+    public SortedDictionary<string, BudgetPactLine> Pacts { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>The last event that changed this canton's own accounts. Pact lines follow the books of other cantons and
+    /// are settled a page at a time, so they do not move it: a replay paged differently must reach the same rows.</summary>
     public long Position { get; set; }
+
+    /// <summary>Whether the canton keeps accounts of its own for the year (a policy or an assessment). A book without
+    /// them only carries the pact lines of a member canton that has no budget for the year.</summary>
+    public bool HasOwnAccounts => Policy is not null || Taxpayers > 0;
 
     /// <summary>A year stays open to changes of organizations until its deadline (always, before it has a policy).</summary>
     public bool IsOpenAt(DateTimeOffset instant) => Policy is null || Policy.IsOpenAt(instant);
@@ -109,7 +129,10 @@ public sealed class BudgetBook(string cantonId, int fiscalYear, string currency)
             }
         }
 
-        return new BudgetResult(RevenueMinor, Taxpayers, PoolMinor, lines, unallocated, unallocated - retained, retained);
+        return new BudgetResult(RevenueMinor, Taxpayers, PoolMinor, lines, unallocated, unallocated - retained, retained)
+        {
+            Pacts = Pacts.Count == 0 ? [] : [.. Pacts.Values],
+        };
     }
 }
 
@@ -122,10 +145,30 @@ public sealed class TaxpayerFile
     public SortedList<int, Designation?> Records { get; } = [];
 }
 
+/// <summary>What settling the pacts reads beyond what changed: the books of the members of each pact-year to settle
+/// (<see cref="Books"/>), every book of a member from a year on (<see cref="BooksFrom"/>: a membership or a census
+/// changed from then on), and the census of the members of per-resident pacts (<see cref="Census"/>).</summary>
+public sealed record PactScope(
+    IReadOnlySet<(string CantonId, int FiscalYear)> Books, IReadOnlyDictionary<string, int> BooksFrom, IReadOnlySet<string> Census)
+{
+    public bool IsEmpty => Books.Count == 0 && BooksFrom.Count == 0;
+
+    /// <summary>The earliest fiscal year a settlement will look at (null: none).</summary>
+    public int? FirstYear => Books.Select(b => b.FiscalYear).Concat(BooksFrom.Values).Cast<int?>().Min();
+}
+
 /// <summary>
 /// The fiscal ledger: folds events into budget books, incrementally. A change to a taxpayer takes out their old
 /// contribution and puts in the new one, so the cost of an event does not grow with the size of the canton. It can hold
 /// the whole confederation (a replay) or only the part a batch of events touches (the projection loads that part).
+/// <para>
+/// Pacts are settled by <see cref="SettlePacts"/>, not on every event: a pact-year depends on the books of all its
+/// members, so a batch of events is settled once. Settling makes every pact-year that any event since the last
+/// settlement may have changed a function of the state alone (memberships, the members' books, the census), never of
+/// the order in which pages cut the log, so a replay in any page size reaches the same lines. A pact-year is settled
+/// when at least one member (in the pact's currency) has a budget of its own for the year; then every member gets its
+/// lines, and a member without a budget gets a book of zero revenue to carry them, which goes again when its lines do.
+/// </para>
 /// </summary>
 public sealed class Ledger
 {
@@ -145,6 +188,33 @@ public sealed class Ledger
 
     /// <summary>The (canton, person, year) entries of taxpayer files that changed: an assessment or a designation record.</summary>
     public HashSet<(string CantonId, string PersonId, int FiscalYear)> ChangedFileYears { get; } = [];
+
+    public Dictionary<string, Pact> Pacts { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Arrivals (+1) and departures (−1) per canton and day: the residents on a day are the sum up to that day.</summary>
+    public Dictionary<string, SortedDictionary<DateOnly, long>> Census { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>The settled lines of every pact-year with a budget among its members, in cantonId ordinal order.</summary>
+    public Dictionary<(string PactId, int FiscalYear), IReadOnlyList<PactLine>> PactYears { get; } = [];
+
+    /// <summary>Pacts founded or renamed.</summary>
+    public HashSet<string> ChangedPacts { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Membership timelines that changed.</summary>
+    public HashSet<(string PactId, string CantonId)> ChangedMemberships { get; } = [];
+
+    /// <summary>What the census changed, per canton and day, since this ledger was created.</summary>
+    public Dictionary<(string CantonId, DateOnly Day), long> CensusChanges { get; } = [];
+
+    /// <summary>Pact-years settled again (their lines may be the same, or none).</summary>
+    public HashSet<(string PactId, int FiscalYear)> ChangedPactYears { get; } = [];
+
+    /// <summary>Books that only carried pact lines and no longer carry any.</summary>
+    public HashSet<(string CantonId, int FiscalYear)> RemovedBooks { get; } = [];
+
+    // What changed since the last settlement of the pacts: books, and pacts from a year on.
+    private readonly HashSet<(string CantonId, int FiscalYear)> _unsettledBooks = [];
+    private readonly Dictionary<string, int> _unsettledPacts = new(StringComparer.Ordinal);
 
     /// <summary>Folds one event, recorded at <paramref name="recordedAt"/> with global <paramref name="position"/>.</summary>
     public void Apply(object @event, DateTimeOffset recordedAt, long position)
@@ -179,6 +249,234 @@ public sealed class Ledger
             case DesignationWithdrawn e:
                 Designate(e.CantonId, e.PersonId, e.FiscalYear, null, position);
                 break;
+            case PactFounded e:
+                SetPact(e.PactId, e);
+                break;
+            case PactRenamed e:
+                SetPact(e.PactId, e);
+                break;
+            case PactJoined e:
+                SetMembership(e.PactId, e.CantonId, e.FromFiscalYear, e);
+                break;
+            case PactLeft e:
+                SetMembership(e.PactId, e.CantonId, e.FromFiscalYear, e);
+                break;
+            case ResidentRegistered e:
+                CountResident(e.CantonId, e.ResidentSince, +1);
+                break;
+            case ResidentDeparted e:
+                CountResident(e.CantonId, e.LeftOn, -1);
+                break;
+        }
+    }
+
+    /// <summary>Residents of the canton on <paramref name="day"/>. A count below zero (a departure the log holds without
+    /// its arrival, which no decision records) counts as none.</summary>
+    public long ResidentsOn(string cantonId, DateOnly day)
+    {
+        if (!Census.TryGetValue(cantonId, out var days))
+        {
+            return 0;
+        }
+
+        var residents = 0L;
+        foreach (var (d, delta) in days)
+        {
+            if (d > day)
+            {
+                break;
+            }
+
+            residents += delta;
+        }
+
+        return Math.Max(0, residents);
+    }
+
+    /// <summary>What <see cref="SettlePacts"/> will read; a ledger holding only part of the confederation loads it
+    /// first (books it already holds are newer than stored ones).</summary>
+    public PactScope PactScope()
+    {
+        var books = new HashSet<(string, int)>();
+        var from = new Dictionary<string, int>(StringComparer.Ordinal);
+        var census = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (cantonId, year) in _unsettledBooks)
+        {
+            foreach (var pact in PactsOf(cantonId))
+            {
+                foreach (var member in pact.Members.Keys)
+                {
+                    books.Add((member, year));
+                }
+
+                if (pact.Distribution == PactDistribution.PerResident)
+                {
+                    census.UnionWith(pact.Members.Keys);
+                }
+            }
+        }
+
+        foreach (var (pactId, year) in _unsettledPacts)
+        {
+            var pact = Pacts[pactId];
+            foreach (var member in pact.Members.Keys)
+            {
+                from[member] = Math.Min(year, from.GetValueOrDefault(member, int.MaxValue));
+            }
+
+            if (pact.Distribution == PactDistribution.PerResident)
+            {
+                census.UnionWith(pact.Members.Keys);
+            }
+        }
+
+        return new PactScope(books, from, census);
+    }
+
+    /// <summary>Settles again every pact-year that changed since the last settlement, and puts its lines in the books
+    /// of its members.</summary>
+    public void SettlePacts()
+    {
+        var pactYears = new HashSet<(string PactId, int FiscalYear)>();
+        foreach (var (cantonId, year) in _unsettledBooks)
+        {
+            foreach (var pact in PactsOf(cantonId))
+            {
+                pactYears.Add((pact.Id, year));
+            }
+        }
+
+        // Only years where a member has a book can hold lines, or need them.
+        foreach (var (pactId, from) in _unsettledPacts)
+        {
+            foreach (var member in Pacts[pactId].Members.Keys)
+            {
+                for (var year = from; year <= FiscalPolicy.MaxYear; year++)
+                {
+                    if (Books.ContainsKey((member, year)))
+                    {
+                        pactYears.Add((pactId, year));
+                    }
+                }
+            }
+        }
+
+        _unsettledBooks.Clear();
+        _unsettledPacts.Clear();
+        foreach (var (pactId, year) in pactYears)
+        {
+            SettlePactYear(Pacts[pactId], year);
+        }
+    }
+
+    private void SettlePactYear(Pact pact, int year)
+    {
+        // Amounts of different currencies are never added: a member keeping its books in another currency (which no
+        // decision lets join) takes no part.
+        var members = pact.MembersIn(year)
+            .Where(m => Currencies.TryGetValue(m.CantonId, out var currency) && currency == pact.Currency)
+            .ToList();
+        IReadOnlyList<PactLine> lines = members.Any(m => Books.TryGetValue((m.CantonId, year), out var book) && book.HasOwnAccounts)
+            ? PactSettlement.Settle(pact.Distribution, members.Select(m => Accounts(m.CantonId, m.ContributionRateBp, year)))
+            : [];
+
+        var byCanton = lines.ToDictionary(l => l.CantonId, StringComparer.Ordinal);
+        foreach (var cantonId in pact.Members.Keys)
+        {
+            var key = (cantonId, year);
+            if (byCanton.TryGetValue(cantonId, out var line))
+            {
+                var book = Book(cantonId, year);
+                var settled = new BudgetPactLine(pact.Id, line.ContributionMinor, line.ReceiptMinor);
+                if (!book.Pacts.TryGetValue(pact.Id, out var previous) || previous != settled)
+                {
+                    book.Pacts[pact.Id] = settled;
+                    ChangedBooks.Add(key);
+                }
+            }
+            else if (Books.TryGetValue(key, out var book) && book.Pacts.Remove(pact.Id))
+            {
+                if (!book.HasOwnAccounts && book.Pacts.Count == 0)
+                {
+                    Books.Remove(key);
+                    ChangedBooks.Remove(key);
+                    RemovedBooks.Add(key);
+                }
+                else
+                {
+                    ChangedBooks.Add(key);
+                }
+            }
+        }
+
+        if (lines.Count > 0)
+        {
+            PactYears[(pact.Id, year)] = lines;
+        }
+        else
+        {
+            PactYears.Remove((pact.Id, year));
+        }
+
+        ChangedPactYears.Add((pact.Id, year));
+    }
+
+    private PactMemberAccounts Accounts(string cantonId, int rateBp, int year)
+    {
+        var budget = Books.TryGetValue((cantonId, year), out var book) ? book.Settle() : null;
+        return new PactMemberAccounts(
+            cantonId, rateBp, budget?.RevenueMinor ?? 0, budget?.DesignatedMinor ?? 0, ResidentsOn(cantonId, new DateOnly(year, 1, 1)));
+    }
+
+    private IEnumerable<Pact> PactsOf(string cantonId) => Pacts.Values.Where(p => p.Members.ContainsKey(cantonId));
+
+    private void SetPact(string pactId, object @event)
+    {
+        if (Pact.Apply(Pacts.GetValueOrDefault(pactId), @event) is { } pact)
+        {
+            Pacts[pactId] = pact;
+            ChangedPacts.Add(pactId);
+        }
+    }
+
+    private void SetMembership(string pactId, string cantonId, int fromYear, object @event)
+    {
+        if (!Pacts.TryGetValue(pactId, out var pact))
+        {
+            return;
+        }
+
+        Pacts[pactId] = Pact.Apply(pact, @event)!;
+        ChangedMemberships.Add((pactId, cantonId));
+        Unsettle(pactId, fromYear);
+    }
+
+    private void CountResident(string cantonId, DateOnly day, long delta)
+    {
+        if (!Census.TryGetValue(cantonId, out var days))
+        {
+            Census[cantonId] = days = [];
+        }
+
+        days[day] = days.GetValueOrDefault(day) + delta;
+        CensusChanges[(cantonId, day)] = CensusChanges.GetValueOrDefault((cantonId, day)) + delta;
+
+        // Weights are residents on 1 January: a change counts from the first 1 January on or after its day.
+        var firstYear = day.Month == 1 && day.Day == 1 ? day.Year : day.Year + 1;
+        foreach (var pact in PactsOf(cantonId))
+        {
+            if (pact.Distribution == PactDistribution.PerResident)
+            {
+                Unsettle(pact.Id, firstYear);
+            }
+        }
+    }
+
+    private void Unsettle(string pactId, int fromYear)
+    {
+        if (fromYear <= FiscalPolicy.MaxYear)
+        {
+            _unsettledPacts[pactId] = Math.Min(Math.Max(fromYear, FiscalPolicy.MinYear), _unsettledPacts.GetValueOrDefault(pactId, int.MaxValue));
         }
     }
 
@@ -209,6 +507,7 @@ public sealed class Ledger
         }
 
         Books[(cantonId, fiscalYear)] = book;
+        RemovedBooks.Remove((cantonId, fiscalYear));
         return book;
     }
 
@@ -233,8 +532,14 @@ public sealed class Ledger
             changed |= standing.AcceptsRedistribution ? book.Declining.Remove(organizationId) : book.Declining.Add(organizationId);
             if (changed)
             {
-                book.Position = position;
-                ChangedBooks.Add(key);
+                // A book carrying only pact lines exists or not depending on where settlements fell: its position
+                // must not depend on it. Its standings are always the current ones, whenever it was opened.
+                if (book.HasOwnAccounts)
+                {
+                    book.Position = position;
+                }
+
+                Changed(key);
             }
         }
     }
@@ -352,6 +657,15 @@ public sealed class Ledger
     private void Touch(BudgetBook book, long position)
     {
         book.Position = position;
-        ChangedBooks.Add((book.CantonId, book.FiscalYear));
+        Changed((book.CantonId, book.FiscalYear));
+    }
+
+    private void Changed((string CantonId, int FiscalYear) key)
+    {
+        ChangedBooks.Add(key);
+        if (Pacts.Count > 0)
+        {
+            _unsettledBooks.Add(key);
+        }
     }
 }

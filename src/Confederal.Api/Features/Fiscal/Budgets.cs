@@ -1,9 +1,12 @@
+using System.Collections.Immutable;
 using System.Text;
 using Confederal.Api.Infrastructure;
 using Confederal.Domain;
 using Confederal.Domain.Cantons;
+using Confederal.Domain.Census;
 using Confederal.Domain.Fiscal;
 using Confederal.Domain.Organizations;
+using Confederal.Domain.Pacts;
 using Confederal.EventStore;
 using FluentValidation;
 using MediatR;
@@ -15,9 +18,12 @@ namespace Confederal.Api.Features.Fiscal;
 
 /// <summary>
 /// The budgets read model: per canton and year the running sums of the <see cref="Ledger"/> and the settled budget,
-/// and per organization what it receives from each canton (its receipts). Each page of events loads only the part of
-/// the ledger it touches (its taxpayers, their years' books, open books when an organization changes), folds the
-/// events with the domain's rules, and writes back what changed, in the page's transaction.
+/// per organization what it receives from each canton (its receipts), and per pact and year what each member puts in
+/// and gets back. Each page of events loads only the part of the ledger it touches (its taxpayers, their years' books,
+/// open books when an organization changes, the pacts of the cantons it names), folds the events with the domain's
+/// rules, then, when a pact-year may have changed (a member's book, a membership, the census of a per-resident
+/// pact), loads the books and census that settling it reads, settles, and writes back what changed, in the page's
+/// transaction. A page that touches no member of any pact does no pact work beyond one query that finds none.
 /// </summary>
 public sealed class BudgetProjection(int pageSize = 10_000) : IProjection
 {
@@ -90,6 +96,42 @@ public sealed class BudgetProjection(int pageSize = 10_000) : IProjection
             );
             CREATE INDEX organization_receipts_budget ON organization_receipts (canton_id, year);
             """),
+        new("app-0004-pacts", """
+            CREATE TABLE pacts (
+                pact_id      text PRIMARY KEY,
+                name         text NOT NULL,
+                currency     text NOT NULL,
+                distribution text NOT NULL
+            );
+            -- Each canton's timeline in a pact: from from_year on it contributes rate_bp, or is not a member (NULL).
+            CREATE TABLE pact_members (
+                pact_id   text NOT NULL,
+                canton_id text NOT NULL,
+                from_year int NOT NULL,
+                rate_bp   int,
+                PRIMARY KEY (pact_id, canton_id, from_year)
+            );
+            CREATE INDEX pact_members_canton ON pact_members (canton_id);
+            -- What each member puts into a pact for a year and gets back; the member's budgets row counts them in its
+            -- net_minor (a member without a budget of its own has a row of zero revenue while it has lines).
+            CREATE TABLE pact_lines (
+                pact_id            text NOT NULL,
+                year               int NOT NULL,
+                canton_id          text NOT NULL,
+                currency           text NOT NULL,
+                contribution_minor bigint NOT NULL,
+                receipt_minor      bigint NOT NULL,
+                PRIMARY KEY (pact_id, year, canton_id)
+            );
+            CREATE INDEX pact_lines_budget ON pact_lines (canton_id, year);
+            -- Arrivals (+1) and departures (-1) per canton and day: the residents on a day are the sum up to it.
+            CREATE TABLE census_days (
+                canton_id text NOT NULL,
+                day       date NOT NULL,
+                delta     bigint NOT NULL,
+                PRIMARY KEY (canton_id, day)
+            );
+            """),
     ];
 
     public const string ProjectionName = "budgets";
@@ -103,10 +145,11 @@ public sealed class BudgetProjection(int pageSize = 10_000) : IProjection
     [
         typeof(CantonRegistered), typeof(OrganizationRecognized), typeof(OrganizationUpdated), typeof(OrganizationSuspended),
         typeof(OrganizationReinstated), typeof(FiscalPolicySet), typeof(TaxAssessed), typeof(DesignationChosen), typeof(DesignationWithdrawn),
+        typeof(PactFounded), typeof(PactRenamed), typeof(PactJoined), typeof(PactLeft), typeof(ResidentRegistered), typeof(ResidentDeparted),
     ];
 
     public Task ResetAsync(NpgsqlConnection connection, CancellationToken ct) => Sql.TruncateAsync(connection,
-        "fiscal_cantons, fiscal_organizations, fiscal_taxpayers, budgets, budget_tallies, organization_receipts", ct);
+        "fiscal_cantons, fiscal_organizations, fiscal_taxpayers, budgets, budget_tallies, organization_receipts, pacts, pact_members, pact_lines, census_days", ct);
 
     public async Task ApplyAsync(NpgsqlConnection connection, IReadOnlyList<RecordedEvent> events, CancellationToken ct)
     {
@@ -125,6 +168,13 @@ public sealed class BudgetProjection(int pageSize = 10_000) : IProjection
             ledger.Apply(e.Data, e.RecordedAt, e.Position);
         }
 
+        var scope = ledger.PactScope();
+        if (!scope.IsEmpty)
+        {
+            await LoadPactScopeAsync(connection, ledger, scope, ct);
+        }
+
+        ledger.SettlePacts();
         var (writes, inserts) = Writes(ledger, stored);
         await Sql.ExecuteAsync(connection, writes, ct);
         await InsertFileRowsAsync(connection, inserts, ct);
@@ -137,9 +187,10 @@ public sealed class BudgetProjection(int pageSize = 10_000) : IProjection
         public HashSet<string> Organizations { get; } = new(StringComparer.Ordinal);
         public HashSet<(string Canton, int Year)> Books { get; } = [];
         public HashSet<(string Canton, string Person)> Files { get; } = [];
+        public HashSet<string> Pacts { get; } = new(StringComparer.Ordinal);
         public DateTimeOffset? OpenAt { get; set; }
 
-        public bool IsEmpty => Cantons.Count + Organizations.Count + Books.Count + Files.Count == 0;
+        public bool IsEmpty => Cantons.Count + Organizations.Count + Books.Count + Files.Count + Pacts.Count == 0;
 
         public static Keys Of(IReadOnlyList<RecordedEvent> events)
         {
@@ -172,6 +223,26 @@ public sealed class BudgetProjection(int pageSize = 10_000) : IProjection
                         keys.Cantons.Add(d.CantonId);
                         keys.Files.Add((d.CantonId, d.PersonId));
                         break;
+                    case PactFounded p:
+                        keys.Pacts.Add(p.PactId);
+                        break;
+                    case PactRenamed p:
+                        keys.Pacts.Add(p.PactId);
+                        break;
+                    case PactJoined p:
+                        keys.Pacts.Add(p.PactId);
+                        keys.Cantons.Add(p.CantonId);
+                        break;
+                    case PactLeft p:
+                        keys.Pacts.Add(p.PactId);
+                        keys.Cantons.Add(p.CantonId);
+                        break;
+                    case ResidentRegistered r:
+                        keys.Cantons.Add(r.CantonId);
+                        break;
+                    case ResidentDeparted r:
+                        keys.Cantons.Add(r.CantonId);
+                        break;
                 }
             }
 
@@ -198,6 +269,16 @@ public sealed class BudgetProjection(int pageSize = 10_000) : IProjection
                     SELECT organization_id, suspended, accepts_redistribution FROM fiscal_organizations
                     WHERE organization_id = ANY($1) OR suspended OR NOT accepts_redistribution
                     """, (object)keys.Organizations.ToArray()),
+                // The pacts of the cantons the page names, with every member: settling reads them all. When an
+                // organization changes, any open book may change, so every pact.
+                Sql.Command("""
+                    SELECT p.pact_id, p.name, p.currency, p.distribution, m.canton_id, m.from_year, m.rate_bp, c.currency
+                    FROM pacts p
+                    LEFT JOIN pact_members m ON m.pact_id = p.pact_id
+                    LEFT JOIN fiscal_cantons c ON c.canton_id = m.canton_id
+                    WHERE $1 OR p.pact_id = ANY($2) OR p.pact_id IN (SELECT pact_id FROM pact_members WHERE canton_id = ANY($3))
+                    ORDER BY p.pact_id, m.canton_id, m.from_year
+                    """, keys.OpenAt is not null, keys.Pacts.ToArray(), keys.Cantons.ToArray()),
             },
         })
         {
@@ -215,6 +296,8 @@ public sealed class BudgetProjection(int pageSize = 10_000) : IProjection
                 ledger.Organizations[reader.GetString(0)] = new OrganizationStanding(reader.GetBoolean(1), reader.GetBoolean(2));
             }
 
+            await reader.NextResultAsync(ct);
+            await ReadPactsAsync(reader, ledger, ct);
             while (await reader.NextResultAsync(ct))
             {
                 await ReadFilesAsync(reader, ledger, stored, ct);
@@ -232,29 +315,156 @@ public sealed class BudgetProjection(int pageSize = 10_000) : IProjection
             }
         }
 
+        await LoadBooksAsync(connection, ledger, books, keys.OpenAt, ImmutableDictionary<string, int>.Empty, ct);
+    }
+
+    private static async Task ReadPactsAsync(NpgsqlDataReader reader, Ledger ledger, CancellationToken ct)
+    {
+        var members = new Dictionary<string, ImmutableSortedDictionary<string, ImmutableList<Membership>>.Builder>(StringComparer.Ordinal);
+        var terms = new Dictionary<string, (string Name, string Currency, PactDistribution Distribution)>(StringComparer.Ordinal);
+        while (await reader.ReadAsync(ct))
+        {
+            var pactId = reader.GetString(0);
+            if (!members.TryGetValue(pactId, out var timelines))
+            {
+                members[pactId] = timelines = ImmutableSortedDictionary.CreateBuilder<string, ImmutableList<Membership>>(StringComparer.Ordinal);
+                terms[pactId] = (reader.GetString(1), reader.GetString(2), ParseDistribution(reader.GetString(3)));
+            }
+
+            if (reader.IsDBNull(4))
+            {
+                continue;
+            }
+
+            var cantonId = reader.GetString(4);
+            var membership = new Membership(reader.GetInt32(5), reader.IsDBNull(6) ? null : reader.GetInt32(6));
+            timelines[cantonId] = timelines.TryGetValue(cantonId, out var timeline) ? timeline.Add(membership) : [membership];
+            if (!reader.IsDBNull(7))
+            {
+                ledger.Currencies[cantonId] = reader.GetString(7);
+            }
+        }
+
+        foreach (var (pactId, (name, currency, distribution)) in terms)
+        {
+            ledger.Pacts[pactId] = new Pact(pactId, name, currency, distribution, members[pactId].ToImmutable());
+        }
+    }
+
+    /// <summary>Loads the stored books (with their tallies and pact lines) of <paramref name="keys"/>, those still open
+    /// at <paramref name="openAt"/>, and those of each canton of <paramref name="from"/> from its year on. A book the
+    /// ledger already holds is newer than its row and stays as it is.</summary>
+    private static async Task LoadBooksAsync(
+        NpgsqlConnection connection, Ledger ledger, IReadOnlyCollection<(string Canton, int Year)> keys, DateTimeOffset? openAt,
+        IReadOnlyDictionary<string, int> from, CancellationToken ct)
+    {
+        var wanted = new StringBuilder("WITH wanted AS (SELECT c AS canton_id, y AS year FROM unnest($1::text[], $2::int[]) AS k(c, y)");
+        if (openAt is not null)
+        {
+            wanted.Append(" UNION SELECT canton_id, year FROM budgets WHERE deadline IS NULL OR deadline > $3");
+        }
+
+        if (from.Count > 0)
+        {
+            wanted.Append(" UNION SELECT b.canton_id, b.year FROM budgets b JOIN unnest($4::text[], $5::int[]) AS r(c, y) ON b.canton_id = r.c AND b.year >= r.y");
+        }
+
+        wanted.Append(')');
+        object[] values =
+        [
+            keys.Select(b => b.Canton).ToArray(), keys.Select(b => b.Year).ToArray(),
+            (object?)openAt ?? DBNull.Value, from.Keys.ToArray(), from.Values.ToArray(),
+        ];
+        await using var batch = new NpgsqlBatch(connection)
+        {
+            BatchCommands =
+            {
+                Parameters(new NpgsqlBatchCommand($"""
+                    {wanted}
+                    SELECT b.canton_id, b.year, b.currency, b.rate_bp, b.max_organizations, b.unallocated_policy, b.deadline, b.eligible,
+                           b.excluded, b.declining, b.revenue_minor, b.taxpayers, b.pool_minor, b.undesignated_minor, b.position,
+                           t.organization_id, t.chosen_minor, t.weight_bp, t.taxpayers
+                    FROM budgets b JOIN wanted USING (canton_id, year)
+                    LEFT JOIN budget_tallies t USING (canton_id, year)
+                    """), values),
+            },
+        };
+
+        // Pact lines exist only for members of pacts, and the page loaded the pacts of every canton it reads.
+        if (ledger.Pacts.Count > 0)
+        {
+            batch.BatchCommands.Add(Parameters(new NpgsqlBatchCommand($"""
+                {wanted}
+                SELECT l.canton_id, l.year, l.pact_id, l.contribution_minor, l.receipt_minor
+                FROM pact_lines l JOIN wanted USING (canton_id, year)
+                """), values));
+        }
+
+        var held = new HashSet<(string, int)>(ledger.Books.Keys);
+        await using var reader = await batch.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            if (!held.Contains((reader.GetString(0), reader.GetInt32(1))))
+            {
+                ReadBook(reader, ledger);
+            }
+        }
+
+        if (await reader.NextResultAsync(ct))
+        {
+            while (await reader.ReadAsync(ct))
+            {
+                var key = (reader.GetString(0), reader.GetInt32(1));
+                if (!held.Contains(key))
+                {
+                    var pactId = reader.GetString(2);
+                    ledger.Books[key].Pacts[pactId] = new BudgetPactLine(pactId, reader.GetInt64(3), reader.GetInt64(4));
+                }
+            }
+        }
+    }
+
+    private static NpgsqlBatchCommand Parameters(NpgsqlBatchCommand command, object[] values)
+    {
+        command.Parameters.Add(new NpgsqlParameter { Value = values[0] });
+        command.Parameters.Add(new NpgsqlParameter { Value = values[1] });
+        command.Parameters.Add(new NpgsqlParameter { Value = values[2], NpgsqlDbType = NpgsqlDbType.TimestampTz });
+        command.Parameters.Add(new NpgsqlParameter { Value = values[3] });
+        command.Parameters.Add(new NpgsqlParameter { Value = values[4] });
+        return command;
+    }
+
+    // What settling reads beyond the page: the other members' books and, for per-resident pacts, their census. Census
+    // rows before the first year settled count only as their sum, so they are summed on the server.
+    private static async Task LoadPactScopeAsync(NpgsqlConnection connection, Ledger ledger, PactScope scope, CancellationToken ct)
+    {
+        await LoadBooksAsync(connection, ledger, [.. scope.Books.Where(b => !ledger.Books.ContainsKey(b))], null, scope.BooksFrom, ct);
+        if (scope.Census.Count == 0 || scope.FirstYear is not { } firstYear)
+        {
+            return;
+        }
+
         await using var command = new NpgsqlCommand("""
-            WITH wanted AS (
-                SELECT c AS canton_id, y AS year FROM unnest($1::text[], $2::int[]) AS k(c, y)
-                UNION
-                SELECT canton_id, year FROM budgets WHERE $3::timestamptz IS NOT NULL AND (deadline IS NULL OR deadline > $3))
-            SELECT b.canton_id, b.year, b.currency, b.rate_bp, b.max_organizations, b.unallocated_policy, b.deadline, b.eligible,
-                   b.excluded, b.declining, b.revenue_minor, b.taxpayers, b.pool_minor, b.undesignated_minor, b.position,
-                   t.organization_id, t.chosen_minor, t.weight_bp, t.taxpayers
-            FROM budgets b JOIN wanted USING (canton_id, year)
-            LEFT JOIN budget_tallies t USING (canton_id, year)
+            SELECT canton_id, greatest(day, $2), sum(delta)::bigint FROM census_days WHERE canton_id = ANY($1) GROUP BY 1, 2
             """, connection)
         {
             Parameters =
             {
-                new NpgsqlParameter { Value = books.Select(b => b.Canton).ToArray() },
-                new NpgsqlParameter { Value = books.Select(b => b.Year).ToArray() },
-                new NpgsqlParameter { Value = (object?)keys.OpenAt ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.TimestampTz },
+                new NpgsqlParameter { Value = scope.Census.ToArray() },
+                new NpgsqlParameter { Value = new DateOnly(firstYear, 1, 1), NpgsqlDbType = NpgsqlDbType.Date },
             },
         };
-        await using var rows = await command.ExecuteReaderAsync(ct);
-        while (await rows.ReadAsync(ct))
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
         {
-            ReadBook(rows, ledger);
+            var cantonId = reader.GetString(0);
+            if (!ledger.Census.TryGetValue(cantonId, out var days))
+            {
+                ledger.Census[cantonId] = days = [];
+            }
+
+            var day = reader.GetFieldValue<DateOnly>(1);
+            days[day] = days.GetValueOrDefault(day) + reader.GetInt64(2); // the page's own arrivals and departures are there already
         }
     }
 
@@ -398,6 +608,13 @@ public sealed class BudgetProjection(int pageSize = 10_000) : IProjection
                 updates.Select(r => r.Standing).ToArray()));
         }
 
+        commands.AddRange(PactRows(ledger));
+        if (ledger.RemovedBooks.Count > 0)
+        {
+            commands.Add(Sql.Command("DELETE FROM budgets WHERE (canton_id, year) IN (SELECT * FROM unnest($1::text[], $2::int[]))",
+                ledger.RemovedBooks.Select(b => b.CantonId).ToArray(), ledger.RemovedBooks.Select(b => b.FiscalYear).ToArray()));
+        }
+
         if (ledger.ChangedBooks.Count > 0)
         {
             commands.AddRange(BookRows(ledger));
@@ -405,6 +622,67 @@ public sealed class BudgetProjection(int pageSize = 10_000) : IProjection
 
         return (commands, inserts);
     }
+
+    private static IEnumerable<NpgsqlBatchCommand> PactRows(Ledger ledger)
+    {
+        if (ledger.ChangedPacts.Count > 0)
+        {
+            var pacts = ledger.ChangedPacts.Select(id => ledger.Pacts[id]).ToList();
+            yield return Sql.Command("""
+                INSERT INTO pacts (pact_id, name, currency, distribution) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+                ON CONFLICT (pact_id) DO UPDATE SET name = excluded.name, currency = excluded.currency, distribution = excluded.distribution
+                """, pacts.Select(p => p.Id).ToArray(), pacts.Select(p => p.Name).ToArray(), pacts.Select(p => p.Currency).ToArray(),
+                pacts.Select(p => FormatDistribution(p.Distribution)).ToArray());
+        }
+
+        if (ledger.ChangedMemberships.Count > 0)
+        {
+            var changed = ledger.ChangedMemberships.ToList();
+            yield return Sql.Command("DELETE FROM pact_members WHERE (pact_id, canton_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+                changed.Select(m => m.PactId).ToArray(), changed.Select(m => m.CantonId).ToArray());
+            var rows = changed.SelectMany(m => ledger.Pacts[m.PactId].Members[m.CantonId].Select(t => (m.PactId, m.CantonId, Membership: t))).ToList();
+            yield return Sql.Command("""
+                INSERT INTO pact_members (pact_id, canton_id, from_year, rate_bp) SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[])
+                """, rows.Select(r => r.PactId).ToArray(), rows.Select(r => r.CantonId).ToArray(),
+                rows.Select(r => r.Membership.FromFiscalYear).ToArray(), rows.Select(r => r.Membership.ContributionRateBp).ToArray());
+        }
+
+        if (ledger.CensusChanges.Count > 0)
+        {
+            var days = ledger.CensusChanges.ToList();
+            yield return Sql.Command("""
+                INSERT INTO census_days (canton_id, day, delta) SELECT * FROM unnest($1::text[], $2::date[], $3::bigint[])
+                ON CONFLICT (canton_id, day) DO UPDATE SET delta = census_days.delta + excluded.delta
+                """, days.Select(d => d.Key.CantonId).ToArray(), days.Select(d => d.Key.Day).ToArray(), days.Select(d => d.Value).ToArray());
+        }
+
+        if (ledger.ChangedPactYears.Count > 0)
+        {
+            var settled = ledger.ChangedPactYears.ToList();
+            yield return Sql.Command("DELETE FROM pact_lines WHERE (pact_id, year) IN (SELECT * FROM unnest($1::text[], $2::int[]))",
+                settled.Select(p => p.PactId).ToArray(), settled.Select(p => p.FiscalYear).ToArray());
+            var lines = settled
+                .SelectMany(p => ledger.PactYears.GetValueOrDefault(p, []).Select(l => (p.PactId, p.FiscalYear, Line: l)))
+                .ToList();
+            yield return Sql.Command("""
+                INSERT INTO pact_lines (pact_id, year, canton_id, currency, contribution_minor, receipt_minor)
+                SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::bigint[], $6::bigint[])
+                """, lines.Select(l => l.PactId).ToArray(), lines.Select(l => l.FiscalYear).ToArray(), lines.Select(l => l.Line.CantonId).ToArray(),
+                lines.Select(l => ledger.Pacts[l.PactId].Currency).ToArray(), lines.Select(l => l.Line.ContributionMinor).ToArray(),
+                lines.Select(l => l.Line.ReceiptMinor).ToArray());
+        }
+    }
+
+    /// <summary>A distribution as the API and the read model spell it: "equal", "per-resident".</summary>
+    public static string FormatDistribution(PactDistribution distribution) =>
+        distribution == PactDistribution.PerResident ? "per-resident" : "equal";
+
+    public static PactDistribution ParseDistribution(string text) => text switch
+    {
+        "equal" => PactDistribution.Equal,
+        "per-resident" => PactDistribution.PerResident,
+        _ => throw new InvalidOperationException($"Unknown pact distribution '{text}' in the read model."),
+    };
 
     // New rows go in by binary COPY: no conflict to check (the page read every row of its taxpayers), no SQL to parse.
     private static async Task InsertFileRowsAsync(NpgsqlConnection connection, List<FileRow> rows, CancellationToken ct)
@@ -525,7 +803,10 @@ public sealed record PactLineView(string PactId, long AmountMinor);
 
 /// <summary>A canton's budget for a year. Identity: netBudgetMinor = revenueMinor − designatedMinor − Σ contributions +
 /// Σ receipts; designablePoolMinor = Σ designations + retainedMinor; unallocatedMinor = redistributedMinor + retainedMinor.
-/// <see cref="Position"/>: every event up to this global position is included.</summary>
+/// <see cref="Contributions"/> and <see cref="Receipts"/>: one line per pact the canton is a member of that year, in
+/// pactId order (zero when the pact took or returned nothing): the contribution is floor((revenueMinor −
+/// designatedMinor) × the canton's rate / 10000), the receipt its part of the pact's pool; across a pact's members
+/// they sum to the same amount. <see cref="Position"/>: every event up to this global position is included.</summary>
 public sealed record BudgetView(
     string CantonId, int FiscalYear, string Currency, long RevenueMinor, long Taxpayers, int DesignationRateBp,
     long DesignablePoolMinor, IReadOnlyList<BudgetDesignationView> Designations, long UnallocatedMinor, long RedistributedMinor,
@@ -560,6 +841,10 @@ public static class GetBudget
                 SELECT organization_id, amount_minor, redistributed_minor, taxpayers FROM organization_receipts
                 WHERE canton_id = $1 AND year = $2 ORDER BY organization_id
                 """, query.CantonId, query.FiscalYear));
+            batch.BatchCommands.Add(Sql.Command("""
+                SELECT pact_id, contribution_minor, receipt_minor FROM pact_lines
+                WHERE canton_id = $1 AND year = $2 ORDER BY pact_id COLLATE "C"
+                """, query.CantonId, query.FiscalYear));
             await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
             var position = await reader.ReadAsync(cancellationToken) ? reader.GetInt64(0) : 0;
             await reader.NextResultAsync(cancellationToken);
@@ -577,10 +862,19 @@ public static class GetBudget
                 designations.Add(new BudgetDesignationView(reader.GetString(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3)));
             }
 
+            await reader.NextResultAsync(cancellationToken);
+            var contributions = new List<PactLineView>();
+            var receipts = new List<PactLineView>();
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                contributions.Add(new PactLineView(reader.GetString(0), reader.GetInt64(1)));
+                receipts.Add(new PactLineView(reader.GetString(0), reader.GetInt64(2)));
+            }
+
             return new BudgetView(
                 query.CantonId, query.FiscalYear, currency, RevenueMinor: sums[0], Taxpayers: sums[1], DesignationRateBp: (int)sums[2],
                 DesignablePoolMinor: sums[3], designations, UnallocatedMinor: sums[4], RedistributedMinor: sums[5], RetainedMinor: sums[6],
-                DesignatedMinor: sums[7], Contributions: [], Receipts: [], NetBudgetMinor: sums[8], position);
+                DesignatedMinor: sums[7], contributions, receipts, NetBudgetMinor: sums[8], position);
         }
     }
 
