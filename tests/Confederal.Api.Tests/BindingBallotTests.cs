@@ -1,8 +1,6 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
-using Confederal.Domain.Pacts;
-using Confederal.EventStore;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 
@@ -112,8 +110,7 @@ public sealed class BindingBallotTests(ApiFactory api) : IClassFixture<ApiFactor
     public async Task A_carried_join_records_the_membership_with_the_ballot()
     {
         await _d.Fiscal.CantonAsync("bb-join");
-        var log = api.Services.GetRequiredService<EventLog>();
-        await log.AppendAsync(Pact.StreamId("bb-alps"), ExpectedVersion.NoStream, [new PactFounded("bb-alps", "Alps", "CHF", PactDistribution.Equal)]);
+        await _d.Fiscal.PactAsync("bb-alps");
         var ballot = await VotedAsync("bb-join", new { kind = "join-pact", pactId = "bb-alps", contributionRateBp = 150, fromFiscalYear = 2027 }, yes: 2, no: 0);
         var results = await _d.CloseAsync("bb-join", ballot);
 
@@ -126,11 +123,55 @@ public sealed class BindingBallotTests(ApiFactory api) : IClassFixture<ApiFactor
     }
 
     [Fact]
+    public async Task Cantons_join_and_leave_a_pact_only_through_their_own_carried_ballots_and_budgets_follow()
+    {
+        await _d.Fiscal.PactAsync("bb-lakes");
+        foreach (var (canton, revenue) in new[] { ("bb-l1", 1_000_000L), ("bb-l2", 300_001L) })
+        {
+            await _d.Fiscal.CantonAsync(canton);
+            await _d.Fiscal.PolicyAsync(canton, 2027, rateBp: 100, deadline: api.Clock.GetUtcNow().AddDays(60));
+            await _d.Fiscal.AssessAsync(canton, $"{canton}-taxpayer", 2027, revenue);
+        }
+
+        var joins = new Dictionary<string, Guid>
+        {
+            ["bb-l1"] = await VotedAsync("bb-l1", new { kind = "join-pact", pactId = "bb-lakes", contributionRateBp = 1_000, fromFiscalYear = 2027 }, yes: 2, no: 1),
+            ["bb-l2"] = await VotedAsync("bb-l2", new { kind = "join-pact", pactId = "bb-lakes", contributionRateBp = 2_500, fromFiscalYear = 2027 }, yes: 1, no: 0),
+        };
+        api.Clock.Advance(TimeSpan.FromHours(2));
+        foreach (var (canton, ballot) in joins)
+        {
+            await Fiscal.Ok(_d.Fiscal.Municipality(canton).PostAsync($"/api/v1/cantons/{canton}/ballots/{ballot}/close", null));
+        }
+
+        // Bases (revenue − 1 % designated, all retained: nobody designated): 1,000,000 and 300,001. Contributions 10 %
+        // of 1,000,000 = 100,000 and 25 % of 300,001 = 75,000 (floor); the pool of 175,000 split equally, 87,500 each.
+        var l1 = await _d.Fiscal.BudgetAsync("bb-l1", 2027);
+        var l2 = await _d.Fiscal.BudgetAsync("bb-l2", 2027);
+        Assert.Equal([new PactLine("bb-lakes", 100_000)], l1.Contributions);
+        Assert.Equal([new PactLine("bb-lakes", 75_000)], l2.Contributions);
+        Assert.Equal([new PactLine("bb-lakes", 87_500)], l1.Receipts);
+        Assert.Equal([new PactLine("bb-lakes", 87_500)], l2.Receipts);
+        foreach (var b in new[] { l1, l2 })
+        {
+            Assert.Equal(b.RevenueMinor - b.DesignatedMinor - b.Contributions.Sum(c => c.AmountMinor) + b.Receipts.Sum(r => r.AmountMinor), b.NetBudgetMinor);
+        }
+
+        var leave = await VotedAsync("bb-l2", new { kind = "leave-pact", pactId = "bb-lakes", fromFiscalYear = 2027 }, yes: 1, no: 0);
+        await _d.CloseAsync("bb-l2", leave);
+        l1 = await _d.Fiscal.BudgetAsync("bb-l1", 2027);
+        Assert.Empty((await _d.Fiscal.BudgetAsync("bb-l2", 2027)).Contributions);
+        Assert.Equal([new PactLine("bb-lakes", 100_000)], l1.Receipts); // alone in the pact: its contribution comes back
+        var left = (await StreamAsync("pact-bb-lakes"))[^1];
+        Assert.Equal("pact-left", left.Type);
+        Assert.Equal((await StreamAsync($"ballot-{leave:N}")).Single(e => e.Type == "ballot-certified").Id.ToString(), left.Causation);
+    }
+
+    [Fact]
     public async Task A_canton_of_another_currency_cannot_even_call_a_ballot_to_join()
     {
         await _d.Fiscal.CantonAsync("bb-euro", "EUR");
-        var log = api.Services.GetRequiredService<EventLog>();
-        await log.AppendAsync(Pact.StreamId("bb-franc"), ExpectedVersion.NoStream, [new PactFounded("bb-franc", "Franc", "CHF", PactDistribution.Equal)]);
+        await _d.Fiscal.PactAsync("bb-franc", "CHF");
         var events = await api.CountEventsAsync();
 
         var refused = await _d.CallAsync("bb-euro", proposal: new { kind = "join-pact", pactId = "bb-franc", contributionRateBp = 100, fromFiscalYear = 2027 });
