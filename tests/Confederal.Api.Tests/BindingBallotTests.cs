@@ -168,6 +168,46 @@ public sealed class BindingBallotTests(ApiFactory api) : IClassFixture<ApiFactor
     }
 
     [Fact]
+    public async Task A_canton_cannot_commit_more_than_its_whole_budget_to_pacts()
+    {
+        await _d.Fiscal.CantonAsync("bb-much");
+        await _d.Fiscal.PactAsync("bb-first");
+        await _d.Fiscal.PactAsync("bb-second");
+        var first = await VotedAsync("bb-much", new { kind = "join-pact", pactId = "bb-first", contributionRateBp = 6_000, fromFiscalYear = 2027 }, yes: 1, no: 0);
+        var second = await _d.BallotAsync("bb-much", proposal: new { kind = "join-pact", pactId = "bb-second", contributionRateBp = 4_000, fromFiscalYear = 2027 });
+        await _d.ReceiptAsync("bb-much", second, "bb-much-v0", "yes");
+        await _d.CloseAsync("bb-much", first);
+        await api.ProjectedAsync("budgets");
+
+        var refused = await _d.CallAsync("bb-much", proposal: new { kind = "join-pact", pactId = "bb-second", contributionRateBp = 4_001, fromFiscalYear = 2027 });
+        Assert.Equal(HttpStatusCode.Conflict, refused.StatusCode);
+        Assert.Equal("contributions-exceed-budget", await Fiscal.CodeAsync(refused));
+
+        // Called when it still fitted; at its close the first pact already takes 60 %: 40 % more still fits exactly.
+        var results = await Fiscal.Ok(_d.Fiscal.Municipality("bb-much").PostAsync($"/api/v1/cantons/bb-much/ballots/{second}/close", null));
+        Assert.True((await results.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("enacted").GetBoolean());
+    }
+
+    [Fact]
+    public async Task A_join_that_no_longer_fits_at_close_is_certified_not_enacted()
+    {
+        await _d.Fiscal.CantonAsync("bb-over");
+        await _d.Fiscal.PactAsync("bb-over-a");
+        await _d.Fiscal.PactAsync("bb-over-b");
+        var a = await VotedAsync("bb-over", new { kind = "join-pact", pactId = "bb-over-a", contributionRateBp = 7_000, fromFiscalYear = 2027 }, yes: 1, no: 0);
+        var b = await _d.BallotAsync("bb-over", proposal: new { kind = "join-pact", pactId = "bb-over-b", contributionRateBp = 5_000, fromFiscalYear = 2027 });
+        await _d.ReceiptAsync("bb-over", b, "bb-over-v0", "yes");
+        await _d.CloseAsync("bb-over", a);
+        await api.ProjectedAsync("budgets");
+
+        var results = await Fiscal.Ok(_d.Fiscal.Municipality("bb-over").PostAsync($"/api/v1/cantons/bb-over/ballots/{b}/close", null));
+        var body = await results.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.True(body.GetProperty("carried").GetBoolean());
+        Assert.Equal("contributions-exceed-budget", body.GetProperty("notEnacted").GetString());
+        Assert.DoesNotContain(await StreamAsync("pact-bb-over-b"), e => e.Type == "pact-joined");
+    }
+
+    [Fact]
     public async Task A_canton_of_another_currency_cannot_even_call_a_ballot_to_join()
     {
         await _d.Fiscal.CantonAsync("bb-euro", "EUR");

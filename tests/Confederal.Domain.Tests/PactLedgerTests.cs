@@ -195,7 +195,7 @@ public sealed class PactLedgerTests
         var log = Confederation();
         var alps = Pact.Apply(null, new PactFounded("alps", "Alps", "CHF", PactDistribution.Equal));
 
-        var refused = Assert.Throws<DomainException>(() => Pact.Join(alps, "alps", "aosta", "EUR", 500, 2025, Ballot));
+        var refused = Assert.Throws<DomainException>(() => Pact.Join(alps, "alps", "aosta", "EUR", 500, 2025, Ballot, []));
         Assert.Equal("pact-currency-mismatch", refused.Code);
 
         log.Then(new PactJoined("alps", "aosta", 500, 2025, Ballot), Join("ge", 1_000), Join("vd", 334),

@@ -381,7 +381,8 @@ internal static class RandomHistories
                     Record([new PactJoined(PactIds[op.Pact], CantonIds[op.Canton], op.RateBp, op.FromYear, Guid.Empty)]);
                     break;
                 case Join op:
-                    Decide(() => Pact.Join(pacts[PactIds[op.Pact]], PactIds[op.Pact], CantonIds[op.Canton], u.Currencies[op.Canton], op.RateBp, op.FromYear, Guid.Empty));
+                    Decide(() => Pact.Join(pacts[PactIds[op.Pact]], PactIds[op.Pact], CantonIds[op.Canton], u.Currencies[op.Canton], op.RateBp, op.FromYear, Guid.Empty,
+                        pacts.Values.OfType<Pact>()));
                     break;
                 case Leave op:
                     Decide(() => Pact.Leave(pacts[PactIds[op.Pact]], PactIds[op.Pact], CantonIds[op.Canton], op.FromYear, Guid.Empty));

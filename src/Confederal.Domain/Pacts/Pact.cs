@@ -74,9 +74,11 @@ public sealed record Pact(
     }
 
     /// <summary>The canton joins (or changes its rate) from <paramref name="fromFiscalYear"/> on; only a canton keeping
-    /// its accounts in the pact's currency can. Records nothing when that is already so.</summary>
+    /// its accounts in the pact's currency can, and only within what its other pacts leave of its budget. Records
+    /// nothing when that is already so.</summary>
     public static IReadOnlyList<object> Join(
-        Pact? state, string pactId, string cantonId, string cantonCurrency, int contributionRateBp, int fromFiscalYear, Guid ballotId)
+        Pact? state, string pactId, string cantonId, string cantonCurrency, int contributionRateBp, int fromFiscalYear, Guid ballotId,
+        IEnumerable<Pact> otherPacts)
     {
         var pact = Known(state, pactId);
         CheckCurrency(pact, cantonId, cantonCurrency);
@@ -84,6 +86,8 @@ public sealed record Pact(
         {
             throw new DomainException("invalid-membership", "A contribution rate is 1..10000 bp and a fiscal year 2000..2100.");
         }
+
+        CheckCommitments([.. otherPacts.Where(p => p.Id != pactId)], cantonId, contributionRateBp, fromFiscalYear);
 
         return pact.Members.TryGetValue(cantonId, out var timeline) && timeline.Count > 0 && timeline[^1] == new Membership(fromFiscalYear, contributionRateBp)
             ? []
@@ -102,6 +106,26 @@ public sealed record Pact(
         }
 
         return [new PactLeft(pactId, cantonId, fromFiscalYear, ballotId)];
+    }
+
+    /// <summary>Every pact takes its rate of the same base (revenue − designated): in no year may a canton's rates add up
+    /// to more than the whole of it, or its net budget would go below zero.</summary>
+    public static void CheckCommitments(IReadOnlyList<Pact> otherPacts, string cantonId, int contributionRateBp, int fromFiscalYear)
+    {
+        var years = otherPacts
+            .SelectMany(p => p.Members.TryGetValue(cantonId, out var timeline) ? timeline.Select(m => m.FromFiscalYear) : [])
+            .Where(y => y > fromFiscalYear)
+            .Append(fromFiscalYear);
+        foreach (var year in years)
+        {
+            var committed = otherPacts.Sum(p => p.RateFor(cantonId, year) ?? 0);
+            if (committed + contributionRateBp > Money.BasisPoints)
+            {
+                throw new DomainException("contributions-exceed-budget",
+                    $"In {year} canton '{cantonId}' already contributes {committed} bp of its budget to other pacts; " +
+                    $"{contributionRateBp} bp more would exceed the whole of it (10000 bp).");
+            }
+        }
     }
 
     /// <summary>Only cantons keeping their accounts in the pact's currency can join it.</summary>

@@ -1,4 +1,5 @@
 using Confederal.Api.Features.Census;
+using Confederal.Api.Features.Pacts;
 using Confederal.Api.Infrastructure;
 using Confederal.Domain;
 using Confederal.Domain.Ballots;
@@ -7,6 +8,7 @@ using Confederal.EventStore;
 using FluentValidation;
 using MediatR;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Npgsql;
 
 namespace Confederal.Api.Features.Ballots;
 
@@ -77,7 +79,7 @@ public static class CallBallot
         }
     }
 
-    public sealed class Handler(EventLog events, TimeProvider clock) : IRequestHandler<Command, BallotView>, IRequestHandler<Query, BallotView>
+    public sealed class Handler(EventLog events, NpgsqlDataSource db, TimeProvider clock) : IRequestHandler<Command, BallotView>, IRequestHandler<Query, BallotView>
     {
         public async Task<BallotView> Handle(Command command, CancellationToken cancellationToken)
         {
@@ -89,7 +91,9 @@ public static class CallBallot
                 var pact = Pact.Known((await events.AggregateStreamAsync<Pact>(Pact.StreamId(pactId), Pact.Apply, cancellationToken)).State, pactId);
                 if (proposal.Kind == ProposalKind.JoinPact)
                 {
-                    Pact.CheckCurrency(pact, canton.Id, canton.Currency);
+                    // Refused now rather than after the vote: the currency, and the canton's commitments so far.
+                    Pact.Join(pact, pactId, canton.Id, canton.Currency, proposal.ContributionRateBp!.Value, proposal.FromFiscalYear!.Value, Guid.Empty,
+                        await Memberships.OfCantonAsync(events, db, canton.Id, cancellationToken));
                 }
             }
 

@@ -1,3 +1,4 @@
+using Confederal.Api.Features.Pacts;
 using Confederal.Api.Infrastructure;
 using Confederal.Domain;
 using Confederal.Domain.Ballots;
@@ -21,7 +22,7 @@ public static class CloseBallot
 {
     public sealed record Command(string CantonId, Guid BallotId, EventMetadata Metadata) : IRequest<BallotResultsView>;
 
-    public sealed class Handler(EventLog events, TimeProvider clock) : IRequestHandler<Command, BallotResultsView>
+    public sealed class Handler(EventLog events, NpgsqlDataSource db, TimeProvider clock) : IRequestHandler<Command, BallotResultsView>
     {
         public async Task<BallotResultsView> Handle(Command command, CancellationToken cancellationToken)
         {
@@ -97,7 +98,8 @@ public static class CloseBallot
                     ProposalKind.SetDesignationRate => SetRate(read.GetValueOrDefault(stream).Fold<FiscalPolicy>(FiscalPolicy.Apply).State, called, now),
                     ProposalKind.JoinPact => Pact.Join(read.GetValueOrDefault(stream).Fold<Pact>(Pact.Apply).State, proposal.PactId!, called.CantonId,
                         read.GetValueOrDefault(Canton.StreamId(called.CantonId)).Fold<Canton>(Canton.Apply).State!.Currency,
-                        proposal.ContributionRateBp!.Value, proposal.FromFiscalYear!.Value, called.BallotId),
+                        proposal.ContributionRateBp!.Value, proposal.FromFiscalYear!.Value, called.BallotId,
+                        await Memberships.OfCantonAsync(events, db, called.CantonId, ct)),
                     _ => Pact.Leave(read.GetValueOrDefault(stream).Fold<Pact>(Pact.Apply).State, proposal.PactId!, called.CantonId,
                         proposal.FromFiscalYear!.Value, called.BallotId),
                 };
