@@ -61,6 +61,23 @@ public sealed class ApiFactory : WebApplicationFactory<Program>, IAsyncLifetime
         }
     }
 
+    /// <summary>The request was refused with <paramref name="status"/> as a problem (with <paramref name="code"/> when
+    /// given) and, when <paramref name="eventsBefore"/> is given, recorded nothing.</summary>
+    public async Task AssertRefusedAsync(HttpResponseMessage response, System.Net.HttpStatusCode status, string? code, long? eventsBefore = null)
+    {
+        Assert.True(status == response.StatusCode, $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        if (code is not null)
+        {
+            Assert.Equal(code, await Fiscal.CodeAsync(response));
+        }
+
+        if (eventsBefore is { } before)
+        {
+            Assert.Equal(before, await CountEventsAsync());
+        }
+    }
+
     public async Task<long> CountEventsAsync()
     {
         await using var command = Services.GetRequiredService<Npgsql.NpgsqlDataSource>().CreateCommand("SELECT count(*) FROM es.events");

@@ -11,13 +11,6 @@ public sealed class BallotTests(ApiFactory api) : IClassFixture<ApiFactory>
     private readonly Democracy _d = new(api);
     private static readonly DateOnly Long = new(2015, 1, 1);
 
-    private static async Task AssertCodeAsync(HttpResponseMessage response, HttpStatusCode status, string? code)
-    {
-        Assert.True(status == response.StatusCode, $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
-        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
-        Assert.Equal(code, await Fiscal.CodeAsync(response));
-    }
-
     private async Task<string?> ReasonAsync(string canton, Guid ballot, string person)
     {
         var eligibility = await _d.EligibilityAsync(canton, ballot, person);
@@ -54,7 +47,7 @@ public sealed class BallotTests(ApiFactory api) : IClassFixture<ApiFactory>
         var newBallot = await _d.BallotAsync("bt-new");
 
         Assert.Equal("not-resident-on-census-date", await ReasonAsync("bt-old", oldBallot, "emigrant"));
-        await AssertCodeAsync(await _d.VoteAsync("bt-old", oldBallot, "emigrant", "alpha-choice"), HttpStatusCode.Forbidden, "not-on-roll");
+        await api.AssertRefusedAsync(await _d.VoteAsync("bt-old", oldBallot, "emigrant", "alpha-choice"), HttpStatusCode.Forbidden, "not-on-roll");
         Assert.Null(await ReasonAsync("bt-new", newBallot, "emigrant"));
         await _d.ReceiptAsync("bt-new", newBallot, "emigrant", "beta-choice");
     }
@@ -85,7 +78,7 @@ public sealed class BallotTests(ApiFactory api) : IClassFixture<ApiFactory>
 
         Assert.Null(await ReasonAsync("bt-age", ballot, "sixteen-today"));
         Assert.Equal("under-voting-age", await ReasonAsync("bt-age", ballot, "sixteen-tomorrow"));
-        await AssertCodeAsync(await _d.VoteAsync("bt-age", ballot, "sixteen-tomorrow", "alpha-choice"), HttpStatusCode.Forbidden, "not-on-roll");
+        await api.AssertRefusedAsync(await _d.VoteAsync("bt-age", ballot, "sixteen-tomorrow", "alpha-choice"), HttpStatusCode.Forbidden, "not-on-roll");
         await _d.ReceiptAsync("bt-age", ballot, "sixteen-today", "alpha-choice");
     }
 
@@ -116,14 +109,14 @@ public sealed class BallotTests(ApiFactory api) : IClassFixture<ApiFactory>
         await Fiscal.Ok(_d.ResideAsync("bt-window", "late", Long));
         var now = api.Clock.GetUtcNow();
         var future = await _d.BallotAsync("bt-window", opensAt: now.AddHours(1), closesAt: now.AddHours(2));
-        await AssertCodeAsync(await _d.VoteAsync("bt-window", future, "early", "alpha-choice"), HttpStatusCode.Conflict, "ballot-not-open");
+        await api.AssertRefusedAsync(await _d.VoteAsync("bt-window", future, "early", "alpha-choice"), HttpStatusCode.Conflict, "ballot-not-open");
 
         var ballot = await _d.BallotAsync("bt-window");
         await _d.ReceiptAsync("bt-window", ballot, "twice", "alpha-choice");
-        await AssertCodeAsync(await _d.VoteAsync("bt-window", ballot, "twice", "beta-choice"), HttpStatusCode.Conflict, "already-voted");
+        await api.AssertRefusedAsync(await _d.VoteAsync("bt-window", ballot, "twice", "beta-choice"), HttpStatusCode.Conflict, "already-voted");
 
         api.Clock.Advance(TimeSpan.FromHours(1));
-        await AssertCodeAsync(await _d.VoteAsync("bt-window", ballot, "late", "alpha-choice"), HttpStatusCode.Conflict, "ballot-closed");
+        await api.AssertRefusedAsync(await _d.VoteAsync("bt-window", ballot, "late", "alpha-choice"), HttpStatusCode.Conflict, "ballot-closed");
         var results = await _d.CloseAsync("bt-window", ballot);
         Assert.Equal(1, results.GetProperty("votes").GetInt64());
     }

@@ -22,18 +22,6 @@ public sealed class DesignationTests(ApiFactory api) : IClassFixture<ApiFactory>
         return canton;
     }
 
-    private async Task AssertRefusedAsync(HttpResponseMessage response, HttpStatusCode status, string? code, long eventsBefore)
-    {
-        Assert.True(status == response.StatusCode, $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
-        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
-        if (code is not null)
-        {
-            Assert.Equal(code, await Fiscal.CodeAsync(response));
-        }
-
-        Assert.Equal(eventsBefore, await api.CountEventsAsync());
-    }
-
     [Fact]
     public async Task A_person_designates_and_reads_back_the_amounts_split_exactly()
     {
@@ -68,10 +56,10 @@ public sealed class DesignationTests(ApiFactory api) : IClassFixture<ApiFactory>
         clock.Advance(TimeSpan.FromHours(2));
         try
         {
-            await AssertRefusedAsync(await _fiscal.DesignateAsync(canton, 2026, "bo", false, ("oceans", 10000)), HttpStatusCode.Conflict, "deadline-passed", events);
-            await AssertRefusedAsync(await _fiscal.Person("bo").DeleteAsync($"/api/v1/cantons/{canton}/fiscal-years/2026/designations/bo"),
+            await api.AssertRefusedAsync(await _fiscal.DesignateAsync(canton, 2026, "bo", false, ("oceans", 10000)), HttpStatusCode.Conflict, "deadline-passed", events);
+            await api.AssertRefusedAsync(await _fiscal.Person("bo").DeleteAsync($"/api/v1/cantons/{canton}/fiscal-years/2026/designations/bo"),
                 HttpStatusCode.Conflict, "deadline-passed", events);
-            await AssertRefusedAsync(await _fiscal.Municipality(canton).PutAsJsonAsync($"/api/v1/cantons/{canton}/fiscal-years/2026/policy",
+            await api.AssertRefusedAsync(await _fiscal.Municipality(canton).PutAsJsonAsync($"/api/v1/cantons/{canton}/fiscal-years/2026/policy",
                 new { designationRateBp = 100, unallocatedPolicy = "retain", deadline = clock.GetUtcNow().AddDays(1) }), HttpStatusCode.Conflict, "fiscal-year-closed", events);
             var view = await _fiscal.Person("bo").GetFromJsonAsync<JsonElement>($"/api/v1/cantons/{canton}/fiscal-years/2026/designations/bo");
             Assert.False(view.GetProperty("open").GetBoolean());
@@ -91,9 +79,9 @@ public sealed class DesignationTests(ApiFactory api) : IClassFixture<ApiFactory>
         await Fiscal.Ok(_fiscal.Admin.PostAsync("/api/v1/organizations/d-orgs-suspended/suspension", null));
         var events = await api.CountEventsAsync();
 
-        await AssertRefusedAsync(await _fiscal.DesignateAsync(canton, 2026, "cy", false, ("nobody-knows", 10000)), HttpStatusCode.Conflict, "organization-unknown", events);
-        await AssertRefusedAsync(await _fiscal.DesignateAsync(canton, 2026, "cy", false, ("diaspora", 10000)), HttpStatusCode.Conflict, "organization-not-eligible", events);
-        await AssertRefusedAsync(await _fiscal.DesignateAsync(canton, 2026, "cy", false, ("linux", 5000), ("d-orgs-suspended", 5000)),
+        await api.AssertRefusedAsync(await _fiscal.DesignateAsync(canton, 2026, "cy", false, ("nobody-knows", 10000)), HttpStatusCode.Conflict, "organization-unknown", events);
+        await api.AssertRefusedAsync(await _fiscal.DesignateAsync(canton, 2026, "cy", false, ("diaspora", 10000)), HttpStatusCode.Conflict, "organization-not-eligible", events);
+        await api.AssertRefusedAsync(await _fiscal.DesignateAsync(canton, 2026, "cy", false, ("linux", 5000), ("d-orgs-suspended", 5000)),
             HttpStatusCode.Conflict, "organization-suspended", events);
     }
 
@@ -103,13 +91,13 @@ public sealed class DesignationTests(ApiFactory api) : IClassFixture<ApiFactory>
         var canton = await CantonWithPolicyAsync("d-shares", maxOrganizations: 2);
         var events = await api.CountEventsAsync();
 
-        await AssertRefusedAsync(await _fiscal.DesignateAsync(canton, 2026, "di", false, ("linux", 5000), ("oceans", 4999)), HttpStatusCode.BadRequest, null, events);
-        await AssertRefusedAsync(await _fiscal.DesignateAsync(canton, 2026, "di", false, ("linux", 5000), ("linux", 5000)), HttpStatusCode.BadRequest, null, events);
-        await AssertRefusedAsync(await _fiscal.DesignateAsync(canton, 2026, "di", false, ("linux", 0), ("oceans", 10000)), HttpStatusCode.BadRequest, null, events);
-        await AssertRefusedAsync(await _fiscal.DesignateAsync(canton, 2026, "di", false), HttpStatusCode.BadRequest, null, events);
-        await AssertRefusedAsync(await _fiscal.DesignateAsync(canton, 2026, "di", false, ("linux", 4000), ("oceans", 3000), ("choir", 3000)),
+        await api.AssertRefusedAsync(await _fiscal.DesignateAsync(canton, 2026, "di", false, ("linux", 5000), ("oceans", 4999)), HttpStatusCode.BadRequest, null, events);
+        await api.AssertRefusedAsync(await _fiscal.DesignateAsync(canton, 2026, "di", false, ("linux", 5000), ("linux", 5000)), HttpStatusCode.BadRequest, null, events);
+        await api.AssertRefusedAsync(await _fiscal.DesignateAsync(canton, 2026, "di", false, ("linux", 0), ("oceans", 10000)), HttpStatusCode.BadRequest, null, events);
+        await api.AssertRefusedAsync(await _fiscal.DesignateAsync(canton, 2026, "di", false), HttpStatusCode.BadRequest, null, events);
+        await api.AssertRefusedAsync(await _fiscal.DesignateAsync(canton, 2026, "di", false, ("linux", 4000), ("oceans", 3000), ("choir", 3000)),
             HttpStatusCode.Conflict, "too-many-choices", events);
-        await AssertRefusedAsync(await _fiscal.DesignateAsync(canton, 2031, "di", false, ("linux", 10000)), HttpStatusCode.Conflict, "no-fiscal-policy", events);
+        await api.AssertRefusedAsync(await _fiscal.DesignateAsync(canton, 2031, "di", false, ("linux", 10000)), HttpStatusCode.Conflict, "no-fiscal-policy", events);
     }
 
     [Fact]
@@ -172,7 +160,7 @@ public sealed class DesignationTests(ApiFactory api) : IClassFixture<ApiFactory>
     {
         var events = await api.CountEventsAsync();
 
-        await AssertRefusedAsync(await _fiscal.DesignateAsync("d-nowhere", 2026, "kim", false, ("linux", 10000)), HttpStatusCode.NotFound, null, events);
+        await api.AssertRefusedAsync(await _fiscal.DesignateAsync("d-nowhere", 2026, "kim", false, ("linux", 10000)), HttpStatusCode.NotFound, null, events);
     }
 
     [Fact]
