@@ -177,7 +177,7 @@ public sealed class CalledBallots(EventLog events)
     {
         if (!_called.TryGetValue(ballotId, out var called))
         {
-            called = (await Ballots.ReadAsync(events, cantonId, ballotId, [], ct)).Ballot.Called;
+            called = (await Ballots.ReadAsync(events, cantonId, ballotId, ct)).Ballot.Called;
             if (_called.Count >= Capacity)
             {
                 _called.Clear();
@@ -190,17 +190,15 @@ public sealed class CalledBallots(EventLog events)
     }
 }
 
-/// <summary>Reading a ballot of a canton, with the other streams a decision about it needs, in one round trip.</summary>
+/// <summary>Reading a ballot of a canton from its stream.</summary>
 internal static class Ballots
 {
-    public static async Task<(Ballot Ballot, long Version, IReadOnlyDictionary<string, List<RecordedEvent>> Others)> ReadAsync(
-        EventLog events, string cantonId, Guid ballotId, IReadOnlyList<string> others, CancellationToken ct)
+    /// <summary>The ballot and its stream's version; 404 when the canton has no such ballot.</summary>
+    public static async Task<(Ballot Ballot, long Version)> ReadAsync(EventLog events, string cantonId, Guid ballotId, CancellationToken ct)
     {
-        var stream = Ballot.StreamId(ballotId);
-        var read = await events.ReadStreamsAsync([stream, .. others], ct);
-        var (ballot, version) = read.GetValueOrDefault(stream).Fold<Ballot>(Ballot.Apply);
+        var (ballot, version) = await events.AggregateStreamAsync<Ballot>(Ballot.StreamId(ballotId), Ballot.Apply, ct);
         return ballot is null || ballot.Called.CantonId != cantonId
             ? throw new NotFoundException("Ballot", ballotId.ToString())
-            : (ballot, version, read);
+            : (ballot, version);
     }
 }

@@ -105,7 +105,7 @@ public static class CallBallot
         }
 
         public async Task<BallotView> Handle(Query query, CancellationToken cancellationToken) =>
-            BallotView.From((await Ballots.ReadAsync(events, query.CantonId, query.BallotId, [], cancellationToken)).Ballot, clock.GetUtcNow());
+            BallotView.From((await Ballots.ReadAsync(events, query.CantonId, query.BallotId, cancellationToken)).Ballot, clock.GetUtcNow());
     }
 
     public static void Map(IEndpointRouteBuilder api)

@@ -26,7 +26,7 @@ public static class CloseBallot
     {
         public async Task<BallotResultsView> Handle(Command command, CancellationToken cancellationToken)
         {
-            var (ballot, _, _) = await Ballots.ReadAsync(events, command.CantonId, command.BallotId, [], cancellationToken);
+            var (ballot, _) = await Ballots.ReadAsync(events, command.CantonId, command.BallotId, cancellationToken);
             if (ballot.Certified is null)
             {
                 var now = clock.GetUtcNow();
@@ -36,7 +36,7 @@ public static class CloseBallot
                 }
 
                 await events.TransactAsync(tx => CertifyAsync(tx, command, now, cancellationToken), cancellationToken);
-                (ballot, _, _) = await Ballots.ReadAsync(events, command.CantonId, command.BallotId, [], cancellationToken);
+                (ballot, _) = await Ballots.ReadAsync(events, command.CantonId, command.BallotId, cancellationToken);
             }
 
             return await BallotResultsView.ReadAsync(events, ballot, 0, cancellationToken);
@@ -46,7 +46,7 @@ public static class CloseBallot
         {
             var id = command.BallotId;
             await BallotBox.LockAsync(tx, id, ct);
-            var (ballot, version, _) = await Ballots.ReadAsync(events, command.CantonId, id, [], ct);
+            var (ballot, version) = await Ballots.ReadAsync(events, command.CantonId, id, ct);
             if (ballot.Certified is not null)
             {
                 return false; // a concurrent close certified it while this one waited for the lock

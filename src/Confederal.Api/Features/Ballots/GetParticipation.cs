@@ -1,6 +1,5 @@
 using System.Security.Claims;
 using Confederal.Api.Infrastructure;
-using Confederal.EventStore;
 using MediatR;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Npgsql;
@@ -15,11 +14,11 @@ public static class GetParticipation
 {
     public sealed record Query(string CantonId, Guid BallotId, string PersonId) : IRequest<ParticipationView>;
 
-    public sealed class Handler(EventLog events, NpgsqlDataSource db) : IRequestHandler<Query, ParticipationView>
+    public sealed class Handler(CalledBallots ballots, NpgsqlDataSource db) : IRequestHandler<Query, ParticipationView>
     {
         public async Task<ParticipationView> Handle(Query query, CancellationToken cancellationToken)
         {
-            await Ballots.ReadAsync(events, query.CantonId, query.BallotId, [], cancellationToken);
+            await ballots.GetAsync(query.CantonId, query.BallotId, cancellationToken);
             return new ParticipationView(query.BallotId, await BallotBox.ParticipatedAsync(db, query.BallotId, query.PersonId, cancellationToken));
         }
     }

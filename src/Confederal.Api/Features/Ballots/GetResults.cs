@@ -53,7 +53,7 @@ public static class GetResults
     {
         public async Task<BallotResultsView> Handle(Query query, CancellationToken cancellationToken)
         {
-            var (ballot, _, _) = await Ballots.ReadAsync(events, query.CantonId, query.BallotId, [], cancellationToken);
+            var (ballot, _) = await Ballots.ReadAsync(events, query.CantonId, query.BallotId, cancellationToken);
             return ballot.Certified is null
                 ? throw new DomainException("results-not-published", "The ballot has not been closed and certified yet.")
                 : await BallotResultsView.ReadAsync(events, ballot, query.Page, cancellationToken);
