@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Confederal.Api.Features.Audit;
 using Confederal.Api.Features.Ballots;
 using Confederal.Api.Features.Cantons;
 using Confederal.Api.Features.Census;
@@ -17,8 +18,12 @@ var builder = WebApplication.CreateBuilder(args);
 
 builder.Services.AddSingleton<Database>();
 builder.Services.AddSingleton(sp => sp.GetRequiredService<Database>().DataSource);
+builder.Services.AddSingleton(AuditKeys.Load(builder.Configuration, builder.Environment));
+builder.Services.AddSingleton(sp => new Pseudonyms(sp.GetRequiredService<AuditKeys>().PseudonymKey));
 builder.Services.AddSingleton(sp => new EventLog(
-    sp.GetRequiredService<Npgsql.NpgsqlDataSource>(), Events.Types(), loggerFactory: sp.GetRequiredService<ILoggerFactory>()));
+    sp.GetRequiredService<Npgsql.NpgsqlDataSource>(), Events.Types(), loggerFactory: sp.GetRequiredService<ILoggerFactory>(),
+    authenticator: new EventAuthenticator(sp.GetRequiredService<AuditKeys>().EventKey)));
+builder.Services.AddSingleton<Notary>();
 builder.Services.AddSingleton<IProjection, CantonDirectory>();
 builder.Services.AddSingleton<IProjection, OrganizationDirectory>();
 builder.Services.AddSingleton<IProjection, BudgetProjection>();
@@ -86,6 +91,8 @@ CloseBallot.Map(api);
 GetResults.Map(api);
 FoundPact.Map(api);
 GetPact.Map(api);
+GetAuditEvents.Map(api);
+GetSeals.Map(api);
 
 app.Lifetime.ApplicationStarted.Register(() =>
 {

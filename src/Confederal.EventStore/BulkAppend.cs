@@ -11,7 +11,7 @@ namespace Confederal.EventStore;
 public sealed class BulkAppend : IAsyncDisposable
 {
     private const string CopySql =
-        "COPY es.events (stream_id, version, event_id, type, type_version, data, correlation_id, causation_id, actor) FROM STDIN (FORMAT BINARY)";
+        "COPY es.events (stream_id, version, event_id, type, type_version, data, correlation_id, causation_id, actor, mac) FROM STDIN (FORMAT BINARY)";
 
     private readonly EventLog _log;
     private readonly NpgsqlConnection _connection;
@@ -59,13 +59,23 @@ public sealed class BulkAppend : IAsyncDisposable
         await _importer.StartRowAsync(ct);
         await _importer.WriteAsync(_streamId, NpgsqlDbType.Text, ct);
         await _importer.WriteAsync(Count, NpgsqlDbType.Bigint, ct);
-        await _importer.WriteAsync(Guid.CreateVersion7(), NpgsqlDbType.Uuid, ct);
+        var id = Guid.CreateVersion7();
+        var json = _log.Types.SerializeToString(@event);
+        await _importer.WriteAsync(id, NpgsqlDbType.Uuid, ct);
         await _importer.WriteAsync(name.Name, NpgsqlDbType.Text, ct);
         await _importer.WriteAsync(name.Version, NpgsqlDbType.Integer, ct);
-        await _importer.WriteAsync(_log.Types.SerializeToString(@event), NpgsqlDbType.Jsonb, ct);
+        await _importer.WriteAsync(json, NpgsqlDbType.Jsonb, ct);
         await WriteNullableAsync(_metadata.CorrelationId, ct);
         await WriteNullableAsync(_metadata.CausationId, ct);
         await WriteNullableAsync(_metadata.Actor, ct);
+        if (_log.Authenticator is { } authenticator)
+        {
+            await _importer.WriteAsync(authenticator.Compute(_streamId, Count, id, name, json, _metadata), NpgsqlDbType.Bytea, ct);
+        }
+        else
+        {
+            await _importer.WriteNullAsync(ct);
+        }
     }
 
     /// <summary>Records every written event atomically.</summary>

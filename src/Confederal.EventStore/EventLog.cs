@@ -21,8 +21,8 @@ public sealed class EventLog
     private const string AppendSql = """
         WITH head AS (SELECT coalesce(max(version), 0) AS v FROM es.events WHERE stream_id = $1),
         inserted AS (
-            INSERT INTO es.events (stream_id, version, event_id, type, type_version, data, correlation_id, causation_id, actor)
-            SELECT $1, head.v + e.n, e.id, e.type, e.type_version, e.data, $7, $8, $9
+            INSERT INTO es.events (stream_id, version, event_id, type, type_version, data, correlation_id, causation_id, actor, mac)
+            SELECT $1, head.v + e.n, e.id, e.type, e.type_version, e.data, $7, $8, $9, $10[e.n]
             FROM head, unnest($3::uuid[], $4::text[], $5::int[], $6::jsonb[]) WITH ORDINALITY AS e(id, type, type_version, data, n)
             WHERE $2 < 0 OR head.v = $2
             RETURNING version, recorded_at)
@@ -39,10 +39,12 @@ public sealed class EventLog
         NpgsqlDataSource dataSource,
         EventTypes types,
         IEnumerable<IInlineProjection>? inlineProjections = null,
-        ILoggerFactory? loggerFactory = null)
+        ILoggerFactory? loggerFactory = null,
+        EventAuthenticator? authenticator = null)
     {
         _dataSource = dataSource;
         Types = types;
+        Authenticator = authenticator;
         _inline = inlineProjections?.ToList() ?? [];
         Sequencer = new Sequencer(dataSource, (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<Sequencer>());
     }
@@ -53,6 +55,9 @@ public sealed class EventLog
     public Sequencer Sequencer { get; }
 
     public NpgsqlDataSource DataSource => _dataSource;
+
+    /// <summary>Computes each appended event's authentication code; without one, events are stored without a code.</summary>
+    public EventAuthenticator? Authenticator { get; }
 
     /// <summary>Appends <paramref name="events"/> to <paramref name="streamId"/> atomically: all of them or none.</summary>
     /// <exception cref="ConcurrencyException">The stream is not at <paramref name="expected"/>.</exception>
@@ -70,16 +75,20 @@ public sealed class EventLog
         }
 
         metadata ??= EventMetadata.None;
-        var rows = Serialize(events);
         try
         {
             for (var attempt = 1; ; attempt++)
             {
                 try
                 {
+                    // An authentication code covers the version, so it must be known before the insert.
+                    var exact = expected.IsAny && Authenticator is not null
+                        ? ExpectedVersion.Exactly(await StreamVersionAsync(streamId, ct))
+                        : expected;
+                    var rows = Serialize(streamId, exact, events, metadata);
                     await using var connection = await _dataSource.OpenConnectionAsync(ct);
                     await using var tx = _inline.Count > 0 ? await connection.BeginTransactionAsync(ct) : null;
-                    var version = await InsertAsync(connection, tx, streamId, expected, events, metadata, rows, ct);
+                    var version = await InsertAsync(connection, tx, streamId, exact, events, metadata, rows, ct);
                     if (tx is not null)
                     {
                         await tx.CommitAsync(ct);
@@ -122,11 +131,14 @@ public sealed class EventLog
             throw new ArgumentException("An append needs at least one event.", nameof(events));
         }
 
-        var rows = Serialize(events);
+        metadata ??= EventMetadata.None;
         try
         {
-            var version = await InsertAsync(
-                transaction.Connection!, transaction, streamId, expected, events, metadata ?? EventMetadata.None, rows, ct);
+            var exact = expected.IsAny && Authenticator is not null
+                ? ExpectedVersion.Exactly(await StreamVersionAsync(transaction, streamId, ct))
+                : expected;
+            var rows = Serialize(streamId, exact, events, metadata);
+            var version = await InsertAsync(transaction.Connection!, transaction, streamId, exact, events, metadata, rows, ct);
             return new AppendResult(version, rows.Ids);
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation && e.ConstraintName == ConstraintStreamVersion)
@@ -148,11 +160,11 @@ public sealed class EventLog
         return result;
     }
 
-    private sealed record Rows(Guid[] Ids, string[] Names, int[] Versions, string[] Payloads);
+    private sealed record Rows(Guid[] Ids, string[] Names, int[] Versions, string[] Payloads, byte[]?[] Codes);
 
-    private Rows Serialize(IReadOnlyList<object> events)
+    private Rows Serialize(string streamId, ExpectedVersion expected, IReadOnlyList<object> events, EventMetadata metadata)
     {
-        var rows = new Rows(new Guid[events.Count], new string[events.Count], new int[events.Count], new string[events.Count]);
+        var rows = new Rows(new Guid[events.Count], new string[events.Count], new int[events.Count], new string[events.Count], new byte[events.Count][]);
         for (var i = 0; i < events.Count; i++)
         {
             var name = Types.NameOf(events[i].GetType());
@@ -160,6 +172,7 @@ public sealed class EventLog
             rows.Names[i] = name.Name;
             rows.Versions[i] = name.Version;
             rows.Payloads[i] = Types.SerializeToString(events[i]);
+            rows.Codes[i] = Authenticator?.Compute(streamId, expected.Value + i + 1, rows.Ids[i], name, rows.Payloads[i], metadata);
         }
 
         return rows;
@@ -182,6 +195,7 @@ public sealed class EventLog
                 new NpgsqlParameter { Value = (object?)metadata.CorrelationId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text },
                 new NpgsqlParameter { Value = (object?)metadata.CausationId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text },
                 new NpgsqlParameter { Value = (object?)metadata.Actor ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text },
+                new NpgsqlParameter { Value = rows.Codes, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea },
             },
         };
 
@@ -286,6 +300,14 @@ public sealed class EventLog
         return BulkAppend.BeginAsync(this, _dataSource, streamId, metadata ?? EventMetadata.None, ct);
     }
 
+    private static async Task<long> StreamVersionAsync(NpgsqlTransaction transaction, string streamId, CancellationToken ct)
+    {
+        await using var command = new NpgsqlCommand(
+            "SELECT coalesce(max(version), 0) FROM es.events WHERE stream_id = $1", transaction.Connection, transaction);
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = streamId });
+        return (long)(await command.ExecuteScalarAsync(ct))!;
+    }
+
     /// <summary>The stream's current version: 0 when it does not exist.</summary>
     public async Task<long> StreamVersionAsync(string streamId, CancellationToken ct = default)
     {
@@ -368,6 +390,36 @@ public sealed class EventLog
         }
 
         return (events, head);
+    }
+
+    /// <summary>The numbered events after <paramref name="afterPosition"/> up to <paramref name="throughPosition"/>, as stored
+    /// (payloads not deserialized), in global order, streamed.</summary>
+    public async IAsyncEnumerable<StoredEvent> ReadStoredAsync(
+        long afterPosition, long throughPosition = long.MaxValue, [EnumeratorCancellation] CancellationToken ct = default)
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync(ct);
+        await using var command = new NpgsqlCommand(
+            $"SELECT {SelectColumns}, mac FROM es.events WHERE position > $1 AND position <= $2 ORDER BY position", connection);
+        command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = afterPosition });
+        command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = throughPosition });
+        await using var reader = await command.ExecuteReaderAsync(CommandBehavior.SequentialAccess, ct);
+        while (await reader.ReadAsync(ct))
+        {
+            yield return new StoredEvent(
+                reader.GetInt64(0),
+                reader.GetString(1),
+                reader.GetInt64(2),
+                reader.GetGuid(3),
+                reader.GetString(4),
+                reader.GetInt32(5),
+                reader.GetString(6),
+                new EventMetadata(
+                    reader.IsDBNull(7) ? null : reader.GetString(7),
+                    reader.IsDBNull(8) ? null : reader.GetString(8),
+                    reader.IsDBNull(9) ? null : reader.GetString(9)),
+                reader.GetFieldValue<DateTimeOffset>(10),
+                reader.IsDBNull(11) ? null : reader.GetFieldValue<byte[]>(11));
+        }
     }
 
     /// <summary>The highest numbered position: the head of the global log.</summary>

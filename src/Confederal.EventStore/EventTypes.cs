@@ -47,6 +47,18 @@ public sealed class EventTypes
             ? name
             : throw new InvalidOperationException($"Event type {type.FullName} is not registered.");
 
+    /// <summary>Reads a payload stored as <paramref name="name"/> v<paramref name="version"/> into the registered CLR event,
+    /// upcasting older versions; <paramref name="position"/> and <paramref name="streamId"/> name it in errors.</summary>
+    /// <exception cref="EventStoreException">Unknown name or version, or a payload that is not valid for its type.</exception>
+    public object Read(string name, int version, string json, long position, string streamId) =>
+        Deserialize(name, version, json, position, streamId);
+
+    /// <summary>Whether <paramref name="name"/> is a registered event type.</summary>
+    public bool IsRegistered(string name) => _current.ContainsKey(name);
+
+    /// <summary>Every registered name.</summary>
+    public IEnumerable<string> Names => _current.Keys;
+
     internal string SerializeToString(object @event) =>
         JsonSerializer.Serialize(@event, @event.GetType(), SerializerOptions);
 

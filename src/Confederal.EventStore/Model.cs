@@ -75,3 +75,17 @@ public static class RecordedEvents
         return (state, version);
     }
 }
+
+/// <summary>An event exactly as stored: its payload as the database's JSON text, not deserialized, and its
+/// authentication code (null when written without a key). What integrity checks and audit feeds read.</summary>
+public sealed record StoredEvent(
+    long Position,
+    string StreamId,
+    long Version,
+    Guid EventId,
+    string Type,
+    int TypeVersion,
+    string Json,
+    EventMetadata Metadata,
+    DateTimeOffset RecordedAt,
+    byte[]? Code);

@@ -44,6 +44,8 @@ public static class Schema
                 updated_at timestamptz NOT NULL DEFAULT now()
             );
             """),
+        // Each event's authentication code (see EventAuthenticator): null for events written without a key.
+        new("es-0002-event-codes", "ALTER TABLE es.events ADD COLUMN mac bytea"),
     ];
 
     public static async Task MigrateAsync(NpgsqlDataSource dataSource, IEnumerable<Migration> migrations, CancellationToken ct = default)

@@ -61,6 +61,13 @@ public sealed class ApiFactory : WebApplicationFactory<Program>, IAsyncLifetime
         }
     }
 
+    /// <summary>Numbers and seals every event appended so far; returns the last sealed position.</summary>
+    public async Task<long> SealedAsync()
+    {
+        await Services.GetRequiredService<EventLog>().Sequencer.SequenceAsync();
+        return await Services.GetRequiredService<Features.Audit.Notary>().SealAsync();
+    }
+
     /// <summary>The request was refused with <paramref name="status"/> as a problem (with <paramref name="code"/> when
     /// given) and, when <paramref name="eventsBefore"/> is given, recorded nothing.</summary>
     public async Task AssertRefusedAsync(HttpResponseMessage response, System.Net.HttpStatusCode status, string? code, long? eventsBefore = null)

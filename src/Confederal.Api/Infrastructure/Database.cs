@@ -49,7 +49,7 @@ public sealed class Database : IAsyncDisposable
 
     /// <summary>Every migration the application runs at start, event store first.</summary>
     public static IReadOnlyList<Migration> Migrations { get; } = [.. Schema.EventStore, .. CantonDirectory.Migrations, .. OrganizationDirectory.Migrations, .. BudgetProjection.Migrations,
-        .. Features.Census.Residences.Migrations, .. Features.Ballots.BallotBox.Migrations];
+        .. Features.Census.Residences.Migrations, .. Features.Ballots.BallotBox.Migrations, .. Features.Audit.Notary.Migrations];
 
     public NpgsqlDataSource DataSource => _dataSource.Value;
 
@@ -92,8 +92,9 @@ public sealed class Database : IAsyncDisposable
     }
 }
 
-/// <summary>Migrates the schema before the server accepts requests, then runs the sequencer and the projections.</summary>
-internal sealed class EventStoreHost(Database database, EventLog store, ProjectionDaemon daemon) : BackgroundService
+/// <summary>Migrates the schema before the server accepts requests, then runs the sequencer, the projections and the
+/// notary that seals the log.</summary>
+internal sealed class EventStoreHost(Database database, EventLog store, ProjectionDaemon daemon, Features.Audit.Notary notary) : BackgroundService
 {
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -102,5 +103,5 @@ internal sealed class EventStoreHost(Database database, EventLog store, Projecti
     }
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        Task.WhenAll(store.Sequencer.RunAsync(stoppingToken), daemon.RunAsync(stoppingToken));
+        Task.WhenAll(store.Sequencer.RunAsync(stoppingToken), daemon.RunAsync(stoppingToken), notary.RunAsync(stoppingToken));
 }

@@ -1,0 +1,98 @@
+using System.Buffers;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Confederal.EventStore;
+
+namespace Confederal.Api.Features.Audit;
+
+/// <summary>
+/// An event as auditors see it: as stored (its stored type version, not upcast), with person ids replaced by
+/// pseudonyms in the payload, the stream id and the actor, and its <see cref="Hash"/>:
+/// SHA-256(hash of the stream's previous event, or 32 zero bytes, ‖ SHA-256(<see cref="Canonical"/>)), lowercase hex.
+/// </summary>
+public sealed record AuditEvent(
+    long Position,
+    string StreamId,
+    long Version,
+    Guid EventId,
+    string Type,
+    int TypeVersion,
+    DateTimeOffset RecordedAt,
+    string? CorrelationId,
+    string? CausationId,
+    string? Actor,
+    JsonElement Data,
+    string Hash)
+{
+    public static readonly byte[] NoPredecessor = new byte[32];
+
+    /// <summary>The pseudonymized view of a stored event; <see cref="Hash"/> is left empty.</summary>
+    public static AuditEvent From(StoredEvent stored, Pseudonyms pseudonyms) => From(stored, pseudonyms, null, out _);
+
+    /// <summary>The pseudonymized view of a stored event, and whether its authentication code is the one
+    /// <paramref name="authenticator"/> computes (always true without one).</summary>
+    public static AuditEvent From(StoredEvent stored, Pseudonyms pseudonyms, EventAuthenticator? authenticator, out bool authentic)
+    {
+        using var document = JsonDocument.Parse(stored.Json);
+        authentic = authenticator is null || (stored.Code is { } code && authenticator.Verify(
+            code, stored.StreamId, stored.Version, stored.EventId, stored.Type, stored.TypeVersion,
+            CanonicalJson.Serialize(document.RootElement), stored.Metadata));
+        var person = document.RootElement.ValueKind == JsonValueKind.Object
+                     && document.RootElement.TryGetProperty("personId", out var p) && p.ValueKind == JsonValueKind.String
+            ? p.GetString()
+            : null;
+        var data = CanonicalJson.Serialize(document.RootElement, pseudonyms.Rewrite);
+        return new AuditEvent(
+            stored.Position,
+            pseudonyms.Stream(stored.StreamId, person),
+            stored.Version,
+            stored.EventId,
+            stored.Type,
+            stored.TypeVersion,
+            stored.RecordedAt,
+            stored.Metadata.CorrelationId,
+            stored.Metadata.CausationId,
+            pseudonyms.Actor(stored.Metadata.Actor),
+            JsonDocument.Parse(data).RootElement.Clone(),
+            "");
+    }
+
+    /// <summary>The bytes the hash covers: every field but the hash, in this order, as canonical JSON (recordedAt in UTC
+    /// with microseconds, the database's precision).</summary>
+    public byte[] Canonical()
+    {
+        var buffer = new ArrayBufferWriter<byte>(512);
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            writer.WriteNumber("position", Position);
+            writer.WriteString("streamId", StreamId);
+            writer.WriteNumber("version", Version);
+            writer.WriteString("eventId", EventId.ToString("D"));
+            writer.WriteString("type", Type);
+            writer.WriteNumber("typeVersion", TypeVersion);
+            writer.WriteString("recordedAt", FormatInstant(RecordedAt));
+            writer.WriteString("correlationId", CorrelationId);
+            writer.WriteString("causationId", CausationId);
+            writer.WriteString("actor", Actor);
+            writer.WritePropertyName("data");
+            CanonicalJson.Write(writer, Data);
+            writer.WriteEndObject();
+        }
+
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>This event's hash, chained to <paramref name="previous"/> (its stream predecessor's hash).</summary>
+    public byte[] ComputeHash(ReadOnlySpan<byte> previous)
+    {
+        Span<byte> link = stackalloc byte[64];
+        previous.CopyTo(link);
+        SHA256.HashData(Canonical(), link[32..]);
+        return SHA256.HashData(link);
+    }
+
+    public static string FormatInstant(DateTimeOffset instant) =>
+        instant.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture);
+}

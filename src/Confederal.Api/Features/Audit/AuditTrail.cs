@@ -1,0 +1,208 @@
+using System.Data;
+using System.Runtime.CompilerServices;
+using System.Text;
+using System.Text.Json;
+using Confederal.EventStore;
+using Npgsql;
+
+namespace Confederal.Api.Features.Audit;
+
+/// <summary>One step of an audit trail in global order: an event (or the gap where a recorded event is missing) or the
+/// seal that closes the positions before it. <see cref="Authentic"/>: whether the event's authentication code was checked
+/// and matched (only a reader holding the platform's keys can check it; others pass true).</summary>
+public sealed record AuditEntry(long Position, AuditEvent? Event, Seal? Seal, bool Authentic = true)
+{
+    public static AuditEntry Of(AuditEvent e) => new(e.Position, e, null);
+
+    public static AuditEntry Of(Seal seal) => new(seal.ToPosition, null, seal);
+}
+
+/// <summary>
+/// An audit export: NDJSON, one object per line. The first line is the header
+/// <c>{"format":"confederal-audit-export/1","algorithm":"ES256","publicKey":…}</c>, then <c>{"event":{…}}</c> lines in
+/// position order, each seal <c>{"seal":{…}}</c> right after the last event it covers. Written by `confederal audit
+/// export` from the feed, read back by verify and replay, appended to when resumed.
+/// </summary>
+public static class AuditExportFile
+{
+    public const string Format = "confederal-audit-export/1";
+
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    public sealed record Header(string Format, string Algorithm, string PublicKey);
+
+    /// <summary>Where an export stands: its header, last event position and last seal (all absent for a new file).</summary>
+    public sealed record Tail(Header? Header, long LastPosition, Seal? LastSeal, long Events);
+
+    public static string HeaderLine(string publicKey) =>
+        JsonSerializer.Serialize(new Header(Format, "ES256", publicKey), Json);
+
+    public static string Line(AuditEvent e) => JsonSerializer.Serialize(new { @event = e }, Json);
+
+    public static string Line(Seal seal) => JsonSerializer.Serialize(new { seal }, Json);
+
+    /// <summary>The header of an export and every entry after it, streamed.</summary>
+    public static async IAsyncEnumerable<AuditEntry> ReadAsync(string path, Action<Header>? header = null, [EnumeratorCancellation] CancellationToken ct = default)
+    {
+        using var reader = new StreamReader(path, Encoding.UTF8, detectEncodingFromByteOrderMarks: false, new FileStreamOptions { BufferSize = 1 << 16 });
+        var lineNumber = 0;
+        while (await reader.ReadLineAsync(ct) is { } line)
+        {
+            lineNumber++;
+            if (line.Length == 0)
+            {
+                continue;
+            }
+
+            if (lineNumber == 1)
+            {
+                var h = JsonSerializer.Deserialize<Header>(line, Json);
+                if (h?.Format != Format)
+                {
+                    throw new InvalidDataException($"{path} is not an audit export ({Format}).");
+                }
+
+                header?.Invoke(h);
+                continue;
+            }
+
+            yield return Parse(line, lineNumber);
+        }
+    }
+
+    /// <summary>Reads an existing export to its end, dropping an unfinished last line (an export interrupted while
+    /// writing), so that an export can resume after its last complete line.</summary>
+    public static async Task<Tail> ReadTailAsync(string path, CancellationToken ct)
+    {
+        if (!File.Exists(path) || new FileInfo(path).Length == 0)
+        {
+            return new Tail(null, 0, null, 0);
+        }
+
+        await TruncateUnfinishedLineAsync(path, ct);
+        Header? header = null;
+        long last = 0, events = 0;
+        Seal? seal = null;
+        await foreach (var entry in ReadAsync(path, h => header = h, ct))
+        {
+            if (entry.Seal is not null)
+            {
+                seal = entry.Seal;
+            }
+            else
+            {
+                last = entry.Position;
+                events++;
+            }
+        }
+
+        return new Tail(header, last, seal, events);
+    }
+
+    private static async Task TruncateUnfinishedLineAsync(string path, CancellationToken ct)
+    {
+        await using var file = new FileStream(path, FileMode.Open, FileAccess.ReadWrite);
+        var end = file.Length;
+        var buffer = new byte[1];
+        var cut = end;
+        while (cut > 0)
+        {
+            file.Position = cut - 1;
+            await file.ReadExactlyAsync(buffer, ct);
+            if (buffer[0] == (byte)'\n')
+            {
+                break;
+            }
+
+            cut--;
+        }
+
+        if (cut != end)
+        {
+            file.SetLength(cut);
+        }
+    }
+
+    private static AuditEntry Parse(string line, int lineNumber)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(line);
+            if (document.RootElement.TryGetProperty("event", out var e))
+            {
+                return AuditEntry.Of(e.Deserialize<AuditEvent>(Json) ?? throw new InvalidDataException($"Line {lineNumber}: an empty event."));
+            }
+
+            if (document.RootElement.TryGetProperty("seal", out var s))
+            {
+                return AuditEntry.Of(s.Deserialize<Seal>(Json) ?? throw new InvalidDataException($"Line {lineNumber}: an empty seal."));
+            }
+
+            throw new InvalidDataException($"Line {lineNumber}: neither an event nor a seal.");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"Line {lineNumber} is not valid: {e.Message}", e);
+        }
+    }
+}
+
+/// <summary>The audit trail as the database holds it, for those holding the platform's keys: each stored event with
+/// its authentication code checked, pseudonymized and carrying its recorded hash (empty if not sealed yet), the gaps
+/// where a recorded hash has lost its event, and the seals in between.</summary>
+public static class DatabaseTrail
+{
+    public static async IAsyncEnumerable<AuditEntry> ReadAsync(
+        NpgsqlDataSource db, EventAuthenticator authenticator, Pseudonyms pseudonyms, [EnumeratorCancellation] CancellationToken ct = default)
+    {
+        var seals = new Queue<Seal>();
+        await using (var command = db.CreateCommand($"SELECT {Notary.SealColumns} FROM audit_seals ORDER BY to_position, number"))
+        await using (var reader = await command.ExecuteReaderAsync(ct))
+        {
+            while (await reader.ReadAsync(ct))
+            {
+                seals.Enqueue(Notary.ReadSeal(reader));
+            }
+        }
+
+        await using var connection = await db.OpenConnectionAsync(ct);
+        await using var events = new NpgsqlCommand("""
+            SELECT coalesce(e.position, h.position), e.stream_id, e.version, e.event_id, e.type, e.type_version, e.data::text,
+                   e.correlation_id, e.causation_id, e.actor, e.recorded_at, e.mac, h.hash
+            FROM (SELECT * FROM es.events WHERE position IS NOT NULL) e FULL JOIN audit_hashes h ON h.position = e.position
+            ORDER BY 1
+            """, connection);
+        await using var rows = await events.ExecuteReaderAsync(CommandBehavior.SequentialAccess, ct);
+        while (await rows.ReadAsync(ct))
+        {
+            var position = rows.GetInt64(0);
+            while (seals.Count > 0 && seals.Peek().ToPosition < position)
+            {
+                yield return AuditEntry.Of(seals.Dequeue());
+            }
+
+            if (rows.IsDBNull(1))
+            {
+                yield return new AuditEntry(position, null, null);
+                continue;
+            }
+
+            var stored = new StoredEvent(
+                position, rows.GetString(1), rows.GetInt64(2), rows.GetGuid(3), rows.GetString(4), rows.GetInt32(5), rows.GetString(6),
+                new EventMetadata(
+                    rows.IsDBNull(7) ? null : rows.GetString(7),
+                    rows.IsDBNull(8) ? null : rows.GetString(8),
+                    rows.IsDBNull(9) ? null : rows.GetString(9)),
+                rows.GetFieldValue<DateTimeOffset>(10),
+                rows.IsDBNull(11) ? null : rows.GetFieldValue<byte[]>(11));
+            var hash = rows.IsDBNull(12) ? "" : Convert.ToHexStringLower(rows.GetFieldValue<byte[]>(12));
+            var e = AuditEvent.From(stored, pseudonyms, authenticator, out var authentic) with { Hash = hash };
+            yield return new AuditEntry(position, e, null, authentic);
+        }
+
+        while (seals.Count > 0)
+        {
+            yield return AuditEntry.Of(seals.Dequeue());
+        }
+    }
+}

@@ -1,0 +1,108 @@
+using System.Data;
+using Confederal.Api.Infrastructure;
+using Confederal.Domain;
+using Confederal.EventStore;
+using FluentValidation;
+using FluentValidation.Results;
+using MediatR;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Confederal.Api.Features.Audit;
+
+/// <summary>A page of the audit feed: the sealed events after the requested position that match the filters, in
+/// global order. Every matching event up to <see cref="Next"/> is in this page or an earlier one: ask again with
+/// after = <see cref="Next"/>. <see cref="SealedThrough"/>: the last sealed position (the feed's end for now).</summary>
+public sealed record AuditEventsPage(IReadOnlyList<AuditEvent> Events, long Next, long SealedThrough);
+
+/// <summary>GET /api/v1/audit/events?after={position}&amp;limit={n}&amp;canton={cantonId}&amp;type={eventType}: auditors.</summary>
+public static class GetAuditEvents
+{
+    public const int MaxLimit = 1000;
+
+    public sealed record Query(long After, int Limit, string? Canton, string? Type) : IRequest<AuditEventsPage>;
+
+    public sealed class Validator : AbstractValidator<Query>
+    {
+        public Validator(EventLog events)
+        {
+            RuleFor(q => q.After).GreaterThanOrEqualTo(0);
+            RuleFor(q => q.Limit).InclusiveBetween(1, MaxLimit);
+            RuleFor(q => q.Canton).Must(Identifiers.IsSlug).When(q => q.Canton is not null).WithMessage("'canton' must be a canton id.");
+            RuleFor(q => q.Type).Must(t => events.Types.IsRegistered(t!)).When(q => q.Type is not null)
+                .WithMessage(q => $"'{q.Type}' is not an event type. Types: {string.Join(", ", events.Types.Names.Order(StringComparer.Ordinal))}.");
+        }
+    }
+
+    public sealed class Handler(NpgsqlDataSource db, Pseudonyms pseudonyms) : IRequestHandler<Query, AuditEventsPage>
+    {
+        public async Task<AuditEventsPage> Handle(Query query, CancellationToken cancellationToken)
+        {
+            await using var connection = await db.OpenConnectionAsync(cancellationToken);
+            await using var tx = await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead, cancellationToken);
+            long sealedThrough;
+            await using (var head = new NpgsqlCommand("SELECT coalesce(max(to_position), 0) FROM audit_seals", connection, tx))
+            {
+                sealedThrough = (long)(await head.ExecuteScalarAsync(cancellationToken))!;
+            }
+
+            if (query.After > sealedThrough)
+            {
+                throw new ValidationException([new ValidationFailure("after", $"'after' is beyond the last sealed position, {sealedThrough}.")]);
+            }
+
+            await using var command = new NpgsqlCommand("""
+                SELECT e.position, e.stream_id, e.version, e.event_id, e.type, e.type_version, e.data::text, e.correlation_id,
+                       e.causation_id, e.actor, e.recorded_at, h.hash
+                FROM es.events e JOIN audit_hashes h ON h.position = e.position
+                WHERE e.position > $1 AND e.position <= $2
+                  AND ($4::text IS NULL OR e.type = $4)
+                  AND ($5::text IS NULL OR e.data->>'cantonId' = $5)
+                ORDER BY e.position
+                LIMIT $3
+                """, connection, tx)
+            {
+                Parameters =
+                {
+                    new NpgsqlParameter<long> { TypedValue = query.After },
+                    new NpgsqlParameter<long> { TypedValue = sealedThrough },
+                    new NpgsqlParameter<int> { TypedValue = query.Limit },
+                    new NpgsqlParameter { Value = (object?)query.Type ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text },
+                    new NpgsqlParameter { Value = (object?)query.Canton ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text },
+                },
+            };
+            var page = new List<AuditEvent>();
+            await using (var reader = await command.ExecuteReaderAsync(CommandBehavior.SequentialAccess, cancellationToken))
+            {
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    var stored = new StoredEvent(
+                        reader.GetInt64(0), reader.GetString(1), reader.GetInt64(2), reader.GetGuid(3), reader.GetString(4), reader.GetInt32(5),
+                        reader.GetString(6),
+                        new EventMetadata(
+                            reader.IsDBNull(7) ? null : reader.GetString(7),
+                            reader.IsDBNull(8) ? null : reader.GetString(8),
+                            reader.IsDBNull(9) ? null : reader.GetString(9)),
+                        reader.GetFieldValue<DateTimeOffset>(10),
+                        Code: null);
+                    page.Add(AuditEvent.From(stored, pseudonyms) with { Hash = Convert.ToHexStringLower(reader.GetFieldValue<byte[]>(11)) });
+                }
+            }
+
+            var next = page.Count == query.Limit ? page[^1].Position : sealedThrough;
+            return new AuditEventsPage(page, next, sealedThrough);
+        }
+    }
+
+    public static void Map(IEndpointRouteBuilder api) =>
+        api.MapGet("/audit/events", async Task<Ok<AuditEventsPage>> (
+                long? after, int? limit, string? canton, string? type, IMediator mediator, CancellationToken ct) =>
+                TypedResults.Ok(await mediator.Send(new Query(after ?? 0, limit ?? 100, canton, type), ct)))
+            .RequireAuthorization(Roles.Auditor)
+            .WithName("GetAuditEvents")
+            .WithTags("Audit")
+            .ProducesValidationProblem()
+            .ProducesProblem(StatusCodes.Status401Unauthorized)
+            .ProducesProblem(StatusCodes.Status403Forbidden);
+}

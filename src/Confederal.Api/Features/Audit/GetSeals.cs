@@ -1,0 +1,56 @@
+using Confederal.Api.Infrastructure;
+using FluentValidation;
+using MediatR;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Npgsql;
+
+namespace Confederal.Api.Features.Audit;
+
+/// <summary>The seals after seal number <c>after</c>, and the key that signs them: <see cref="Algorithm"/> ES256 (ECDSA
+/// P-256, SHA-256), <see cref="PublicKey"/> base64 SubjectPublicKeyInfo. Ask again with after = <see cref="Next"/>.</summary>
+public sealed record SealsPage(string Algorithm, string PublicKey, IReadOnlyList<Seal> Seals, long Next);
+
+/// <summary>GET /api/v1/audit/seals?after={number}&amp;limit={n}: public, like a transparency log's signed heads.</summary>
+public static class GetSeals
+{
+    public const int MaxLimit = 1000;
+
+    public sealed record Query(long After, int Limit) : IRequest<SealsPage>;
+
+    public sealed class Validator : AbstractValidator<Query>
+    {
+        public Validator()
+        {
+            RuleFor(q => q.After).GreaterThanOrEqualTo(0);
+            RuleFor(q => q.Limit).InclusiveBetween(1, MaxLimit);
+        }
+    }
+
+    public sealed class Handler(NpgsqlDataSource db, AuditKeys keys) : IRequestHandler<Query, SealsPage>
+    {
+        public async Task<SealsPage> Handle(Query query, CancellationToken cancellationToken)
+        {
+            await using var command = db.CreateCommand($"SELECT {Notary.SealColumns} FROM audit_seals WHERE number > $1 ORDER BY number LIMIT $2");
+            command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = query.After });
+            command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = query.Limit });
+            var seals = new List<Seal>();
+            await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+            {
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    seals.Add(Notary.ReadSeal(reader));
+                }
+            }
+
+            return new SealsPage("ES256", keys.PublicKey, seals, seals.Count > 0 ? seals[^1].Number : query.After);
+        }
+    }
+
+    public static void Map(IEndpointRouteBuilder api) =>
+        api.MapGet("/audit/seals", async Task<Ok<SealsPage>> (long? after, int? limit, IMediator mediator, CancellationToken ct) =>
+                TypedResults.Ok(await mediator.Send(new Query(after ?? 0, limit ?? 100), ct)))
+            .AllowAnonymous()
+            .WithName("GetAuditSeals")
+            .WithTags("Audit")
+            .ProducesValidationProblem();
+}

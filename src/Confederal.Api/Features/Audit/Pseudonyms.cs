@@ -1,0 +1,49 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace Confederal.Api.Features.Audit;
+
+/// <summary>
+/// Keyed pseudonyms of person ids: "p-" and 26 base32 characters of HMAC-SHA256(key, personId). Stable per person (one
+/// designation per person stays checkable), useless without the key, and valid person ids themselves, so the same
+/// rules code replays a pseudonymized log.
+/// </summary>
+public sealed class Pseudonyms(byte[] key)
+{
+    private const string Alphabet = "abcdefghijklmnopqrstuvwxyz234567";
+
+    public string Of(string personId)
+    {
+        Span<byte> mac = stackalloc byte[32];
+        HMACSHA256.HashData(key, Encoding.UTF8.GetBytes(personId), mac);
+        Span<char> text = stackalloc char[28];
+        text[0] = 'p';
+        text[1] = '-';
+        // 26 × 5 = 130 bits, from the first 17 bytes
+        for (var i = 0; i < 26; i++)
+        {
+            var bit = i * 5;
+            var pair = (mac[bit / 8] << 8) | mac[(bit / 8) + 1];
+            text[2 + i] = Alphabet[(pair >> (11 - (bit % 8))) & 31];
+        }
+
+        return new string(text);
+    }
+
+    /// <summary>The payload members that hold person ids.</summary>
+    public static bool IsPersonMember(string member) => member is "personId" or "personIds";
+
+    /// <summary>Rewrites person ids in a payload's members.</summary>
+    public string Rewrite(string member, string value) => IsPersonMember(member) ? Of(value) : value;
+
+    /// <summary>A stream named after a person ("residence-{personId}", "designations-{canton}-{personId}") names the
+    /// pseudonym instead.</summary>
+    public string Stream(string streamId, string? personId) =>
+        personId is not null && streamId.EndsWith($"-{personId}", StringComparison.Ordinal)
+            ? string.Concat(streamId.AsSpan(0, streamId.Length - personId.Length), Of(personId))
+            : streamId;
+
+    /// <summary>A person acting ("person:{personId}") is named by the pseudonym.</summary>
+    public string? Actor(string? actor) =>
+        actor is not null && actor.StartsWith("person:", StringComparison.Ordinal) ? $"person:{Of(actor["person:".Length..])}" : actor;
+}
