@@ -91,10 +91,17 @@ public sealed class ApiFactory : WebApplicationFactory<Program>, IAsyncLifetime
         return (long)(await command.ExecuteScalarAsync())!;
     }
 
-    async Task IAsyncLifetime.DisposeAsync()
+    Task IAsyncLifetime.DisposeAsync() => DisposeAsync().AsTask();
+
+    /// <summary>Stops the API and deletes its data folder (a factory started by a test, not as a fixture, is disposed
+    /// with <c>await using</c>).</summary>
+    public override async ValueTask DisposeAsync()
     {
-        await DisposeAsync();
-        Directory.Delete(_dataDirectory, recursive: true);
+        await base.DisposeAsync();
+        if (Directory.Exists(_dataDirectory))
+        {
+            Directory.Delete(_dataDirectory, recursive: true);
+        }
     }
 }
 

@@ -47,9 +47,10 @@ public sealed class AuditVerifier(ECDsa publicKey, IReadOnlyList<Seal>? knownSea
 
         progress?.Report(_events);
         var lost = _known.Values.Where(s => s.Number > (_lastSeal?.Number ?? 0)).MinBy(s => s.Number);
-        return Report(lost is null ? null : new AuditFailure(
-            Math.Min(lost.FromPosition, _next),
-            $"seal {lost.Number} (positions {lost.FromPosition}..{lost.ToPosition}), known from an earlier export, is missing: the log was cut or rewritten"));
+        return Report(lost is null ? null
+            : _next <= lost.ToPosition
+                ? new AuditFailure(_next, $"the log ends at position {_next - 1}, but seal {lost.Number}, known from an earlier export, covers positions {lost.FromPosition}..{lost.ToPosition}: the log was cut")
+                : new AuditFailure(lost.FromPosition, $"seal {lost.Number} (positions {lost.FromPosition}..{lost.ToPosition}), known from an earlier export, is missing: the log was rewritten"));
     }
 
     private VerifyReport Report(AuditFailure? failure) =>

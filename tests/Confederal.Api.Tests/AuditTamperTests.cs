@@ -1,0 +1,168 @@
+using Confederal.Api.Features.Audit;
+
+namespace Confederal.Api.Tests;
+
+/// <summary>Someone with write access to the database changes the log behind the platform's back; verification, from
+/// the database and from the auditors' feed, names the first position that no longer holds.</summary>
+public sealed class AuditTamperTests
+{
+    private static async Task<(ApiFactory Api, Audit Audit, long Head, IReadOnlyList<Seal> Seals)> SealedHistoryAsync()
+    {
+        var api = new ApiFactory();
+        await ((IAsyncLifetime)api).InitializeAsync();
+        var fiscal = new Fiscal(api);
+        await fiscal.CantonAsync("ge");
+        await fiscal.CantonAsync("vd");
+        await fiscal.OrganizationAsync("linux");
+        await fiscal.OrganizationAsync("oceans");
+        await fiscal.PolicyAsync("ge", 2026, 70);
+        await fiscal.AssessAsync("ge", "alice", 2026, 1_000_000);
+        await fiscal.AssessAsync("ge", "bob", 2026, 500_000);
+        await api.SealedAsync(); // a first seal, and then a second over what follows
+        await Fiscal.Ok(fiscal.DesignateAsync("ge", 2026, "alice", false, ("linux", 6000), ("oceans", 4000)));
+        await Fiscal.Ok(fiscal.DesignateAsync("ge", 2026, "alice", true, ("linux", 10000)));
+        await fiscal.AssessAsync("ge", "alice", 2026, 1_200_000);
+        await fiscal.ResidentAsync("carol", "ge", new DateOnly(2020, 1, 1));
+        await fiscal.ResidentAsync("carol", "vd", new DateOnly(2024, 6, 1));
+        var head = await api.SealedAsync();
+        var audit = new Audit(api);
+        var (trail, _) = await audit.FeedAsync();
+        var seals = trail.Where(e => e.Seal is not null).Select(e => e.Seal!).ToList();
+        Assert.True(seals.Count >= 2);
+        Assert.True((await audit.VerifyDatabaseAsync()).Passed);
+        return (api, audit, head, seals);
+    }
+
+    private static Task AssertFailsAtAsync(long position, VerifyReport report)
+    {
+        Assert.False(report.Passed, "verification passed a tampered log");
+        Assert.True(position == report.Failure!.Position, report.Failure.ToString());
+        return Task.CompletedTask;
+    }
+
+    [Fact]
+    public async Task A_changed_payload_is_found_at_its_position()
+    {
+        var (api, audit, _, _) = await SealedHistoryAsync();
+        await using var _ = api;
+        var position = await audit.PositionOfAsync("tax-assessed", 2);
+        await audit.ExecuteAsync($"UPDATE es.events SET data = jsonb_set(data, '{{amountMinor}}', '1') WHERE position = {position}");
+
+        await AssertFailsAtAsync(position, await audit.VerifyDatabaseAsync());
+        await AssertFailsAtAsync(position, await audit.VerifyFeedAsync());
+    }
+
+    [Fact]
+    public async Task A_deleted_event_is_found_at_its_position()
+    {
+        var (api, audit, _, _) = await SealedHistoryAsync();
+        await using var _ = api;
+        var position = await audit.PositionOfAsync("designation-chosen", 1);
+        await audit.ExecuteAsync($"DELETE FROM es.events WHERE position = {position}");
+
+        await AssertFailsAtAsync(position, await audit.VerifyDatabaseAsync());
+        await AssertFailsAtAsync(position, await audit.VerifyFeedAsync());
+    }
+
+    [Fact]
+    public async Task Two_swapped_positions_are_found_at_the_first()
+    {
+        var (api, audit, _, _) = await SealedHistoryAsync();
+        await using var _ = api;
+        var first = await audit.PositionOfAsync("tax-assessed", 1);
+        var second = await audit.PositionOfAsync("tax-assessed", 2);
+        await audit.ExecuteAsync($"""
+            UPDATE es.events SET position = -1 WHERE position = {first};
+            UPDATE es.events SET position = {first} WHERE position = {second};
+            UPDATE es.events SET position = {second} WHERE position = -1;
+            """);
+
+        await AssertFailsAtAsync(first, await audit.VerifyDatabaseAsync());
+        await AssertFailsAtAsync(first, await audit.VerifyFeedAsync());
+    }
+
+    [Fact]
+    public async Task A_forged_event_is_found_and_never_sealed()
+    {
+        var (api, audit, head, _) = await SealedHistoryAsync();
+        await using var _ = api;
+        await audit.ExecuteAsync($$"""
+            INSERT INTO es.events (position, stream_id, version, event_id, type, type_version, data)
+            VALUES ({{head + 1}}, 'tax-filing-ge-forged', 1, gen_random_uuid(), 'tax-assessed', 1,
+                    '{"cantonId": "ge", "personId": "mallory", "fiscalYear": 2026, "amountMinor": 1}')
+            """);
+
+        await AssertFailsAtAsync(head + 1, await audit.VerifyDatabaseAsync());
+        var refused = await Assert.ThrowsAsync<AuditIntegrityException>(() => api.SealedAsync());
+        Assert.Equal(head + 1, refused.Position);
+        Assert.True((await audit.VerifyFeedAsync()).Passed, "the feed serves only what was sealed");
+    }
+
+    [Fact]
+    public async Task A_copied_event_with_its_code_is_found_as_forged()
+    {
+        var (api, audit, head, _) = await SealedHistoryAsync();
+        await using var _ = api;
+        var position = await audit.PositionOfAsync("tax-assessed", 1);
+        await audit.ExecuteAsync($"""
+            INSERT INTO es.events (position, stream_id, version, event_id, type, type_version, data, correlation_id, causation_id, actor, mac)
+            SELECT {head + 1}, stream_id, version + 1, event_id, type, type_version, data, correlation_id, causation_id, actor, mac
+            FROM es.events WHERE position = {position}
+            """);
+
+        await AssertFailsAtAsync(head + 1, await audit.VerifyDatabaseAsync());
+    }
+
+    [Fact]
+    public async Task Dropped_latest_events_are_found_even_with_their_seals_gone()
+    {
+        var (api, audit, head, seals) = await SealedHistoryAsync();
+        await using var _ = api;
+        await audit.ExecuteAsync($"DELETE FROM es.events WHERE position > {head - 2}");
+
+        await AssertFailsAtAsync(head - 1, await audit.VerifyDatabaseAsync());
+        await AssertFailsAtAsync(head - 1, await audit.VerifyFeedAsync());
+
+        // A thorough forger also removes the hashes and the seals that covered them: the log is consistent again on its
+        // own, and only the seals an auditor kept from an earlier export tell.
+        await audit.ExecuteAsync($"""
+            DELETE FROM audit_hashes WHERE position > {head - 2};
+            DELETE FROM audit_seals WHERE to_position > {head - 2};
+            """);
+        await AssertFailsAtAsync(head - 1, await audit.VerifyDatabaseAsync(known: seals));
+        // The feed serves sealed events only: it now ends where the last remaining seal ends.
+        await AssertFailsAtAsync(seals.Last(s => s.ToPosition <= head - 2).ToPosition + 1, await audit.VerifyFeedAsync(known: seals));
+    }
+
+    [Fact]
+    public async Task A_rewritten_hash_is_found_at_its_position()
+    {
+        var (api, audit, _, _) = await SealedHistoryAsync();
+        await using var _ = api;
+        var position = await audit.PositionOfAsync("tax-assessed", 3);
+        await audit.ExecuteAsync($"UPDATE audit_hashes SET hash = sha256(hash) WHERE position = {position}");
+
+        await AssertFailsAtAsync(position, await audit.VerifyDatabaseAsync());
+        await AssertFailsAtAsync(position, await audit.VerifyFeedAsync());
+    }
+
+    [Fact]
+    public async Task A_rewritten_seal_is_found()
+    {
+        var (api, audit, _, seals) = await SealedHistoryAsync();
+        await using var _ = api;
+        await audit.ExecuteAsync("UPDATE audit_seals SET sealed_at = sealed_at + interval '1 second' WHERE number = 2");
+        var report = await audit.VerifyFeedAsync();
+        await AssertFailsAtAsync(seals[1].FromPosition, report);
+        Assert.Contains("signature", report.Failure!.Reason, StringComparison.Ordinal);
+
+        await audit.ExecuteAsync("UPDATE audit_seals SET root = sha256(root) WHERE number = 2");
+        report = await audit.VerifyDatabaseAsync();
+        await AssertFailsAtAsync(seals[1].FromPosition, report);
+        Assert.Contains("Merkle root", report.Failure!.Reason, StringComparison.Ordinal);
+
+        await audit.ExecuteAsync("UPDATE audit_seals SET previous = sha256(previous) WHERE number = 2");
+        report = await audit.VerifyDatabaseAsync();
+        Assert.Contains("does not chain", report.Failure!.Reason, StringComparison.Ordinal);
+    }
+}
