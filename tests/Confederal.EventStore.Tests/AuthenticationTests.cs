@@ -1,0 +1,121 @@
+using System.Security.Cryptography;
+using FsCheck;
+using FsCheck.Fluent;
+using Npgsql;
+
+namespace Confederal.EventStore.Tests;
+
+public sealed record Noted(string Text, long Amount, string[] Tags, Dictionary<string, long> Counts, bool Flag);
+
+public sealed class AuthenticationTests
+{
+    private static readonly EventAuthenticator Authenticator = new(RandomNumberGenerator.GetBytes(32));
+
+    private static EventTypes Types() => TestStore.NewTypes().Register<Noted>("noted");
+
+    private static async Task<(TestStore Test, EventLog Log)> StoreAsync()
+    {
+        var test = await TestStore.CreateAsync();
+        return (test, new EventLog(test.DataSource, Types(), authenticator: Authenticator));
+    }
+
+    private static async Task<List<StoredEvent>> StoredAsync(EventLog log)
+    {
+        await log.Sequencer.SequenceAsync();
+        var stored = new List<StoredEvent>();
+        await foreach (var e in log.ReadStoredAsync(0))
+        {
+            stored.Add(e);
+        }
+
+        return stored;
+    }
+
+    private static bool Verifies(StoredEvent e) =>
+        e.Code is { } code && Authenticator.Verify(code, e.StreamId, e.Version, e.EventId, e.Type, e.TypeVersion, CanonicalJson.Serialize(e.Json), e.Metadata);
+
+    [Fact]
+    public async Task Every_way_of_appending_stores_a_code_that_verifies_against_the_row_as_read_back()
+    {
+        var (test, log) = await StoreAsync();
+        await using var _ = test;
+        var metadata = new EventMetadata("corr-1", "cause-1", "municipality:ge");
+        await log.AppendAsync("account-a", ExpectedVersion.NoStream, [new Deposited("a", 10), new Deposited("a", 5)], metadata);
+        await log.AppendAsync("account-a", ExpectedVersion.Exactly(2), [new Withdrawn("a", 3)]);
+        await log.AppendAsync("account-a", ExpectedVersion.Any, [new Withdrawn("a", 1)]);
+        await log.TransactAsync(async tx =>
+        {
+            await log.AppendAsync(tx, "account-b", ExpectedVersion.NoStream, [new Deposited("b", 7)]);
+            return await log.AppendAsync(tx, "account-b", ExpectedVersion.Any, [new Deposited("b", 8)]);
+        });
+        await using (var bulk = await log.BeginBulkAppendAsync("account-c", metadata))
+        {
+            await bulk.WriteAsync(new Deposited("c", 1));
+            await bulk.WriteAsync(new Noted("é\"\\\n\u2028 ☃ 𝄞", long.MinValue, ["x", ""], new() { ["b"] = 1, ["a"] = -2 }, true));
+            await bulk.CommitAsync();
+        }
+
+        var stored = await StoredAsync(log);
+        Assert.Equal(8, stored.Count);
+        Assert.All(stored, e => Assert.True(Verifies(e), $"{e.StreamId} v{e.Version}"));
+    }
+
+    [Theory]
+    [InlineData("data = jsonb_set(data, '{amount}', '11')")]
+    [InlineData("stream_id = 'account-z'")]
+    [InlineData("version = 9")]
+    [InlineData("type = 'withdrawn'")]
+    [InlineData("type_version = 2")]
+    [InlineData("event_id = gen_random_uuid()")]
+    [InlineData("actor = 'confederation-admin:mallory'")]
+    [InlineData("correlation_id = NULL")]
+    [InlineData("causation_id = 'other'")]
+    public async Task A_code_no_longer_verifies_once_any_recorded_field_changes(string change)
+    {
+        var (test, log) = await StoreAsync();
+        await using var _ = test;
+        await log.AppendAsync("account-a", ExpectedVersion.NoStream, [new Deposited("a", 10)], new EventMetadata("corr-1", "cause-1", "municipality:ge"));
+        Assert.True(Verifies((await StoredAsync(log)).Single()));
+
+        await test.ExecuteAsync($"UPDATE es.events SET {change}");
+        Assert.False(Verifies((await StoredAsync(log)).Single()));
+    }
+
+    [Fact]
+    public async Task Without_an_authenticator_events_are_stored_without_a_code()
+    {
+        await using var test = await TestStore.CreateAsync();
+        await test.Store.AppendAsync("account-a", ExpectedVersion.NoStream, [new Deposited("a", 10)]);
+        Assert.Null((await StoredAsync(test.Store)).Single().Code);
+    }
+
+    [Fact]
+    public async Task Canonical_json_of_what_the_serializer_wrote_equals_that_of_what_jsonb_returns()
+    {
+        var (test, log) = await StoreAsync();
+        await using var _ = test;
+        var text = Gen.Frequency(
+            (3, ArbMap.Default.GeneratorFor<string>().Where(s => s is not null && !s.Contains('\0', StringComparison.Ordinal))),
+            (1, Gen.Elements("", "é", "\"quoted\"", "back\\slash", "line\nbreak", "\u2028", "😀", "<script>&amp;")));
+        var notes = Arb.From(
+            from t in text
+            from amount in ArbMap.Default.GeneratorFor<long>()
+            from count in Gen.Choose(0, 4)
+            from tags in Gen.ArrayOf(text, count)
+            from keys in Gen.ArrayOf(text, 3)
+            from flag in ArbMap.Default.GeneratorFor<bool>()
+            select new Noted(t, amount, tags, keys.Distinct().ToDictionary(k => k, k => (long)k.Length), flag));
+        var serializer = Types();
+        var version = 0L;
+        Check.One(Config.QuickThrowOnFailure.WithMaxTest(200).WithQuietOnSuccess(true), Prop.ForAll(notes, note =>
+        {
+            log.AppendAsync("notes", ExpectedVersion.Exactly(version), [note]).GetAwaiter().GetResult();
+            version++;
+            using var command = test.DataSource.CreateCommand("SELECT data::text FROM es.events WHERE stream_id = 'notes' AND version = $1");
+            command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = version });
+            var fromDatabase = (string)command.ExecuteScalar()!;
+            var written = System.Text.Json.JsonSerializer.Serialize(note, serializer.SerializerOptions);
+            Assert.Equal(CanonicalJson.Serialize(written), CanonicalJson.Serialize(fromDatabase));
+        }));
+    }
+}
