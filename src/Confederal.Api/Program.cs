@@ -18,7 +18,6 @@ var builder = WebApplication.CreateBuilder(args);
 
 builder.Services.AddSingleton<Database>();
 builder.Services.AddSingleton(sp => sp.GetRequiredService<Database>().DataSource);
-builder.Services.AddSingleton(AuditKeys.Load(builder.Configuration, builder.Environment));
 builder.Services.AddSingleton(sp => new Pseudonyms(sp.GetRequiredService<AuditKeys>().PseudonymKey));
 builder.Services.AddSingleton(sp => new EventLog(
     sp.GetRequiredService<Npgsql.NpgsqlDataSource>(), Events.Types(), loggerFactory: sp.GetRequiredService<ILoggerFactory>(),
@@ -34,6 +33,7 @@ builder.Services.AddHostedService<EventStoreHost>();
 
 builder.Services.AddMediation(typeof(Program).Assembly);
 builder.AddConfederalAuth();
+builder.Services.AddSingleton(AuditKeys.Load(builder.Configuration, builder.Environment));
 builder.Services.AddProblemDetails();
 builder.Services.AddExceptionHandler<ProblemsExceptionHandler>();
 builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);

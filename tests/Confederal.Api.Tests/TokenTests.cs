@@ -64,6 +64,8 @@ public sealed class TokenTests(ApiFactory api) : IClassFixture<ApiFactory>
             b.UseSetting("Auth:Issuer", "https://id.confederation.example");
             b.UseSetting("Auth:Audience", "confederal-api");
             b.UseSetting("Auth:SigningKey", Convert.ToBase64String(key));
+            b.UseSetting("Audit:Secret", Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)));
+            b.UseSetting("Audit:SealKey", ECDsa.Create(ECCurve.NamedCurves.nistP256).ExportPkcs8PrivateKeyPem());
         });
 
         string Token(string issuer, SecurityKey signingKey) => new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
@@ -97,5 +99,21 @@ public sealed class TokenTests(ApiFactory api) : IClassFixture<ApiFactory>
 
         var error = Assert.Throws<InvalidOperationException>(() => production.CreateClient());
         Assert.Contains("No token issuer configured", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Production_refuses_to_start_without_audit_keys()
+    {
+        using var production = new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
+        {
+            b.UseEnvironment("Production");
+            b.UseSetting("ConnectionStrings:Confederal", "Host=127.0.0.1;Port=1;Database=none");
+            b.UseSetting("Auth:Issuer", "https://id.confederation.example");
+            b.UseSetting("Auth:Audience", "confederal-api");
+            b.UseSetting("Auth:SigningKey", Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)));
+        });
+
+        var error = Assert.Throws<InvalidOperationException>(() => production.CreateClient());
+        Assert.Contains("No audit keys configured", error.Message, StringComparison.Ordinal);
     }
 }

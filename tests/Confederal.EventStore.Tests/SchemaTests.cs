@@ -20,6 +20,6 @@ public sealed class SchemaTests
         await Schema.MigrateAsync(dataSource, migrations);
 
         await using var command = dataSource.CreateCommand("SELECT string_agg(id, ',' ORDER BY id) FROM es.schema_migrations");
-        Assert.Equal("app-0001,app-0002,es-0001-events", await command.ExecuteScalarAsync());
+        Assert.Equal("app-0001,app-0002,es-0001-events,es-0002-event-codes", await command.ExecuteScalarAsync());
     }
 }
