@@ -6,8 +6,8 @@ using Confederal.EventStore;
 using Npgsql;
 
 // dotnet run -c Release --project tests/Confederal.Benchmarks -- [--seconds 3] [--rounds 5] [--events 1000000] [--clients 32]
-//     [--warmup 30] [--votes 100000] [--close-votes 1000000] [--only append|rebuild|import|designations|budget|get-budget|votes[,…]]
-string[] benchmarks = ["append", "rebuild", "import", "designations", "budget", "get-budget", "votes"];
+//     [--warmup 30] [--votes 100000] [--close-votes 1000000] [--only append|rebuild|import|designations|budget|get-budget|votes|audit[,…]]
+string[] benchmarks = ["append", "rebuild", "import", "designations", "budget", "get-budget", "votes", "audit"];
 var only = args.SkipWhile(a => a != "--only").Skip(1).FirstOrDefault()?.Split(',');
 if (only is not null && only.Except(benchmarks).Any())
 {
@@ -33,7 +33,8 @@ await using var dataSource = builder.Build();
 await Schema.MigrateAsync(dataSource, [.. Schema.EventStore, .. Workload.Migrations]);
 
 var types = new EventTypes().Register<TaxAssessed>("tax-assessed");
-var log = new EventLog(dataSource, types);
+// As the API appends: every event carries its authentication code.
+var log = new EventLog(dataSource, types, authenticator: new EventAuthenticator(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)));
 
 Console.WriteLine($"Confederal event store benchmark: PostgreSQL {await Workload.ServerVersionAsync(dataSource)}, " +
                   $"{Environment.ProcessorCount} cores, {rounds} rounds of {seconds} s each, medians; ratio = ours / raw.");
@@ -124,6 +125,13 @@ if (Runs("votes"))
 {
     Console.WriteLine();
     await VotesBenchmark.RunAsync(cluster, clients, Arg("--votes", 100_000), Math.Max(1, rounds / 2 + 1), Arg("--close-votes", 1_000_000));
+}
+
+if (Runs("audit"))
+{
+    Console.WriteLine();
+    await using var audit = await AuditBenchmark.PrepareAsync(cluster, rebuildEvents);
+    await audit.RunAsync(Math.Max(1, rounds / 2));
 }
 
 return 0;

@@ -55,8 +55,14 @@ public sealed record AuditEvent(
             stored.Metadata.CausationId,
             pseudonyms.Actor(stored.Metadata.Actor),
             JsonDocument.Parse(data).RootElement.Clone(),
-            "");
+            "")
+        {
+            _canonicalData = data,
+        };
     }
+
+    // The payload's canonical bytes when this process made them, so that hashing does not write them twice.
+    private byte[]? _canonicalData;
 
     /// <summary>The bytes the hash covers: every field but the hash, in this order, as canonical JSON (recordedAt in UTC
     /// with microseconds, the database's precision).</summary>
@@ -77,7 +83,14 @@ public sealed record AuditEvent(
             writer.WriteString("causationId", CausationId);
             writer.WriteString("actor", Actor);
             writer.WritePropertyName("data");
-            CanonicalJson.Write(writer, Data);
+            if (_canonicalData is not null)
+            {
+                writer.WriteRawValue(_canonicalData, skipInputValidation: true);
+            }
+            else
+            {
+                CanonicalJson.Write(writer, Data);
+            }
             writer.WriteEndObject();
         }
 

@@ -20,7 +20,7 @@ public sealed class AuditIntegrityException(long position, string reason)
 /// </summary>
 public sealed class Notary(EventLog events, AuditKeys keys, Pseudonyms pseudonyms, TimeProvider clock, ILogger<Notary> logger) : IDisposable
 {
-    public const int MaxSealSize = 50_000;
+    public const int MaxSealSize = 20_000;
     private const long NotaryLock = 0x436f6e664e6f7400; // "ConfNot"
     private const int MaxCachedStreams = 200_000;
 
