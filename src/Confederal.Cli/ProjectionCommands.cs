@@ -1,0 +1,89 @@
+using System.CommandLine;
+using Confederal.Api.Features.Cantons;
+using Confederal.Api.Features.Fiscal;
+using Confederal.Api.Features.Organizations;
+using Confederal.Api.Infrastructure;
+using Confederal.EventStore;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
+using Spectre.Console;
+
+namespace Confederal.Cli;
+
+/// <summary>`confederal projections rebuild`: empties read models and replays the log into them, in place.</summary>
+public static class ProjectionCommands
+{
+    private static readonly string[] Names = ["budgets", "cantons", "organizations", "all"];
+
+    /// <summary>The API's async projections, as its host constructs them.</summary>
+    public static IReadOnlyList<IProjection> Projections() => [new CantonDirectory(), new OrganizationDirectory(), new BudgetProjection()];
+
+    public static Command Build(CliContext context)
+    {
+        var database = new Option<string?>("--database")
+        {
+            Description = "A PostgreSQL connection string. Default: ConnectionStrings__Confederal, else the embedded database of the data folder, as the API picks it.",
+        };
+        var name = new Option<string>("--name") { Description = "The read model to rebuild.", DefaultValueFactory = _ => "all" };
+        name.AcceptOnlyFromAmong(Names);
+        var rebuild = new Command("rebuild", "Empty read models and replay the whole log into them with the API's projections. A running API keeps serving meanwhile (each page commits with its checkpoint), from partial read models until the rebuild ends.")
+        {
+            database, name,
+        };
+        rebuild.SetAction(Cli.Guarded(context, async (parse, ct) =>
+        {
+            var settings = new ConfigurationBuilder().AddConfiguration(context.Configuration);
+            if (parse.GetValue(database) is { } connectionString)
+            {
+                settings.AddInMemoryCollection([new($"ConnectionStrings:{Database.ConnectionStringName}", connectionString)]);
+            }
+
+            await using var host = new Database(settings.Build(), NullLogger<Database>.Instance);
+            NpgsqlDataSource db;
+            try
+            {
+                db = host.DataSource;
+            }
+            catch (ArgumentException e)
+            {
+                throw new CliException($"--database is not a valid connection string: {e.Message}");
+            }
+
+            var log = new EventLog(db, Events.Types());
+            var projections = Projections();
+            var daemon = new ProjectionDaemon(log, projections);
+            var selected = parse.GetValue(name) is "all" or null ? [.. projections.Select(p => p.Name)] : new[] { parse.GetValue(name)! };
+            long head;
+            try
+            {
+                head = await log.ReadHeadAsync(ct);
+            }
+            catch (Exception e) when (e is NpgsqlException or InvalidOperationException)
+            {
+                throw new CliException($"The database could not be read: {e.Message}");
+            }
+
+            foreach (var projection in selected)
+            {
+                var clock = System.Diagnostics.Stopwatch.StartNew();
+                var through = await Cli.ProgressAsync(context.Console, projection, "events", async report =>
+                {
+                    var rebuilding = daemon.RebuildAsync(projection, ct);
+                    while (await Task.WhenAny(rebuilding, Task.Delay(TimeSpan.FromMilliseconds(200), ct)) != rebuilding)
+                    {
+                        report(await daemon.ReadCheckpointAsync(projection, ct), head);
+                    }
+
+                    var checkpoint = await rebuilding;
+                    report(checkpoint, Math.Max(head, checkpoint));
+                    return checkpoint;
+                });
+                context.Console.MarkupLineInterpolated($"Rebuilt {projection} through position {through:N0} in {clock.Elapsed.TotalSeconds:0.0} s.");
+            }
+
+            return ExitCodes.Ok;
+        }));
+        return new Command("projections", "Read models.") { rebuild };
+    }
+}
