@@ -1,3 +1,7 @@
-using Confederal.Cli;
+namespace Confederal.Cli;
 
-return await Cli.RunAsync(args, CliContext.Default());
+// Not top-level statements: their Program class is public and would clash with the API's in assemblies that reference both.
+internal static class Program
+{
+    private static Task<int> Main(string[] args) => Cli.RunAsync(args, CliContext.Default());
+}
