@@ -111,6 +111,67 @@ public sealed class AuditExportTests(ApiFactory api) : IClassFixture<ApiFactory>
     }
 
     [Fact]
+    public async Task An_export_is_not_continued_when_its_last_seal_or_its_end_contradicts_the_server()
+    {
+        await MoreHistoryAsync();
+        var good = NewPath("good");
+        await CliRunner.ExportAsync(api, good);
+        var lines = await File.ReadAllLinesAsync(good);
+
+        var resealed = NewPath("resealed");
+        var seal = JsonNode.Parse(lines[^1])!;
+        seal["seal"]!["root"] = new string('a', 64);
+        await File.WriteAllLinesAsync(resealed, [.. lines[..^1], seal.ToJsonString()]);
+        var (code, output) = await ExportAsync(resealed);
+        Assert.True(code == ExitCodes.Failed, output);
+        Assert.Contains("is not the server's seal", output, StringComparison.Ordinal);
+
+        var longer = NewPath("longer");
+        var last = JsonNode.Parse(lines[^2])!;
+        last["event"]!["position"] = last["event"]!["position"]!.GetValue<long>() + 1_000;
+        await File.WriteAllLinesAsync(longer, [.. lines, last.ToJsonString()]);
+        (code, output) = await ExportAsync(longer);
+        Assert.True(code == ExitCodes.Failed, output);
+        Assert.Contains("but the server has sealed only through", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_exporter_refuses_to_write_a_position_the_feed_serves_twice()
+    {
+        await MoreHistoryAsync();
+        using var client = new HttpClient(new RepeatingFeed(api.Server.CreateHandler())) { BaseAddress = api.Server.BaseAddress };
+        client.DefaultRequestHeaders.Authorization = new("Bearer", CliRunner.AuditorToken(api));
+
+        var refused = await Assert.ThrowsAsync<CliException>(() => Cli.Audit.FeedExporter.ExportAsync(client, NewPath("twice")));
+
+        Assert.Equal(ExitCodes.Failed, refused.ExitCode);
+        Assert.Contains("refusing to write an event twice", refused.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>A feed that serves the first event of each page twice.</summary>
+    private sealed class RepeatingFeed(HttpMessageHandler inner) : DelegatingHandler(inner)
+    {
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            var response = await base.SendAsync(request, cancellationToken);
+            if (request.RequestUri!.AbsolutePath != "/api/v1/audit/events" || !response.IsSuccessStatusCode)
+            {
+                return response;
+            }
+
+            var page = JsonNode.Parse(await response.Content.ReadAsStringAsync(cancellationToken))!;
+            var events = page["events"]!.AsArray();
+            if (events.Count > 0)
+            {
+                events.Insert(1, events[0]!.DeepClone());
+            }
+
+            response.Content = new StringContent(page.ToJsonString(), System.Text.Encoding.UTF8, "application/json");
+            return response;
+        }
+    }
+
+    [Fact]
     public async Task Verify_exits_0_for_a_good_export_1_naming_the_position_of_an_edited_amount_and_2_on_usage_errors()
     {
         await MoreHistoryAsync();
@@ -154,6 +215,13 @@ public sealed class AuditExportTests(ApiFactory api) : IClassFixture<ApiFactory>
             Assert.True(code == ExitCodes.Usage, $"{string.Join(' ', usage)} → {code}: {output}");
             Assert.DoesNotContain("   at ", output, StringComparison.Ordinal); // no stack trace
         }
+
+        var garbled = NewPath("garbled");
+        var original = await File.ReadAllLinesAsync(path);
+        await File.WriteAllLinesAsync(garbled, [.. original[..3], "{\"event\": not json", .. original[3..]]);
+        (code, output) = await VerifyAsync("--file", garbled);
+        Assert.True(code == ExitCodes.Failed, output);
+        Assert.Contains("Line 4 is not valid", output, StringComparison.Ordinal);
 
         var notAnExport = NewPath("not-an-export");
         await File.WriteAllTextAsync(notAnExport, "hello\n");

@@ -131,6 +131,56 @@ public sealed class AuditReplayTests(AuditHistory history) : IClassFixture<Audit
     }
 
     [Fact]
+    public async Task A_sealed_box_or_roll_out_of_order_out_of_range_or_repeated_is_listed()
+    {
+        static bool Box(JsonObject e) => (string?)e["type"] == "ballots-counted";
+        static bool Roll(JsonObject e) => (string?)e["type"] == "participations-recorded";
+
+        async Task<List<string>> FieldsAsync(Func<JsonObject, bool> match, Action<JsonObject> change) =>
+            [.. (await ReplayAsync(await TamperedAsync(match, change))).Replay.Differences.Select(d => d.Field)];
+
+        Assert.Contains("box: receipts in strictly increasing order", await FieldsAsync(Box, data =>
+        {
+            var (receipts, options) = (data["receipts"]!.AsArray(), data["options"]!.AsArray());
+            (receipts[0], receipts[1]) = (receipts[1]!.DeepClone(), receipts[0]!.DeepClone());
+            (options[0], options[1]) = (options[1]!.DeepClone(), options[0]!.DeepClone());
+        }));
+        var outOfRange = await FieldsAsync(Box, data => data["options"]!.AsArray()[0] = 7);
+        Assert.Contains(outOfRange, f => f.StartsWith("box page 0: option index of", StringComparison.Ordinal));
+        Assert.Contains("votes", outOfRange);
+        Assert.Contains("box page", await FieldsAsync(Box, data => data["page"] = 5));
+        var repeated = await FieldsAsync(Roll, data =>
+        {
+            var persons = data["personIds"]!.AsArray();
+            persons[1] = persons[0]!.DeepClone();
+        });
+        Assert.Contains("participation roll: each person once", repeated);
+        Assert.Contains("participation roll: persons (one per vote)", repeated);
+    }
+
+    [Fact]
+    public async Task A_read_model_behind_the_replay_or_missing_from_the_api_is_a_difference()
+    {
+        var replay = await new AuditReplay(Events.Types()).RunAsync(AuditExportFile.ReadAsync(history.Export));
+        var ahead = replay with
+        {
+            LastPosition = replay.LastPosition + 1_000,
+            Budgets = [replay.Budgets[0] with { CantonId = "au-nowhere" }, replay.Budgets[1]],
+            Receipts = [],
+            Ballots = [replay.Ballots[0] with { BallotId = Guid.NewGuid() }],
+        };
+        using var client = Api.CreateClient();
+
+        var served = await ServedComparison.CompareAsync(ahead, client, null, TimeSpan.FromMilliseconds(200));
+
+        Assert.Contains(served.Differences, d => d is { What: "budget au-nowhere/2026", Field: "exists", Served: "absent (404)" });
+        Assert.Contains(served.Differences, d => d.What == $"budget {replay.Budgets[1].CantonId}/{replay.Budgets[1].FiscalYear}"
+                                                 && d.Field.StartsWith("position", StringComparison.Ordinal));
+        Assert.Contains(served.Differences, d => d.What.StartsWith("ballot au-", StringComparison.Ordinal) && d is { Field: "results", Served: "absent (404)" });
+        Assert.Equal(0, served.Budgets + served.Ballots);
+    }
+
+    [Fact]
     public async Task An_eligible_count_and_a_roll_the_census_does_not_support_are_listed()
     {
         var voter = Api.Services.GetRequiredService<Pseudonyms>().Of("zq-v1");
