@@ -5,7 +5,6 @@ using Confederal.Api.Features.Organizations;
 using Confederal.Api.Infrastructure;
 using Confederal.EventStore;
 using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using Spectre.Console;
 
@@ -33,27 +32,51 @@ public static class ProjectionCommands
         };
         rebuild.SetAction(Cli.Guarded(context, async (parse, ct) =>
         {
-            var settings = new ConfigurationBuilder().AddConfiguration(context.Configuration);
-            if (parse.GetValue(database) is { } connectionString)
+            var connectionString = parse.GetValue(database) ?? context.Configuration.GetConnectionString(Database.ConnectionStringName);
+            EmbeddedPostgres? started = null;
+            if (string.IsNullOrWhiteSpace(connectionString))
             {
-                settings.AddInMemoryCollection([new($"ConnectionStrings:{Database.ConnectionStringName}", connectionString)]);
+                // The API's embedded cluster: attached to if it runs (and then left running), else started and stopped again.
+                var directory = DataDirectory.Resolve(context.Configuration);
+                var running = File.Exists(Path.Combine(directory, "postgres", "postmaster.pid"));
+                var cluster = await EmbeddedPostgres.StartAsync(directory, ct: ct);
+                started = running ? null : cluster;
+                connectionString = cluster.ConnectionString("confederal");
             }
 
-            await using var host = new Database(settings.Build(), NullLogger<Database>.Instance);
-            NpgsqlDataSource db;
             try
             {
-                db = host.DataSource;
+                return await RebuildAsync(context, connectionString, parse.GetValue(name) ?? "all", ct);
             }
-            catch (ArgumentException e)
+            finally
             {
-                throw new CliException($"--database is not a valid connection string: {e.Message}");
+                if (started is not null)
+                {
+                    await started.DisposeAsync();
+                }
             }
+        }));
+        return new Command("projections", "Read models.") { rebuild };
+    }
 
+    private static async Task<int> RebuildAsync(CliContext context, string connectionString, string name, CancellationToken ct)
+    {
+        NpgsqlDataSource db;
+        try
+        {
+            db = NpgsqlDataSource.Create(connectionString);
+        }
+        catch (ArgumentException e)
+        {
+            throw new CliException($"--database is not a valid connection string: {e.Message}");
+        }
+
+        await using (db)
+        {
             var log = new EventLog(db, Events.Types());
             var projections = Projections();
             var daemon = new ProjectionDaemon(log, projections);
-            var selected = parse.GetValue(name) is "all" or null ? [.. projections.Select(p => p.Name)] : new[] { parse.GetValue(name)! };
+            var selected = name == "all" ? [.. projections.Select(p => p.Name)] : new[] { name };
             long head;
             try
             {
@@ -83,7 +106,6 @@ public static class ProjectionCommands
             }
 
             return ExitCodes.Ok;
-        }));
-        return new Command("projections", "Read models.") { rebuild };
+        }
     }
 }
