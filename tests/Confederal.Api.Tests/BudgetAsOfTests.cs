@@ -206,3 +206,36 @@ public sealed class BudgetAsOfTests(ApiFactory api) : IClassFixture<ApiFactory>
         }
     }
 }
+
+/// <summary>Designations are served in organizationId ordinal order, the ledger's, whatever the server's collation: on a
+/// server whose default collation ignores hyphens (as glibc's en_US does), the read model and a budget as of the head
+/// still agree.</summary>
+public sealed class BudgetOrderTests(ApiFactory api) : IClassFixture<ApiFactory>
+{
+    private readonly Fiscal _fiscal = new(api);
+
+    [Fact]
+    public async Task Designations_are_in_ordinal_order_whatever_the_collation_of_the_read_model()
+    {
+        await using (var command = api.Services.GetRequiredService<NpgsqlDataSource>().CreateCommand("""
+            CREATE COLLATION hyphen_blind (provider = icu, locale = 'und-u-ka-shifted');
+            ALTER TABLE organization_receipts ALTER COLUMN organization_id TYPE text COLLATE hyphen_blind;
+            """))
+        {
+            await command.ExecuteNonQueryAsync();
+        }
+
+        await _fiscal.CantonAsync("order");
+        await _fiscal.OrganizationAsync("col-ab");
+        await _fiscal.OrganizationAsync("col-a-c");
+        await _fiscal.PolicyAsync("order", 2026, rateBp: 100);
+        await _fiscal.AssessAsync("order", "o1", 2026, 100_000);
+        await Fiscal.Ok(_fiscal.DesignateAsync("order", 2026, "o1", false, ("col-ab", 5000), ("col-a-c", 5000)));
+
+        var budget = await _fiscal.BudgetAsync("order", 2026);
+        var live = await api.CreateClient().GetStringAsync("/api/v1/cantons/order/budgets/2026");
+
+        Assert.Equal(["col-a-c", "col-ab"], budget.Designations.Select(d => d.OrganizationId));
+        Assert.Equal(live, await api.CreateClient().GetStringAsync($"/api/v1/cantons/order/budgets/2026?asOf={budget.Position}"));
+    }
+}

@@ -852,7 +852,7 @@ public static class GetBudget
                 """, query.CantonId, query.FiscalYear));
             batch.BatchCommands.Add(Sql.Command("""
                 SELECT organization_id, amount_minor, redistributed_minor, taxpayers FROM organization_receipts
-                WHERE canton_id = $1 AND year = $2 ORDER BY organization_id
+                WHERE canton_id = $1 AND year = $2 ORDER BY organization_id COLLATE "C"
                 """, query.CantonId, query.FiscalYear));
             batch.BatchCommands.Add(Sql.Command("""
                 SELECT pact_id, contribution_minor, receipt_minor FROM pact_lines
