@@ -7,8 +7,8 @@ public class DomainException(string code, string message) : Exception(message)
     public string Code { get; } = code;
 }
 
-/// <summary>The thing a request is about does not exist (answered 404).</summary>
-public sealed class NotFoundException(string what, string id) : Exception($"{what} '{id}' does not exist.")
+/// <summary>The thing a request is about does not exist (answered 404), or did not yet (then <paramref name="message"/> says when).</summary>
+public sealed class NotFoundException(string what, string id, string? message = null) : Exception(message ?? $"{what} '{id}' does not exist.")
 {
     public string What { get; } = what;
 }

@@ -139,6 +139,7 @@ public sealed class DesignationTests(ApiFactory api) : IClassFixture<ApiFactory>
         Assert.Equal(events, await api.CountEventsAsync());
         // The public budget shows totals only: no person, no choice of anyone.
         await _fiscal.AssessAsync(canton, "fa", 2026, 100_000);
+        await api.ProjectedAsync("budgets");
         var budget = await api.CreateClient().GetStringAsync($"/api/v1/cantons/{canton}/budgets/2026");
         Assert.DoesNotContain("\"fa\"", budget, StringComparison.Ordinal);
     }

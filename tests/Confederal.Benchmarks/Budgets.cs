@@ -10,7 +10,7 @@ namespace Confederal.Benchmarks;
 /// The budgets projection (the API's <see cref="BudgetProjection"/> in a <see cref="ProjectionDaemon"/>) over a fiscal
 /// history of the API's events: a rebuild from position 0 and a catch-up after a further chunk, each beside raw
 /// PostgreSQL computing comparable totals in one statement over es.events; and GET budget over HTTP beside the same
-/// SELECTs by raw clients.
+/// SELECTs by raw clients; a budget as of a position, folded from the log.
 /// </summary>
 public sealed class BudgetBenchmark : IAsyncDisposable
 {
@@ -37,18 +37,18 @@ public sealed class BudgetBenchmark : IAsyncDisposable
             SELECT DISTINCT ON (data->>'cantonId', data->>'personId', (data->>'fiscalYear')::int)
                    data->>'cantonId' AS canton_id, data->>'personId' AS person_id, (data->>'fiscalYear')::int AS year,
                    (data->>'amountMinor')::bigint AS tax
-            FROM es.events WHERE position > $1 AND type = 'tax-assessed'
+            FROM es.events WHERE position > $1 AND position <= $2 AND type = 'tax-assessed'
             ORDER BY 1, 2, 3, position DESC),
         chosen AS (
             SELECT DISTINCT ON (data->>'cantonId', data->>'personId', (data->>'fiscalYear')::int)
                    data->>'cantonId' AS canton_id, data->>'personId' AS person_id, (data->>'fiscalYear')::int AS year,
                    data->'choices' AS choices
-            FROM es.events WHERE position > $1 AND type = 'designation-chosen'
+            FROM es.events WHERE position > $1 AND position <= $2 AND type = 'designation-chosen'
             ORDER BY 1, 2, 3, position DESC),
         rates AS (
             SELECT DISTINCT ON (data->>'cantonId', (data->>'fiscalYear')::int)
                    data->>'cantonId' AS canton_id, (data->>'fiscalYear')::int AS year, (data->>'designationRateBp')::bigint AS rate_bp
-            FROM es.events WHERE type = 'fiscal-policy-set'
+            FROM es.events WHERE position <= $2 AND type = 'fiscal-policy-set'
             ORDER BY 1, 2, position DESC),
         budgets AS (
             INSERT INTO raw_budgets SELECT canton_id, year, sum(tax), count(*) FROM taxes GROUP BY 1, 2
@@ -76,7 +76,7 @@ public sealed class BudgetBenchmark : IAsyncDisposable
 
     private const string ReceiptsSql = """
         SELECT organization_id, amount_minor, redistributed_minor, taxpayers FROM organization_receipts
-        WHERE canton_id = $1 AND year = $2 ORDER BY organization_id
+        WHERE canton_id = $1 AND year = $2 ORDER BY organization_id COLLATE "C"
         """;
 
     private readonly EmbeddedPostgres _cluster;
@@ -222,6 +222,38 @@ public sealed class BudgetBenchmark : IAsyncDisposable
         Stats.PrintLatencyRow("GET budget (median)", raw, ours);
     }
 
+    /// <summary>GET budget ?asOf=: one canton's 2026 budget folded from the log (<see cref="BudgetAsOf"/>, without HTTP)
+    /// as of the middle of the log and its head, with the peak working set and managed heap; raw: the rebuild's SQL
+    /// aggregate over the same events.</summary>
+    public async Task AsOfAsync(int rounds)
+    {
+        await BudgetAsOf.ReadAsync(_log, TimeProvider.System, FiscalHistory.Cantons[0], 2026, new AsOf(_head / 10, null), CancellationToken.None);
+        Console.WriteLine($"{"budget as of a position",-34} {"raw SQL ev/s",16} {"ours ev/s",12} {"ratio",7} {"ours ms",9} {"peak MiB",9} {"heap MiB",9}");
+        foreach (var position in new[] { _head / 2, _head })
+        {
+            var raw = new List<double>();
+            var ours = new List<double>();
+            var peaks = new List<(double WorkingSet, double Heap)>();
+            for (var round = 0; round < rounds; round++)
+            {
+                await _database.CheckpointAsync();
+                raw.Add(await RawAggregateAsync(after: 0, position, upTo: position));
+                await using var memory = new Stats.MemoryPeak();
+                var started = Stopwatch.GetTimestamp();
+                var budget = await BudgetAsOf.ReadAsync(
+                    _log, TimeProvider.System, FiscalHistory.Cantons[round % FiscalHistory.Cantons.Length], 2026, new AsOf(position, null), CancellationToken.None);
+                ours.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                await memory.DisposeAsync();
+                peaks.Add((memory.WorkingSetMiB, memory.HeapMiB));
+                Expect(budget.Position, position);
+            }
+
+            var rate = position / (Stats.Median(ours) / 1000);
+            Console.WriteLine($"{$"as of {position / 1000:N0}k of {_head / 1000:N0}k events",-34} {Stats.Median(raw),16:N0} {rate,12:N0} " +
+                              $"{rate / Stats.Median(raw),6:0.00}x {Stats.Median(ours),9:N0} {peaks.Max(p => p.WorkingSet),9:N0} {peaks.Max(p => p.Heap),9:N0}");
+        }
+    }
+
     public ValueTask DisposeAsync() => _database.DisposeAsync();
 
     private static Task<Workload.Run> OursGetAsync(HttpClient[] http, Uri[] paths, int seconds) =>
@@ -260,7 +292,7 @@ public sealed class BudgetBenchmark : IAsyncDisposable
             return 1;
         });
 
-    private async Task<double> RawAggregateAsync(long after, long events, bool truncate = true)
+    private async Task<double> RawAggregateAsync(long after, long events, bool truncate = true, long upTo = long.MaxValue)
     {
         await using var connection = await _database.DataSource.OpenConnectionAsync();
         var started = Stopwatch.GetTimestamp();
@@ -272,6 +304,7 @@ public sealed class BudgetBenchmark : IAsyncDisposable
 
         await using var command = new NpgsqlCommand(RawAggregateSql, connection);
         command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = after });
+        command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = upTo });
         await command.ExecuteNonQueryAsync();
         return events / Stopwatch.GetElapsedTime(started).TotalSeconds;
     }

@@ -75,7 +75,7 @@ public static class FiscalHistory
                 await log.AppendAsync(FiscalPolicy.StreamId(Cantons[c], year), ExpectedVersion.NoStream,
                 [
                     new FiscalPolicySet(Cantons[c], year, 50 + 5 * c, 3, c % 2 == 0 ? UnallocatedPolicy.Retain : UnallocatedPolicy.Proportional,
-                        new DateTimeOffset(year + 1, 3, 31, 23, 59, 59, TimeSpan.Zero), null),
+                        new DateTimeOffset(year + 1, 3, 31, 23, 59, 59, TimeSpan.Zero), Eligibility.All, []),
                 ]);
             }
         }

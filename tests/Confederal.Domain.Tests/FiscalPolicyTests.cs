@@ -8,7 +8,7 @@ public sealed class FiscalPolicyTests
     private static readonly DateTimeOffset BeforeDeadline = Deadline.AddDays(-30);
 
     private static FiscalPolicySet Asked(int rateBp = 70, int max = 3, IReadOnlyList<string>? eligible = null) =>
-        new("ge", 2025, rateBp, max, UnallocatedPolicy.Retain, Deadline, eligible);
+        new("ge", 2025, rateBp, max, UnallocatedPolicy.Retain, Deadline, eligible is null ? Eligibility.All : Eligibility.Listed, eligible ?? []);
 
     private static FiscalPolicy Standing(FiscalPolicySet set) => FiscalPolicy.Apply(null, set)!;
 
@@ -95,5 +95,36 @@ public sealed class FiscalPolicyTests
         Assert.True(Standing(Asked(eligible: ["linux"])).IsEligible("linux"));
         Assert.False(Standing(Asked(eligible: ["linux"])).IsEligible("oceans"));
         Assert.False(Standing(Asked(eligible: ["linux"])).IsEligible("Linux"));
+    }
+
+    [Fact]
+    public void Eligibility_is_recorded_explicitly_all_with_no_list_or_listed_with_the_list()
+    {
+        var all = Assert.IsType<FiscalPolicySet>(Assert.Single(FiscalPolicy.Set(null, Asked(), BeforeDeadline)));
+        var listed = Assert.IsType<FiscalPolicySet>(Assert.Single(FiscalPolicy.Set(null, Asked(eligible: ["linux"]), BeforeDeadline)));
+
+        Assert.Equal((Eligibility.All, 0), (all.Eligibility, all.EligibleOrganizations.Count));
+        Assert.Equal(Eligibility.Listed, listed.Eligibility);
+        Assert.Equal(["linux"], listed.EligibleOrganizations);
+        Assert.Null(Standing(all).EligibleOrganizations);
+        Assert.Equal(Standing(all).ToEvent("ge", 2025), all);
+        Assert.Equal(["linux"], Standing(listed).ToEvent("ge", 2025).EligibleOrganizations);
+        Assert.Equal(Eligibility.Listed, Standing(listed).ToEvent("ge", 2025).Eligibility);
+    }
+
+    [Fact]
+    public void A_listed_policy_with_an_empty_list_makes_no_organization_eligible()
+    {
+        var nobody = Asked() with { Eligibility = Eligibility.Listed };
+
+        Assert.False(Standing(Assert.IsType<FiscalPolicySet>(Assert.Single(FiscalPolicy.Set(null, nobody, BeforeDeadline)))).IsEligible("linux"));
+    }
+
+    [Fact]
+    public void A_policy_where_every_organization_is_eligible_but_some_are_listed_is_invalid()
+    {
+        var contradictory = Asked(eligible: ["linux"]) with { Eligibility = Eligibility.All };
+
+        Assert.Equal("invalid-policy", Assert.Throws<DomainException>(() => FiscalPolicy.Set(null, contradictory, BeforeDeadline)).Code);
     }
 }

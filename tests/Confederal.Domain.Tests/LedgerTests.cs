@@ -42,7 +42,8 @@ public sealed class LedgerTests
 
     private static FiscalPolicySet Policy(
         UnallocatedPolicy unallocated, int year = 2025, int rateBp = 100, IReadOnlyList<string>? eligible = null, string cantonId = "ge") =>
-        new(cantonId, year, rateBp, 3, unallocated, year == 2024 ? Deadline2024 : Deadline2025, eligible);
+        new(cantonId, year, rateBp, 3, unallocated, year == 2024 ? Deadline2024 : Deadline2025,
+            eligible is null ? Eligibility.All : Eligibility.Listed, eligible ?? []);
 
     private static TaxAssessed Tax(string personId, long amountMinor, int year = 2025, string cantonId = "ge") =>
         new(cantonId, personId, year, amountMinor);

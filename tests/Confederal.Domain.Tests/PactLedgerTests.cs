@@ -53,7 +53,7 @@ public sealed class PactLedgerTests
         new DesignationChosen("ge", "alice", 2025, [new Choice("linux", 10_000)], Standing: false),
         new PactFounded("alps", "Alps", "CHF", distribution));
 
-    private static FiscalPolicySet Policy(string cantonId, int year) => new(cantonId, year, 100, 3, UnallocatedPolicy.Retain, Deadline, null);
+    private static FiscalPolicySet Policy(string cantonId, int year) => new(cantonId, year, 100, 3, UnallocatedPolicy.Retain, Deadline, Eligibility.All, []);
 
     private static PactJoined Join(string cantonId, int rateBp, int from = 2025) => new("alps", cantonId, rateBp, from, Ballot);
 

@@ -37,7 +37,7 @@ internal sealed class History(IReadOnlyList<Recorded> events)
         DesignationChosen e => $"DesignationChosen {e.CantonId} {e.PersonId} {e.FiscalYear} "
             + $"[{string.Join(", ", e.Choices.Select(c => $"{c.OrganizationId} {c.ShareBp}"))}]{(e.Standing ? " standing" : "")}",
         FiscalPolicySet e => $"FiscalPolicySet {e.CantonId} {e.FiscalYear} {e.DesignationRateBp} bp {e.UnallocatedPolicy} until {e.Deadline:yyyy-MM-dd} "
-            + $"eligible {(e.EligibleOrganizations is null ? "all" : $"[{string.Join(", ", e.EligibleOrganizations)}]")}",
+            + $"eligible {(e.Eligibility == Eligibility.All ? "all" : $"[{string.Join(", ", e.EligibleOrganizations)}]")}",
         _ => @event.ToString() ?? "",
     };
 }
@@ -354,10 +354,9 @@ internal static class RandomHistories
                     Record(Organization.Reinstate(known, known.Id));
                     break;
                 case SetPolicy op:
-                    var asked = new FiscalPolicySet(
-                        CantonIds[op.Canton], FirstYear + op.Year, op.RateBp, FiscalPolicy.DefaultMaxOrganizations,
-                        op.Proportional ? UnallocatedPolicy.Proportional : UnallocatedPolicy.Retain, now.AddDays(op.DeadlineInDays),
-                        op.Eligible?.Select(o => OrganizationIds[o]).ToList());
+                    var asked = new FiscalPolicy(
+                        op.RateBp, FiscalPolicy.DefaultMaxOrganizations, op.Proportional ? UnallocatedPolicy.Proportional : UnallocatedPolicy.Retain,
+                        now.AddDays(op.DeadlineInDays), op.Eligible?.Select(o => OrganizationIds[o]).ToList()).ToEvent(CantonIds[op.Canton], FirstYear + op.Year);
                     try
                     {
                         Record(FiscalPolicy.Set(policies.GetValueOrDefault((asked.CantonId, asked.FiscalYear)), asked, now));

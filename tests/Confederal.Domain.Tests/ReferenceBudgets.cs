@@ -226,7 +226,7 @@ internal static class ReferenceBudgets
 
         bool Receives(string id) =>
             !(organizations.TryGetValue(id, out var s) && s.Suspended)
-            && (policy?.EligibleOrganizations is null || policy.EligibleOrganizations.Contains(id, StringComparer.Ordinal));
+            && (policy is null || policy.Eligibility == Eligibility.All || policy.EligibleOrganizations.Contains(id, StringComparer.Ordinal));
         bool Declines(string id) => organizations.TryGetValue(id, out var s) && !s.AcceptsRedistribution;
 
         var ids = tallies.Keys.ToList();

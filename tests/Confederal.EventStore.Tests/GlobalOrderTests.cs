@@ -88,6 +88,29 @@ public sealed class GlobalOrderTests
     }
 
     [Fact]
+    public async Task A_prefix_read_returns_the_events_of_its_types_up_to_the_position_in_global_order_across_pages()
+    {
+        await using var t = await TestStore.CreateAsync();
+        for (var i = 1; i <= 30; i++)
+        {
+            await t.Store.AppendAsync($"s{i % 4}", ExpectedVersion.Any, [i % 3 == 0 ? new Withdrawn("a", i) : new Deposited("a", i)]);
+        }
+
+        await t.Store.Sequencer.SequenceAsync();
+        var all = await t.ReadAllAsync();
+
+        foreach (var (to, pageSize) in new[] { (0L, 4), (1L, 4), (17L, 3), (17L, 1), (17L, 100), (30L, 4), (31L, 7) })
+        {
+            var read = await t.Store.ReadUpToAsync(to, [typeof(Withdrawn)], pageSize).ToListAsync();
+            Assert.Equal(
+                all.Where(e => e.Position <= to && e.Data is Withdrawn).Select(e => (e.Position, e.Data)),
+                read.Select(e => (e.Position, e.Data)));
+        }
+
+        Assert.Equal(17, (await t.Store.ReadUpToAsync(17, [typeof(Deposited), typeof(Withdrawn)], pageSize: 2).ToListAsync()).Count);
+    }
+
+    [Fact]
     public async Task Unnumbered_events_restored_from_another_cluster_are_numbered_on_start()
     {
         await using var t = await TestStore.CreateAsync();

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using Confederal.Domain.Ballots;
 using Confederal.Domain.Cantons;
@@ -24,7 +25,8 @@ public static class Events
         .Register<OrganizationUpdated>("organization-updated")
         .Register<OrganizationSuspended>("organization-suspended")
         .Register<OrganizationReinstated>("organization-reinstated")
-        .Register<FiscalPolicySet>("fiscal-policy-set")
+        .Register<FiscalPolicySet>("fiscal-policy-set", version: 2)
+        .Upcast("fiscal-policy-set", fromVersion: 1, FiscalPolicySetV2)
         .Register<TaxAssessed>("tax-assessed")
         .Register<DesignationChosen>("designation-chosen")
         .Register<DesignationWithdrawn>("designation-withdrawn")
@@ -39,6 +41,34 @@ public static class Events
         .Register<PactRenamed>("pact-renamed")
         .Register<PactJoined>("pact-joined")
         .Register<PactLeft>("pact-left");
+
+    private static readonly string[] FiscalPolicySetV1 =
+        ["cantonId", "fiscalYear", "designationRateBp", "maxOrganizations", "unallocatedPolicy", "deadline", "eligibleOrganizations"];
+
+    /// <summary>fiscal-policy-set v1 wrote "every recognized organization" as <c>"eligibleOrganizations": null</c>; v2 says
+    /// so in <c>"eligibility": "all"</c> (else <c>"listed"</c>) and always holds a list, empty for all. A v1 list, even an
+    /// empty one, stays listed. A v1 payload without one of its fields (only the list may be null) is corrupt.</summary>
+    private static JsonObject FiscalPolicySetV2(JsonObject v1)
+    {
+        if (FiscalPolicySetV1.FirstOrDefault(f => !v1.ContainsKey(f)) is { } missing)
+        {
+            throw new JsonException($"'{missing}' is missing");
+        }
+
+        if (FiscalPolicySetV1.FirstOrDefault(f => v1[f] is null && f != "eligibleOrganizations") is { } nulled)
+        {
+            throw new JsonException($"'{nulled}' is null");
+        }
+
+        var listed = v1["eligibleOrganizations"];
+        v1["eligibility"] = listed is null ? "all" : "listed";
+        if (listed is null)
+        {
+            v1["eligibleOrganizations"] = new JsonArray();
+        }
+
+        return v1;
+    }
 
     /// <summary>Correlation (the caller's X-Correlation-Id or the trace id) and actor of the current request.</summary>
     public static EventMetadata Metadata(this HttpContext http) => new(

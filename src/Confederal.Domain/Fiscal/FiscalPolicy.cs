@@ -6,8 +6,16 @@ public enum UnallocatedPolicy
     Proportional,
 }
 
-/// <summary>A canton's designation rules for one fiscal year. <see cref="EligibleOrganizations"/> null means every
-/// recognized organization.</summary>
+/// <summary>Which organizations a year's designations may go to: every recognized one, or those listed.</summary>
+public enum Eligibility
+{
+    All,
+    Listed,
+}
+
+/// <summary>A canton's designation rules for one fiscal year (fiscal-policy-set v2). <see cref="Eligibility"/> says
+/// whether every recognized organization is eligible (<see cref="EligibleOrganizations"/> then empty) or only those
+/// listed, in ordinal order. Version 1 had no <see cref="Eligibility"/> and wrote "every organization" as a null list.</summary>
 public sealed record FiscalPolicySet(
     string CantonId,
     int FiscalYear,
@@ -15,7 +23,8 @@ public sealed record FiscalPolicySet(
     int MaxOrganizations,
     UnallocatedPolicy UnallocatedPolicy,
     DateTimeOffset Deadline,
-    IReadOnlyList<string>? EligibleOrganizations);
+    Eligibility Eligibility,
+    IReadOnlyList<string> EligibleOrganizations);
 
 public sealed record FiscalPolicy(
     int DesignationRateBp,
@@ -46,7 +55,12 @@ public sealed record FiscalPolicy(
     };
 
     public static FiscalPolicy From(FiscalPolicySet e) =>
-        new(e.DesignationRateBp, e.MaxOrganizations, e.UnallocatedPolicy, e.Deadline, e.EligibleOrganizations);
+        new(e.DesignationRateBp, e.MaxOrganizations, e.UnallocatedPolicy, e.Deadline, e.Eligibility == Eligibility.All ? null : e.EligibleOrganizations);
+
+    /// <summary>The event that sets this policy for a canton's year.</summary>
+    public FiscalPolicySet ToEvent(string cantonId, int fiscalYear) => new(
+        cantonId, fiscalYear, DesignationRateBp, MaxOrganizations, UnallocatedPolicy, Deadline,
+        EligibleOrganizations is null ? Eligibility.All : Eligibility.Listed, EligibleOrganizations ?? []);
 
     /// <summary>Sets the policy, or records nothing when it already stands as asked. Once its deadline has passed the
     /// year is closed: its policy no longer changes. A deadline must lie in the future.</summary>
@@ -57,6 +71,11 @@ public sealed record FiscalPolicy(
             || !IsFiscalYear(asked.FiscalYear))
         {
             throw new DomainException("invalid-policy", "The rate must be 0..10000 bp, maxOrganizations 1..10 and the year 2000..2100.");
+        }
+
+        if (asked.Eligibility == Eligibility.All && asked.EligibleOrganizations.Count > 0)
+        {
+            throw new DomainException("invalid-policy", "A policy under which every organization is eligible lists none.");
         }
 
         if (state is not null && !state.IsOpenAt(now))
@@ -73,8 +92,9 @@ public sealed record FiscalPolicy(
                 $"The deadline {asked.Deadline:O} has already passed; a policy's deadline must be later than now ({now:O}).");
         }
 
-        var eligible = asked.EligibleOrganizations?.Order(StringComparer.Ordinal).ToList();
-        var normalized = asked with { EligibleOrganizations = eligible };
+        var normalized = asked.Eligibility == Eligibility.All
+            ? asked
+            : asked with { EligibleOrganizations = [.. asked.EligibleOrganizations.Order(StringComparer.Ordinal)] };
         return state is not null && state.Same(From(normalized)) ? [] : [normalized];
     }
 

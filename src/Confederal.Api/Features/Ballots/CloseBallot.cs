@@ -123,8 +123,8 @@ public static class CloseBallot
                 throw new DomainException("no-fiscal-policy", $"Canton '{called.CantonId}' has no policy for {proposal.FiscalYear} to change.");
             }
 
-            return FiscalPolicy.Set(policy, new FiscalPolicySet(called.CantonId, proposal.FiscalYear!.Value, proposal.DesignationRateBp!.Value,
-                policy.MaxOrganizations, policy.UnallocatedPolicy, policy.Deadline, policy.EligibleOrganizations), now);
+            return FiscalPolicy.Set(
+                policy, (policy with { DesignationRateBp = proposal.DesignationRateBp!.Value }).ToEvent(called.CantonId, proposal.FiscalYear!.Value), now);
         }
     }
 

@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using System.ComponentModel;
 using System.Text;
 using Confederal.Api.Infrastructure;
 using Confederal.Domain;
@@ -141,12 +142,15 @@ public sealed class BudgetProjection(int pageSize = 10_000) : IProjection
     // Each page costs a few statements whatever its size; 10,000 events (about 5 MB of payloads) amortize them.
     public int? PageSize => pageSize;
 
-    public IReadOnlyCollection<Type> EventsRead =>
+    /// <summary>Every event type the <see cref="Ledger"/> folds.</summary>
+    public static readonly IReadOnlyCollection<Type> EventsFolded =
     [
         typeof(CantonRegistered), typeof(OrganizationRecognized), typeof(OrganizationUpdated), typeof(OrganizationSuspended),
         typeof(OrganizationReinstated), typeof(FiscalPolicySet), typeof(TaxAssessed), typeof(DesignationChosen), typeof(DesignationWithdrawn),
         typeof(PactFounded), typeof(PactRenamed), typeof(PactJoined), typeof(PactLeft), typeof(ResidentRegistered), typeof(ResidentDeparted),
     ];
+
+    public IReadOnlyCollection<Type> EventsRead => EventsFolded;
 
     public Task ResetAsync(NpgsqlConnection connection, CancellationToken ct) => Sql.TruncateAsync(connection,
         "fiscal_cantons, fiscal_organizations, fiscal_taxpayers, budgets, budget_tallies, organization_receipts, pacts, pact_members, pact_lines, census_days", ct);
@@ -813,21 +817,30 @@ public sealed record BudgetView(
     long RetainedMinor, long DesignatedMinor, IReadOnlyList<PactLineView> Contributions, IReadOnlyList<PactLineView> Receipts,
     long NetBudgetMinor, long Position);
 
-/// <summary>GET /api/v1/cantons/{cantonId}/budgets/{year}: public, served from the budgets read model.</summary>
+/// <summary>GET /api/v1/cantons/{cantonId}/budgets/{year}[?asOf=]: public. Served from the budgets read model; as of an
+/// earlier position or instant, folded from the log by <see cref="BudgetAsOf"/>.</summary>
 public static class GetBudget
 {
-    public sealed record Query(string CantonId, int FiscalYear) : IRequest<BudgetView>;
+    public sealed record Query(string CantonId, int FiscalYear, string? AsOf = null) : IRequest<BudgetView>;
 
     public sealed class Validator : AbstractValidator<Query>
     {
-        public Validator() =>
+        public Validator()
+        {
             RuleFor(c => c.FiscalYear).FiscalYear();
+            RuleFor(c => c.AsOf).Must(a => a is null || AsOf.TryParse(a, out _)).WithName("asOf").WithMessage(AsOf.Expected);
+        }
     }
 
-    public sealed class Handler(NpgsqlDataSource db) : IRequestHandler<Query, BudgetView>
+    public sealed class Handler(NpgsqlDataSource db, EventLog events, TimeProvider clock) : IRequestHandler<Query, BudgetView>
     {
         public async Task<BudgetView> Handle(Query query, CancellationToken cancellationToken)
         {
+            if (AsOf.TryParse(query.AsOf, out var asOf)) // the validator refused any other asOf
+            {
+                return await BudgetAsOf.ReadAsync(events, clock, query.CantonId, query.FiscalYear, asOf, cancellationToken);
+            }
+
             await using var batch = db.CreateBatch();
             batch.BatchCommands.Add(BudgetProjection.CheckpointCommand());
             batch.BatchCommands.Add(Sql.Command("""
@@ -839,7 +852,7 @@ public static class GetBudget
                 """, query.CantonId, query.FiscalYear));
             batch.BatchCommands.Add(Sql.Command("""
                 SELECT organization_id, amount_minor, redistributed_minor, taxpayers FROM organization_receipts
-                WHERE canton_id = $1 AND year = $2 ORDER BY organization_id
+                WHERE canton_id = $1 AND year = $2 ORDER BY organization_id COLLATE "C"
                 """, query.CantonId, query.FiscalYear));
             batch.BatchCommands.Add(Sql.Command("""
                 SELECT pact_id, contribution_minor, receipt_minor FROM pact_lines
@@ -879,8 +892,14 @@ public static class GetBudget
     }
 
     public static void Map(IEndpointRouteBuilder api) =>
-        api.MapGet("/cantons/{cantonId}/budgets/{year}", async Task<Ok<BudgetView>> (string cantonId, int year, IMediator mediator, CancellationToken ct) =>
-                TypedResults.Ok(await mediator.Send(new Query(cantonId, year), ct)))
+        api.MapGet("/cantons/{cantonId}/budgets/{year}", async Task<Ok<BudgetView>> (
+                string cantonId, int year,
+                [Description("The budget as it stood at a global position (1 up to the head of the log), or at an instant with its " +
+                             "offset (every event recorded at or before it, e.g. 2026-03-01T12:00:00Z; not in the future). Folded from " +
+                             "the log: the cost grows with the position.")]
+                string? asOf,
+                IMediator mediator, CancellationToken ct) =>
+                TypedResults.Ok(await mediator.Send(new Query(cantonId, year, asOf), ct)))
             .AllowAnonymous()
             .WithName("GetBudget")
             .WithTags("Budgets")

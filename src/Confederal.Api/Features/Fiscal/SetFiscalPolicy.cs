@@ -92,9 +92,9 @@ public static class SetFiscalPolicy
             var (state, version) = read.GetValueOrDefault(stream).Fold<FiscalPolicy>(FiscalPolicy.Apply);
             var now = clock.GetUtcNow();
             var body = command.Body;
-            var decided = FiscalPolicy.Set(state, new FiscalPolicySet(
-                command.CantonId, command.FiscalYear, body.DesignationRateBp!.Value, body.MaxOrganizations ?? FiscalPolicy.DefaultMaxOrganizations,
-                body.UnallocatedPolicy!.Value, body.Deadline!.Value.ToUniversalTime(), eligible), now);
+            var asked = new FiscalPolicy(body.DesignationRateBp!.Value, body.MaxOrganizations ?? FiscalPolicy.DefaultMaxOrganizations,
+                body.UnallocatedPolicy!.Value, body.Deadline!.Value.ToUniversalTime(), eligible);
+            var decided = FiscalPolicy.Set(state, asked.ToEvent(command.CantonId, command.FiscalYear), now);
             if (decided.Count > 0)
             {
                 await events.AppendAsync(stream, ExpectedVersion.Exactly(version), decided, command.Metadata, cancellationToken);
