@@ -405,20 +405,7 @@ public sealed class EventLog
         await using var reader = await command.ExecuteReaderAsync(CommandBehavior.SequentialAccess, ct);
         while (await reader.ReadAsync(ct))
         {
-            yield return new StoredEvent(
-                reader.GetInt64(0),
-                reader.GetString(1),
-                reader.GetInt64(2),
-                reader.GetGuid(3),
-                reader.GetString(4),
-                reader.GetInt32(5),
-                reader.GetString(6),
-                new EventMetadata(
-                    reader.IsDBNull(7) ? null : reader.GetString(7),
-                    reader.IsDBNull(8) ? null : reader.GetString(8),
-                    reader.IsDBNull(9) ? null : reader.GetString(9)),
-                reader.GetFieldValue<DateTimeOffset>(10),
-                reader.IsDBNull(11) ? null : reader.GetFieldValue<byte[]>(11));
+            yield return StoredEvent.Read(reader, withCode: true);
         }
     }
 

@@ -88,4 +88,23 @@ public sealed record StoredEvent(
     string Json,
     EventMetadata Metadata,
     DateTimeOffset RecordedAt,
-    byte[]? Code);
+    byte[]? Code)
+{
+    /// <summary>Reads a row's position, stream_id, version, event_id, type, type_version, data (as text), correlation_id,
+    /// causation_id, actor and recorded_at from column <paramref name="first"/> on, in that order (so that a sequential
+    /// reader may stream them), and the mac after them when <paramref name="withCode"/>.</summary>
+    public static StoredEvent Read(Npgsql.NpgsqlDataReader reader, int first = 0, bool withCode = false) => new(
+        reader.GetInt64(first),
+        reader.GetString(first + 1),
+        reader.GetInt64(first + 2),
+        reader.GetGuid(first + 3),
+        reader.GetString(first + 4),
+        reader.GetInt32(first + 5),
+        reader.GetString(first + 6),
+        new EventMetadata(
+            reader.IsDBNull(first + 7) ? null : reader.GetString(first + 7),
+            reader.IsDBNull(first + 8) ? null : reader.GetString(first + 8),
+            reader.IsDBNull(first + 9) ? null : reader.GetString(first + 9)),
+        reader.GetFieldValue<DateTimeOffset>(first + 10),
+        withCode && !reader.IsDBNull(first + 11) ? reader.GetFieldValue<byte[]>(first + 11) : null);
+}

@@ -34,27 +34,8 @@ public static class DevTokens
 
     public static SymmetricSecurityKey LoadOrCreateKey(string dataDirectory)
     {
-        var path = Path.Combine(dataDirectory, KeyFile);
-        if (!File.Exists(path))
-        {
-            var fresh = Path.Combine(dataDirectory, $"{KeyFile}.{Guid.NewGuid():N}");
-            File.WriteAllText(fresh, Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)));
-            if (!OperatingSystem.IsWindows())
-            {
-                File.SetUnixFileMode(fresh, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            }
-
-            try
-            {
-                File.Move(fresh, path); // first writer wins; a concurrent start keeps the key it finds
-            }
-            catch (IOException)
-            {
-                File.Delete(fresh);
-            }
-        }
-
-        return new SymmetricSecurityKey(Convert.FromBase64String(File.ReadAllText(path).Trim())) { KeyId = "confederal-dev" };
+        var key = SecretFiles.LoadOrCreate(Path.Combine(dataDirectory, KeyFile), () => Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)));
+        return new SymmetricSecurityKey(Convert.FromBase64String(key.Trim())) { KeyId = "confederal-dev" };
     }
 
     public static string Issue(SecurityKey key, string role, string? subject = null, string? canton = null, TimeSpan? lifetime = null)
@@ -81,6 +62,36 @@ public static class DevTokens
             Expires = now + (lifetime ?? TimeSpan.FromHours(8)),
             SigningCredentials = new SigningCredentials(key, SecurityAlgorithms.HmacSha256),
         });
+    }
+}
+
+/// <summary>Development secrets kept in the data folder, readable by their owner only.</summary>
+public static class SecretFiles
+{
+    /// <summary>The file's text, written with <paramref name="create"/> first if it does not exist. Concurrent first
+    /// starts agree: the first writer wins and the others read what it wrote.</summary>
+    public static string LoadOrCreate(string path, Func<string> create)
+    {
+        if (!File.Exists(path))
+        {
+            var fresh = $"{path}.{Guid.NewGuid():N}";
+            File.WriteAllText(fresh, create());
+            if (!OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(fresh, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            }
+
+            try
+            {
+                File.Move(fresh, path);
+            }
+            catch (IOException)
+            {
+                File.Delete(fresh);
+            }
+        }
+
+        return File.ReadAllText(path);
     }
 }
 

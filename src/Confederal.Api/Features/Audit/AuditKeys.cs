@@ -65,8 +65,8 @@ public sealed class AuditKeys
     /// <summary>The development keys in <paramref name="dataDirectory"/>, created on first use.</summary>
     public static AuditKeys LoadOrCreate(string dataDirectory)
     {
-        var secret = LoadOrCreateFile(Path.Combine(dataDirectory, SecretFile), () => Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)));
-        var pem = LoadOrCreateFile(Path.Combine(dataDirectory, SealKeyFile), () =>
+        var secret = SecretFiles.LoadOrCreate(Path.Combine(dataDirectory, SecretFile), () => Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)));
+        var pem = SecretFiles.LoadOrCreate(Path.Combine(dataDirectory, SealKeyFile), () =>
         {
             using var fresh = ECDsa.Create(ECCurve.NamedCurves.nistP256);
             return fresh.ExportPkcs8PrivateKeyPem();
@@ -74,29 +74,5 @@ public sealed class AuditKeys
         var ecdsa = ECDsa.Create();
         ecdsa.ImportFromPem(pem);
         return new AuditKeys(Convert.FromBase64String(secret.Trim()), ecdsa);
-    }
-
-    private static string LoadOrCreateFile(string path, Func<string> create)
-    {
-        if (!File.Exists(path))
-        {
-            var fresh = $"{path}.{Guid.NewGuid():N}";
-            File.WriteAllText(fresh, create());
-            if (!OperatingSystem.IsWindows())
-            {
-                File.SetUnixFileMode(fresh, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            }
-
-            try
-            {
-                File.Move(fresh, path); // first writer wins; a concurrent start keeps the key it finds
-            }
-            catch (IOException)
-            {
-                File.Delete(fresh);
-            }
-        }
-
-        return File.ReadAllText(path);
     }
 }

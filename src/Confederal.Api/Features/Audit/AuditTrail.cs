@@ -167,37 +167,31 @@ public static class DatabaseTrail
 
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var events = new NpgsqlCommand("""
-            SELECT coalesce(e.position, h.position), e.stream_id, e.version, e.event_id, e.type, e.type_version, e.data::text,
+            SELECT h.position, e.position, e.stream_id, e.version, e.event_id, e.type, e.type_version, e.data::text,
                    e.correlation_id, e.causation_id, e.actor, e.recorded_at, e.mac, h.hash
             FROM (SELECT * FROM es.events WHERE position IS NOT NULL) e FULL JOIN audit_hashes h ON h.position = e.position
-            ORDER BY 1
+            ORDER BY coalesce(e.position, h.position)
             """, connection);
         await using var rows = await events.ExecuteReaderAsync(CommandBehavior.SequentialAccess, ct);
         while (await rows.ReadAsync(ct))
         {
-            var position = rows.GetInt64(0);
+            var hashed = rows.IsDBNull(0) ? 0 : rows.GetInt64(0);
+            var stored = rows.IsDBNull(1) ? null : StoredEvent.Read(rows, first: 1, withCode: true);
+            var position = stored?.Position ?? hashed;
             while (seals.Count > 0 && seals.Peek().ToPosition < position)
             {
                 yield return AuditEntry.Of(seals.Dequeue());
             }
 
-            if (rows.IsDBNull(1))
+            if (stored is null)
             {
                 yield return new AuditEntry(position, null, null);
                 continue;
             }
 
-            var stored = new StoredEvent(
-                position, rows.GetString(1), rows.GetInt64(2), rows.GetGuid(3), rows.GetString(4), rows.GetInt32(5), rows.GetString(6),
-                new EventMetadata(
-                    rows.IsDBNull(7) ? null : rows.GetString(7),
-                    rows.IsDBNull(8) ? null : rows.GetString(8),
-                    rows.IsDBNull(9) ? null : rows.GetString(9)),
-                rows.GetFieldValue<DateTimeOffset>(10),
-                rows.IsDBNull(11) ? null : rows.GetFieldValue<byte[]>(11));
-            var hash = rows.IsDBNull(12) ? "" : Convert.ToHexStringLower(rows.GetFieldValue<byte[]>(12));
+            var hash = rows.IsDBNull(13) ? "" : Convert.ToHexStringLower(rows.GetFieldValue<byte[]>(13));
             var e = AuditEvent.From(stored, pseudonyms, authenticator, out var authentic) with { Hash = hash };
-            yield return new AuditEntry(position, e, null, authentic);
+            yield return new AuditEntry(stored.Position, e, null, authentic);
         }
 
         while (seals.Count > 0)

@@ -77,15 +77,7 @@ public static class GetAuditEvents
             {
                 while (await reader.ReadAsync(cancellationToken))
                 {
-                    var stored = new StoredEvent(
-                        reader.GetInt64(0), reader.GetString(1), reader.GetInt64(2), reader.GetGuid(3), reader.GetString(4), reader.GetInt32(5),
-                        reader.GetString(6),
-                        new EventMetadata(
-                            reader.IsDBNull(7) ? null : reader.GetString(7),
-                            reader.IsDBNull(8) ? null : reader.GetString(8),
-                            reader.IsDBNull(9) ? null : reader.GetString(9)),
-                        reader.GetFieldValue<DateTimeOffset>(10),
-                        Code: null);
+                    var stored = StoredEvent.Read(reader);
                     page.Add(AuditEvent.From(stored, pseudonyms) with { Hash = Convert.ToHexStringLower(reader.GetFieldValue<byte[]>(11)) });
                 }
             }
