@@ -1,10 +1,5 @@
-using System.Net;
 using System.Net.Http.Json;
 using Confederal.Api.Features.Audit;
-using Confederal.Api.Infrastructure;
-using Confederal.EventStore;
-using Microsoft.Extensions.DependencyInjection;
-using Npgsql;
 
 namespace Confederal.Api.Tests;
 
@@ -33,20 +28,15 @@ public sealed class AuditTrailTests(ApiFactory api) : IClassFixture<ApiFactory>
         var sealedThrough = await _api.SealedAsync();
         Assert.Equal(await _api.CountEventsAsync(), sealedThrough);
 
-        var keys = _api.Services.GetRequiredService<AuditKeys>();
-        var report = await new AuditVerifier(Seal.PublicKey(keys.PublicKey)).VerifyAsync(DatabaseTrail.ReadAsync(
-            _api.Services.GetRequiredService<NpgsqlDataSource>(), _api.Services.GetRequiredService<EventLog>().Authenticator!,
-            _api.Services.GetRequiredService<Pseudonyms>()));
+        var audit = new Audit(_api);
+        var report = await audit.VerifyDatabaseAsync();
         Assert.True(report.Passed, report.Failure?.ToString());
         Assert.Equal(sealedThrough, report.Events);
         Assert.Equal(sealedThrough, report.SealedThrough);
 
-        var auditor = _api.ClientAs(Roles.Auditor, subject: "court-of-audit");
-        var page = await auditor.GetFromJsonAsync<AuditEventsPage>("/api/v1/audit/events?limit=1000");
-        var seals = await auditor.GetFromJsonAsync<SealsPage>("/api/v1/audit/seals");
+        var page = await audit.Auditor.GetFromJsonAsync<AuditEventsPage>("/api/v1/audit/events?limit=1000");
         Assert.Equal(sealedThrough, page!.Events.Count);
-        var entries = page.Events.Select(AuditEntry.Of).Concat(seals!.Seals.Select(AuditEntry.Of)).OrderBy(e => e.Position).ThenBy(e => e.Seal is null ? 0 : 1);
-        var fromFeed = await new AuditVerifier(Seal.PublicKey(seals.PublicKey)).VerifyAsync(entries.ToAsyncEnumerable());
+        var fromFeed = await audit.VerifyFeedAsync();
         Assert.True(fromFeed.Passed, fromFeed.Failure?.ToString());
     }
 }
