@@ -16,17 +16,20 @@ public sealed class BulkAppend : IAsyncDisposable
     private readonly EventLog _log;
     private readonly NpgsqlConnection _connection;
     private readonly NpgsqlTransaction _transaction;
+    private readonly WriteScope.Savepoint? _savepoint;
     private readonly NpgsqlBinaryImporter _importer;
     private readonly string _streamId;
     private readonly EventMetadata _metadata;
     private bool _done;
+    private bool _committed;
 
-    private BulkAppend(EventLog log, NpgsqlConnection connection, NpgsqlTransaction transaction, NpgsqlBinaryImporter importer,
+    private BulkAppend(EventLog log, NpgsqlTransaction transaction, WriteScope.Savepoint? savepoint, NpgsqlBinaryImporter importer,
         string streamId, EventMetadata metadata)
     {
         _log = log;
-        _connection = connection;
+        _connection = transaction.Connection!;
         _transaction = transaction;
+        _savepoint = savepoint;
         _importer = importer;
         _streamId = streamId;
         _metadata = metadata;
@@ -35,14 +38,31 @@ public sealed class BulkAppend : IAsyncDisposable
     /// <summary>Events written so far; also the version of the last one.</summary>
     public long Count { get; private set; }
 
-    internal static async Task<BulkAppend> BeginAsync(EventLog log, NpgsqlDataSource dataSource, string streamId, EventMetadata metadata, CancellationToken ct)
+    /// <summary>Begins the COPY in a transaction of its own, or under a savepoint of the ambient <paramref name="scope"/>,
+    /// which then commits it with the rest of its writes.</summary>
+    internal static async Task<BulkAppend> BeginAsync(EventLog log, WriteScope? scope, string streamId, EventMetadata metadata, CancellationToken ct)
     {
-        var connection = await dataSource.OpenConnectionAsync(ct);
+        if (scope is not null)
+        {
+            var savepoint = await scope.SaveAsync(ct);
+            try
+            {
+                var importer = await savepoint.Transaction.Connection!.BeginBinaryImportAsync(CopySql, ct);
+                return new BulkAppend(log, savepoint.Transaction, savepoint, importer, streamId, metadata);
+            }
+            catch
+            {
+                await savepoint.RollbackAsync();
+                throw;
+            }
+        }
+
+        var connection = await log.DataSource.OpenConnectionAsync(ct);
         try
         {
             var transaction = await connection.BeginTransactionAsync(ct);
             var importer = await connection.BeginBinaryImportAsync(CopySql, ct);
-            return new BulkAppend(log, connection, transaction, importer, streamId, metadata);
+            return new BulkAppend(log, transaction, null, importer, streamId, metadata);
         }
         catch
         {
@@ -78,7 +98,7 @@ public sealed class BulkAppend : IAsyncDisposable
         }
     }
 
-    /// <summary>Records every written event atomically.</summary>
+    /// <summary>Records every written event atomically (in a scope: when the scope commits).</summary>
     /// <exception cref="ConcurrencyException">The stream already existed.</exception>
     public async Task<long> CommitAsync(CancellationToken ct = default)
     {
@@ -93,7 +113,16 @@ public sealed class BulkAppend : IAsyncDisposable
         {
             await _importer.CompleteAsync(ct);
             await _importer.DisposeAsync();
-            await _transaction.CommitAsync(ct);
+            if (_savepoint is null)
+            {
+                await _transaction.CommitAsync(ct);
+            }
+            else
+            {
+                await _transaction.ReleaseAsync(_savepoint.Name, ct);
+            }
+
+            _committed = true;
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
         {
@@ -101,7 +130,10 @@ public sealed class BulkAppend : IAsyncDisposable
         }
         finally
         {
-            _log.Sequencer.Notify();
+            if (_savepoint is null)
+            {
+                _log.Sequencer.Notify();
+            }
         }
 
         return Count;
@@ -111,6 +143,16 @@ public sealed class BulkAppend : IAsyncDisposable
     {
         _done = true;
         await _importer.DisposeAsync(); // cancels the COPY unless it completed
+        if (_savepoint is not null)
+        {
+            if (!_committed)
+            {
+                await _savepoint.RollbackAsync();
+            }
+
+            return;
+        }
+
         await _transaction.DisposeAsync();
         await _connection.DisposeAsync();
     }

@@ -75,6 +75,11 @@ public sealed class EventLog
         }
 
         metadata ??= EventMetadata.None;
+        if (WriteScope.Current(this) is { } scope)
+        {
+            return await AppendInScopeAsync(scope, streamId, expected, events, metadata, ct);
+        }
+
         try
         {
             for (var attempt = 1; ; attempt++)
@@ -109,6 +114,21 @@ public sealed class EventLog
         finally
         {
             Sequencer.Notify();
+        }
+    }
+
+    private async Task<AppendResult> AppendInScopeAsync(
+        WriteScope scope, string streamId, ExpectedVersion expected, IReadOnlyList<object> events, EventMetadata metadata, CancellationToken ct)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await scope.SavepointAsync(tx => AppendAsync(tx, streamId, expected, events, metadata, ct), ct);
+            }
+            catch (ConcurrencyException) when (expected.IsAny && attempt < MaxRetriesForAnyVersion)
+            {
+            }
         }
     }
 
@@ -152,12 +172,36 @@ public sealed class EventLog
     /// are numbered after the commit. An exception rolls everything back.</summary>
     public async Task<T> TransactAsync<T>(Func<NpgsqlTransaction, Task<T>> work, CancellationToken ct = default)
     {
+        if (WriteScope.Current(this) is { } scope)
+        {
+            return await scope.SavepointAsync(work, ct);
+        }
+
         await using var connection = await _dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         var result = await work(tx);
         await tx.CommitAsync(ct);
         Sequencer.Notify();
         return result;
+    }
+
+    /// <summary>Runs the caller's own batch of writes (rows beside the log, such as a ballot box's) as one transaction,
+    /// or within the ambient <see cref="WriteScope"/> when there is one. <paramref name="batch"/> must have no connection.</summary>
+    public async Task ExecuteAsync(NpgsqlBatch batch, CancellationToken ct = default)
+    {
+        if (WriteScope.Current(this) is { } scope)
+        {
+            await scope.SavepointAsync(async tx =>
+            {
+                (batch.Connection, batch.Transaction) = (tx.Connection, tx);
+                return await batch.ExecuteNonQueryAsync(ct);
+            }, ct);
+            return;
+        }
+
+        await using var connection = await _dataSource.OpenConnectionAsync(ct);
+        batch.Connection = connection;
+        await batch.ExecuteNonQueryAsync(ct);
     }
 
     private sealed record Rows(Guid[] Ids, string[] Names, int[] Versions, string[] Payloads, byte[]?[] Codes);
@@ -297,7 +341,7 @@ public sealed class EventLog
             throw new InvalidOperationException("Bulk appends do not run inline projections; use async projections.");
         }
 
-        return BulkAppend.BeginAsync(this, _dataSource, streamId, metadata ?? EventMetadata.None, ct);
+        return BulkAppend.BeginAsync(this, WriteScope.Current(this), streamId, metadata ?? EventMetadata.None, ct);
     }
 
     private static async Task<long> StreamVersionAsync(NpgsqlTransaction transaction, string streamId, CancellationToken ct)
