@@ -30,6 +30,7 @@ builder.Services.AddSingleton(TimeProvider.System);
 builder.Services.AddSingleton<CalledBallots>();
 builder.Services.AddSingleton<ProjectionDaemon>();
 builder.Services.AddHostedService<EventStoreHost>();
+builder.Services.AddHostedService<IdempotencyRetention>();
 
 builder.Services.AddMediation(typeof(Program).Assembly);
 builder.AddConfederalAuth();
@@ -62,6 +63,7 @@ app.UseRequestLogging();
 app.UseBodyLimits();
 app.UseAuthentication();
 app.UseAuthorization();
+app.UseMiddleware<Idempotency>();
 
 app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
 app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") });

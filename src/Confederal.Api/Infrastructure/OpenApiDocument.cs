@@ -5,7 +5,7 @@ using Microsoft.OpenApi;
 namespace Confederal.Api.Infrastructure;
 
 /// <summary>Declares the bearer scheme and, on each operation, the roles allowed to call it (x-roles; "public" when
-/// anonymous), so the document states the authorization matrix.</summary>
+/// anonymous), so the document states the authorization matrix; and the Idempotency-Key of every write.</summary>
 internal sealed class OpenApiDocument : IOpenApiDocumentTransformer
 {
     public Task TransformAsync(Microsoft.OpenApi.OpenApiDocument document, OpenApiDocumentTransformerContext context, CancellationToken cancellationToken)
@@ -31,6 +31,11 @@ internal sealed class OpenApiDocument : IOpenApiDocumentTransformer
                 var description = endpoints.FirstOrDefault(d =>
                     string.Equals(d.HttpMethod, method.ToString(), StringComparison.OrdinalIgnoreCase)
                     && "/" + d.RelativePath?.TrimEnd('/') == path);
+                if (method == HttpMethod.Post || method == HttpMethod.Put || method == HttpMethod.Delete)
+                {
+                    DeclareIdempotencyKey(operation);
+                }
+
                 var metadata = description?.ActionDescriptor.EndpointMetadata ?? [];
                 if (metadata.OfType<IAllowAnonymous>().Any() || !metadata.OfType<IAuthorizeData>().Any())
                 {
@@ -45,6 +50,21 @@ internal sealed class OpenApiDocument : IOpenApiDocumentTransformer
         }
 
         return Task.CompletedTask;
+    }
+
+    private static void DeclareIdempotencyKey(OpenApiOperation operation)
+    {
+        operation.Parameters ??= [];
+        operation.Parameters.Add(new OpenApiParameter
+        {
+            Name = Idempotency.Header,
+            In = ParameterLocation.Header,
+            Description = "Makes retries safe: a retry with the same key and request gets the first answer (with Idempotent-Replayed: true) " +
+                "and records nothing again. Keys belong to the caller and are kept 7 days. 1 to 255 visible ASCII characters.",
+            Schema = new OpenApiSchema { Type = JsonSchemaType.String, Pattern = "^[!-~]{1,255}$" },
+        });
+        operation.Responses ??= new OpenApiResponses();
+        operation.Responses.TryAdd("422", new OpenApiResponse { Description = "The Idempotency-Key was used for another request." });
     }
 }
 

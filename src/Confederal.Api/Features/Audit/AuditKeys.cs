@@ -6,7 +6,7 @@ namespace Confederal.Api.Features.Audit;
 
 /// <summary>
 /// The platform's audit secrets, never served: Audit:Secret (base64, at least 32 bytes), from which the events'
-/// authentication key and the pseudonym key are derived, and Audit:SealKey (a PEM ECDSA P-256 private key) that signs
+/// authentication key, the pseudonym key and the idempotency records' key are derived, and Audit:SealKey (a PEM ECDSA P-256 private key) that signs
 /// seals; its public half is served with the seals. In Development and with the embedded database they are generated
 /// into the data folder on first run; Production refuses to start without them.
 /// </summary>
@@ -24,6 +24,7 @@ public sealed class AuditKeys
 
         EventKey = HMACSHA256.HashData(secret, Encoding.UTF8.GetBytes("confederal/event-codes"));
         PseudonymKey = HMACSHA256.HashData(secret, Encoding.UTF8.GetBytes("confederal/pseudonyms"));
+        IdempotencyKey = HMACSHA256.HashData(secret, Encoding.UTF8.GetBytes("confederal/idempotency"));
         SealKey = sealKey;
         PublicKey = Convert.ToBase64String(sealKey.ExportSubjectPublicKeyInfo());
     }
@@ -33,6 +34,9 @@ public sealed class AuditKeys
 
     /// <summary>The key of the person pseudonyms.</summary>
     public byte[] PseudonymKey { get; }
+
+    /// <summary>The key of the idempotency records' ids and answers.</summary>
+    public byte[] IdempotencyKey { get; }
 
     /// <summary>Signs seals (ES256).</summary>
     public ECDsa SealKey { get; }

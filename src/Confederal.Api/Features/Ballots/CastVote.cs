@@ -44,7 +44,7 @@ public static class CastVote
 
             new Ballot(called, Certified: null).Admit(await Residences.ReadAsync(db, command.PersonId, cancellationToken), clock.GetUtcNow());
             var receipt = BallotBox.NewReceipt();
-            await BallotBox.CastAsync(db, _certified, command.BallotId, command.PersonId, receipt, option, cancellationToken);
+            await BallotBox.CastAsync(events, _certified, command.BallotId, command.PersonId, receipt, option, cancellationToken);
             return new VoteReceipt(command.BallotId, receipt);
         }
     }
