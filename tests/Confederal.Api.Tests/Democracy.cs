@@ -25,7 +25,7 @@ public sealed class Democracy(ApiFactory api)
         return census.GetProperty("residents").GetInt64();
     }
 
-    /// <summary>Calls a ballot open from a minute ago for an hour, its census date today unless given.</summary>
+    /// <summary>Calls a ballot open from a minute ago for an hour, its census date the day it opens unless given.</summary>
     public async Task<Guid> BallotAsync(string canton, string[]? options = null, object? proposal = null, DateOnly? censusDate = null,
         DateTimeOffset? opensAt = null, DateTimeOffset? closesAt = null)
     {
@@ -38,12 +38,13 @@ public sealed class Democracy(ApiFactory api)
         DateTimeOffset? opensAt = null, DateTimeOffset? closesAt = null)
     {
         var now = api.Clock.GetUtcNow();
+        var opens = opensAt ?? now.AddMinutes(-1);
         return Fiscal.Municipality(canton).PostAsJsonAsync($"/api/v1/cantons/{canton}/ballots", new
         {
             question = "Shall the canton do it?",
             options = options ?? (proposal is null ? ["alpha-choice", "beta-choice", "gamma-choice"] : ["yes", "no"]),
-            censusDate = censusDate ?? DateOnly.FromDateTime(now.UtcDateTime),
-            opensAt = opensAt ?? now.AddMinutes(-1),
+            censusDate = censusDate ?? DateOnly.FromDateTime(opens.UtcDateTime),
+            opensAt = opens,
             closesAt = closesAt ?? now.AddHours(1),
             proposal,
         });

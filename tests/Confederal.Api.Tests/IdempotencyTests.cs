@@ -219,6 +219,30 @@ public sealed class IdempotencyTests(ApiFactory api) : IClassFixture<ApiFactory>
         Assert.Equal(1, await AssessmentsOfAsync("id-p8"));
     }
 
+    [Fact]
+    public async Task A_key_is_kept_for_the_retention_and_forgotten_after_it()
+    {
+        await Fiscal.Ok(AssessAsync("assess-10", "id-p10", 1_000));
+        var retention = api.Services.GetServices<Microsoft.Extensions.Hosting.IHostedService>().OfType<IdempotencyRetention>().Single();
+        var db = api.Services.GetRequiredService<NpgsqlDataSource>();
+        await using (var age = db.CreateCommand("UPDATE idempotency_keys SET recorded_at = now() - interval '167 hours'"))
+        {
+            await age.ExecuteNonQueryAsync();
+        }
+
+        await retention.ForgetExpiredAsync(CancellationToken.None);
+        Assert.True((await AssessAsync("assess-10", "id-p10", 1_000)).Headers.Contains(Idempotency.ReplayedHeader));
+
+        await using (var age = db.CreateCommand("UPDATE idempotency_keys SET recorded_at = now() - interval '169 hours'"))
+        {
+            await age.ExecuteNonQueryAsync();
+        }
+
+        Assert.True(await retention.ForgetExpiredAsync(CancellationToken.None) >= 1);
+        Assert.False((await Fiscal.Ok(AssessAsync("assess-10", "id-p10", 1_000))).Headers.Contains(Idempotency.ReplayedHeader));
+        Assert.Equal(2, await AssessmentsOfAsync("id-p10"));
+    }
+
     public static TheoryData<string, string[]> BadKeys => new()
     {
         { "a tab inside", ["tab\tkey"] },

@@ -301,17 +301,24 @@ public sealed class Idempotency : IDisposable
 /// <summary>Forgets idempotency keys older than the retention (Idempotency:RetentionHours, 168 by default), hourly.</summary>
 internal sealed partial class IdempotencyRetention(NpgsqlDataSource db, IConfiguration configuration, ILogger<IdempotencyRetention> logger) : BackgroundService
 {
+    private readonly TimeSpan _retention = TimeSpan.FromHours(configuration.GetValue(Idempotency.RetentionSetting, 168.0));
+
+    /// <summary>Deletes the expired keys now; returns how many.</summary>
+    public async Task<int> ForgetExpiredAsync(CancellationToken ct)
+    {
+        await using var command = db.CreateCommand("DELETE FROM idempotency_keys WHERE recorded_at < now() - $1");
+        command.Parameters.Add(new NpgsqlParameter<TimeSpan> { TypedValue = _retention });
+        return await command.ExecuteNonQueryAsync(ct);
+    }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var retention = TimeSpan.FromHours(configuration.GetValue(Idempotency.RetentionSetting, 168.0));
         using var timer = new PeriodicTimer(TimeSpan.FromHours(1));
         do
         {
             try
             {
-                await using var command = db.CreateCommand("DELETE FROM idempotency_keys WHERE recorded_at < now() - $1");
-                command.Parameters.Add(new NpgsqlParameter<TimeSpan> { TypedValue = retention });
-                Forgotten(logger, await command.ExecuteNonQueryAsync(stoppingToken));
+                Forgotten(logger, await ForgetExpiredAsync(stoppingToken));
             }
             catch (Exception e) when (e is NpgsqlException or TimeoutException && !stoppingToken.IsCancellationRequested)
             {
