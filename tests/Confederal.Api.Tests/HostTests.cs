@@ -30,7 +30,7 @@ public sealed class HostTests(ApiFactory api) : IClassFixture<ApiFactory>
             "CONFEDERAL_UPDATE_OPENAPI=1 dotnet test tests/Confederal.Api.Tests --filter The_committed_openapi_document_is_the_one_the_code_generates");
     }
 
-    private static string RepositoryRoot()
+    internal static string RepositoryRoot()
     {
         var directory = new DirectoryInfo(AppContext.BaseDirectory);
         while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Confederal.sln")))

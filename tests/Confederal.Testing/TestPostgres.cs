@@ -60,7 +60,9 @@ public static class TestPostgres
     }
 
     /// <summary>Clusters whose test process died before cleaning up (its id is in the folder's name): stopped if still
-    /// running, then deleted. Folders of live processes, such as a parallel test assembly's, are left alone.</summary>
+    /// running, then deleted. Folders of live processes, such as a parallel test assembly's, are left alone. Test
+    /// processes starting together would remove the same folder at once (one deleting what the other starts), so each
+    /// first claims a folder by renaming it to a name of its own; the others no longer find it.</summary>
     private static async Task RemoveAbandonedClustersAsync()
     {
         foreach (var directory in Directory.GetDirectories(Path.GetTempPath(), "confederal-tests-*"))
@@ -71,7 +73,24 @@ public static class TestPostgres
                 continue;
             }
 
-            await (await EmbeddedPostgres.StartAsync(directory, deleteOnDispose: true)).DisposeAsync();
+            var claimed = Path.Combine(Path.GetTempPath(), $"confederal-tests-{Environment.ProcessId}-{Guid.NewGuid():N}");
+            try
+            {
+                Directory.Move(directory, claimed);
+            }
+            catch (IOException)
+            {
+                continue;
+            }
+
+            if (File.Exists(Path.Combine(claimed, "postgres", "PG_VERSION")))
+            {
+                await (await EmbeddedPostgres.StartAsync(claimed, deleteOnDispose: true)).DisposeAsync();
+            }
+            else
+            {
+                Directory.Delete(claimed, recursive: true);
+            }
         }
     }
 

@@ -128,6 +128,11 @@ public static class AuthSetup
                 "with Auth:Issuer and Auth:Audience. The generated development key is never used in Production.");
         }
 
+        // Read here rather than when the first token arrives: an incomplete setting stops the start, not every request.
+        var (issuer, audience, key) = external
+            ? (Required(auth, "Issuer"), Required(auth, "Audience"), string.IsNullOrWhiteSpace(signingKey) ? null : HmacKey(signingKey))
+            : (DevTokens.Issuer, DevTokens.Audience, DevTokens.LoadOrCreateKey(DataDirectory.Resolve(builder.Configuration)));
+
         builder.Services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme).AddJwtBearer(options =>
         {
             options.MapInboundClaims = false;
@@ -141,23 +146,11 @@ public static class AuthSetup
                 ValidateLifetime = true,
                 RequireExpirationTime = true,
                 ValidAlgorithms = [SecurityAlgorithms.HmacSha256, SecurityAlgorithms.RsaSha256, SecurityAlgorithms.EcdsaSha256],
+                ValidIssuer = issuer,
+                ValidAudience = audience,
+                IssuerSigningKey = key,
             };
-            if (external)
-            {
-                options.Authority = string.IsNullOrWhiteSpace(authority) ? null : authority;
-                options.TokenValidationParameters.ValidIssuer = Required(auth, "Issuer");
-                options.TokenValidationParameters.ValidAudience = Required(auth, "Audience");
-                if (!string.IsNullOrWhiteSpace(signingKey))
-                {
-                    options.TokenValidationParameters.IssuerSigningKey = new SymmetricSecurityKey(Convert.FromBase64String(signingKey));
-                }
-            }
-            else
-            {
-                options.TokenValidationParameters.ValidIssuer = DevTokens.Issuer;
-                options.TokenValidationParameters.ValidAudience = DevTokens.Audience;
-                options.TokenValidationParameters.IssuerSigningKey = DevTokens.LoadOrCreateKey(DataDirectory.Resolve(builder.Configuration));
-            }
+            options.Authority = string.IsNullOrWhiteSpace(authority) ? null : authority;
         });
 
         builder.Services.AddAuthorizationBuilder()
@@ -184,6 +177,14 @@ public static class AuthSetup
         var role = user.FindFirstValue("role");
         var who = role == Roles.Municipality ? user.FindFirstValue(Roles.CantonClaim) : user.FindFirstValue("sub");
         return role is null ? null : who is null ? role : $"{role}:{who}";
+    }
+
+    private static SymmetricSecurityKey HmacKey(string base64)
+    {
+        var bytes = new byte[base64.Length];
+        return Convert.TryFromBase64String(base64, bytes, out var length) && length >= 32
+            ? new SymmetricSecurityKey(bytes[..length])
+            : throw new InvalidOperationException("Auth:SigningKey must be a base64 HMAC-SHA256 key of at least 32 bytes.");
     }
 
     private static string Required(IConfigurationSection section, string key) =>

@@ -1,12 +1,14 @@
+using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.OpenApi;
 using Microsoft.OpenApi;
 
 namespace Confederal.Api.Infrastructure;
 
-/// <summary>Declares the bearer scheme and, on each operation, the roles allowed to call it (x-roles; "public" when
-/// anonymous), so the document states the authorization matrix; and the Idempotency-Key of every write.</summary>
-internal sealed class OpenApiDocument : IOpenApiDocumentTransformer
+/// <summary>Declares the bearer scheme and, on each operation that needs a token, that requirement and its 401 and 403
+/// answers (who exactly may call what is stated and tested in AuthorizationMatrixTests); and the Idempotency-Key of
+/// every write.</summary>
+internal sealed partial class OpenApiDocument : IOpenApiDocumentTransformer
 {
     public Task TransformAsync(Microsoft.OpenApi.OpenApiDocument document, OpenApiDocumentTransformerContext context, CancellationToken cancellationToken)
     {
@@ -30,7 +32,7 @@ internal sealed class OpenApiDocument : IOpenApiDocumentTransformer
             {
                 var description = endpoints.FirstOrDefault(d =>
                     string.Equals(d.HttpMethod, method.ToString(), StringComparison.OrdinalIgnoreCase)
-                    && "/" + d.RelativePath?.TrimEnd('/') == path);
+                    && "/" + RouteConstraint().Replace(d.RelativePath?.TrimEnd('/') ?? "", "{$1}") == path);
                 if (method == HttpMethod.Post || method == HttpMethod.Put || method == HttpMethod.Delete)
                 {
                     DeclareIdempotencyKey(operation);
@@ -66,6 +68,10 @@ internal sealed class OpenApiDocument : IOpenApiDocumentTransformer
         operation.Responses ??= new OpenApiResponses();
         operation.Responses.TryAdd("422", new OpenApiResponse { Description = "The Idempotency-Key was used for another request." });
     }
+
+    // The document's paths drop route constraints ({ballotId:guid} is {ballotId}); the descriptions keep them.
+    [GeneratedRegex(@"\{([^}:?=]+)[^}]*\}")]
+    private static partial Regex RouteConstraint();
 }
 
 /// <summary>Corrects what the generator cannot infer: optional members typed nullable for validation, and the

@@ -23,12 +23,6 @@ public static class CastVote
 
     public sealed record Command(string CantonId, Guid BallotId, string PersonId, Body Body) : IRequest<VoteReceipt>;
 
-    public sealed class Validator : AbstractValidator<Command>
-    {
-        public Validator() =>
-            RuleFor(c => c.Body.Option).NotEmpty().WithName("option");
-    }
-
     public sealed class Handler(EventLog events, CalledBallots ballots, NpgsqlDataSource db, TimeProvider clock) : IRequestHandler<Command, VoteReceipt>
     {
         private readonly string _certified = events.Types.NameOf(typeof(BallotCertified)).Name;
@@ -36,13 +30,14 @@ public static class CastVote
         public async Task<VoteReceipt> Handle(Command command, CancellationToken cancellationToken)
         {
             var called = await ballots.GetAsync(command.CantonId, command.BallotId, cancellationToken);
+            // Whether the caller may vote at all is answered first: someone off the roll is refused the same whatever they send.
+            new Ballot(called, Certified: null).Admit(await Residences.ReadAsync(db, command.PersonId, cancellationToken), clock.GetUtcNow());
             var option = called.Options.ToList().IndexOf(command.Body.Option!);
             if (option < 0)
             {
                 throw new ValidationException([new ValidationFailure("option", $"option must be one of: {string.Join(", ", called.Options)}.")]);
             }
 
-            new Ballot(called, Certified: null).Admit(await Residences.ReadAsync(db, command.PersonId, cancellationToken), clock.GetUtcNow());
             var receipt = BallotBox.NewReceipt();
             await BallotBox.CastAsync(events, _certified, command.BallotId, command.PersonId, receipt, option, cancellationToken);
             return new VoteReceipt(command.BallotId, receipt);

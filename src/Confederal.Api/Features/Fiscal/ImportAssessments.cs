@@ -9,6 +9,7 @@ using Confederal.EventStore;
 using MediatR;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Net.Http.Headers;
+using Microsoft.OpenApi;
 
 namespace Confederal.Api.Features.Fiscal;
 
@@ -318,7 +319,18 @@ public static class ImportAssessments
             })
             .RequireAuthorization(Scopes.CantonMunicipality)
             .AcceptsBodiesUpTo(MaxBodyBytes)
-            .Accepts<string>("application/x-ndjson", "text/csv")
+            .AddOpenApiOperationTransformer((operation, _, _) =>
+            {
+                // The media types are told to the document only: as routing metadata (Accepts) a request of another
+                // type would be answered 415 before its caller is authenticated; the handler answers it after.
+                var text = new OpenApiMediaType { Schema = new OpenApiSchema { Type = JsonSchemaType.String } };
+                operation.RequestBody = new OpenApiRequestBody
+                {
+                    Required = true,
+                    Content = new Dictionary<string, OpenApiMediaType>(StringComparer.Ordinal) { ["application/x-ndjson"] = text, ["text/csv"] = text },
+                };
+                return Task.CompletedTask;
+            })
             .WithName("ImportTaxAssessments")
             .WithTags("Tax assessments")
             .ProducesProblem(StatusCodes.Status400BadRequest)
