@@ -318,7 +318,7 @@ public static class ImportAssessments
                     await mediator.Send(new Command(cantonId, format.Value, request.BodyReader, request.HttpContext.Metadata()), ct));
             })
             .RequireAuthorization(Scopes.CantonMunicipality)
-            .AcceptsBodiesUpTo(MaxBodyBytes)
+            .AcceptsBodiesUpTo("ImportBytes", MaxBodyBytes)
             .AddOpenApiOperationTransformer((operation, _, _) =>
             {
                 // The media types are told to the document only: as routing metadata (Accepts) a request of another
@@ -336,5 +336,6 @@ public static class ImportAssessments
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
-            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
+            .WithRequestTimeout(RequestDeadlines.Import);
 }
