@@ -36,12 +36,14 @@ builder.Services.AddMediation(typeof(Program).Assembly);
 builder.AddConfederalAuth();
 builder.Services.AddSingleton(AuditKeys.Load(builder.Configuration, builder.Environment));
 builder.Services.AddProblemDetails();
+builder.Services.AddSingleton<IProblemDetailsWriter, ProblemJsonWriter>();
 builder.Services.AddExceptionHandler<ProblemsExceptionHandler>();
 builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
 builder.Services.Configure<JsonOptions>(o =>
 {
     o.SerializerOptions.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
     o.SerializerOptions.NumberHandling = JsonNumberHandling.Strict;
+    o.SerializerOptions.AllowDuplicateProperties = false; // {"name": "a", "Name": "b"}: which did the sender mean?
     o.SerializerOptions.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower, allowIntegerValues: false));
 });
 builder.Services.AddRateLimits(builder.Configuration);

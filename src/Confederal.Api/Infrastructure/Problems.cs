@@ -125,3 +125,22 @@ internal sealed class ProblemsExceptionHandler(IProblemDetailsService problems, 
     private static string Unwrap(BadHttpRequestException e) =>
         e.InnerException is System.Text.Json.JsonException json ? $"{e.Message} {json.Message}" : e.Message;
 }
+
+/// <summary>Problems are JSON whatever the request's Accept header says. The framework's writer declines a client that
+/// accepts no JSON (Accept: application/xml, text/html without */*): its refusals would go out without a body, or as
+/// text, and a 404 thrown by a handler would become a 500. Registered after the framework's, it writes what that one
+/// declines, with the same fields.</summary>
+internal sealed class ProblemJsonWriter(Microsoft.Extensions.Options.IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json) : IProblemDetailsWriter
+{
+    public bool CanWrite(ProblemDetailsContext context) => true;
+
+    public ValueTask WriteAsync(ProblemDetailsContext context)
+    {
+        var http = context.HttpContext;
+        var problem = context.ProblemDetails;
+        problem.Status ??= http.Response.StatusCode;
+        problem.Title ??= Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(problem.Status.Value);
+        problem.Extensions.TryAdd("traceId", System.Diagnostics.Activity.Current?.Id ?? http.TraceIdentifier);
+        return new ValueTask(http.Response.WriteAsJsonAsync(problem, problem.GetType(), json.Value.SerializerOptions, "application/problem+json"));
+    }
+}

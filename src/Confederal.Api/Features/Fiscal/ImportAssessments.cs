@@ -121,7 +121,11 @@ public static class ImportAssessments
                         continue;
                     }
 
-                    if (Line(number, line) is { } assessed)
+                    if (line.Length > MaxLineBytes) // whole in this read: too long all the same
+                    {
+                        Fail(number, $"the line is longer than {MaxLineBytes} bytes");
+                    }
+                    else if (Line(number, line) is { } assessed)
                     {
                         batch.Add(assessed);
                     }
@@ -250,6 +254,11 @@ public static class ImportAssessments
 
         private static (string?, int?, long?, string?) Json(ReadOnlySpan<byte> line)
         {
+            if (!System.Text.Unicode.Utf8.IsValid(line)) // the reader leaves strings unchecked until they are read
+            {
+                return (null, null, null, "the line is not valid UTF-8");
+            }
+
             string? personId = null;
             int? year = null;
             long? amount = null;
