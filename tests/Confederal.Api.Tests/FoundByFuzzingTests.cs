@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using Confederal.Api.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Confederal.Api.Tests;
 
@@ -119,5 +120,27 @@ public sealed class FoundByFuzzingTests(ApiFactory api) : IClassFixture<ApiFacto
         var response = await _fiscal.Municipality("eu").PutAsync("/api/v1/cantons/eu/fiscal-years/2026/policy", content);
 
         await api.AssertRefusedAsync(response, HttpStatusCode.BadRequest, null, events);
+    }
+
+    [Theory]
+    [InlineData("bad\u0000id", false)]
+    [InlineData("tab\there", false)]
+    [InlineData("ключ", false)]
+    [InlineData("order-42/retry:1", true)]
+    public async Task A_correlation_id_is_recorded_only_if_it_is_visible_ASCII(string correlation, bool kept)
+    {
+        var canton = $"ci-{Guid.NewGuid():N}"[..20];
+        var client = api.Admin();
+        client.DefaultRequestHeaders.TryAddWithoutValidation("X-Correlation-Id", correlation);
+
+        var response = await client.PutAsJsonAsync($"/api/v1/cantons/{canton}", new { name = "Correlated", currency = "CHF" });
+
+        Assert.True(response.StatusCode == HttpStatusCode.Created, $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+        await using var command = api.Services.GetRequiredService<Npgsql.NpgsqlDataSource>().CreateCommand(
+            "SELECT correlation_id FROM es.events WHERE stream_id LIKE '%' || $1");
+        command.Parameters.Add(new Npgsql.NpgsqlParameter<string> { TypedValue = canton });
+        var recorded = (string?)await command.ExecuteScalarAsync();
+        Assert.Equal(kept, recorded == correlation);
+        Assert.True(recorded is { Length: > 0 } && recorded.All(c => c is >= '!' and <= '~'), recorded);
     }
 }
