@@ -53,6 +53,33 @@ public sealed class RequestTimeoutTests
     }
 
     [Fact]
+    public async Task A_keyed_write_past_its_deadline_records_nothing_and_its_retry_with_the_same_key_is_recorded_once()
+    {
+        await using var api = await ApiFactory.StartAsync(("RequestTimeouts:DefaultSeconds", "1"));
+        var fiscal = new Fiscal(api);
+        await fiscal.CantonAsync("ge");
+        var municipality = fiscal.Municipality("ge");
+        municipality.DefaultRequestHeaders.Add(Idempotency.Header, "assessment-alice-2026");
+        var events = await api.CountEventsAsync();
+        Task<HttpResponseMessage> AssessAsync() => municipality.PostAsJsonAsync("/api/v1/cantons/ge/tax-assessments",
+            new { personId = "alice", fiscalYear = 2026, amountMinor = 100_000 });
+
+        await using (await EventLogLock.TakeAsync(api))
+        {
+            await AssertTimedOutAsync(await AssessAsync());
+        }
+
+        Assert.Equal(events, await api.CountEventsAsync());
+        var retried = await AssessAsync();
+        Assert.Equal(HttpStatusCode.Created, retried.StatusCode);
+        Assert.False(retried.Headers.Contains(Idempotency.ReplayedHeader));
+        var again = await AssessAsync();
+        Assert.Equal(HttpStatusCode.Created, again.StatusCode);
+        Assert.Equal("true", Assert.Single(again.Headers.GetValues(Idempotency.ReplayedHeader)));
+        Assert.Equal(events + 1, await api.CountEventsAsync());
+    }
+
+    [Fact]
     public async Task A_read_past_its_deadline_is_503_with_Retry_After()
     {
         await using var api = await ApiFactory.StartAsync(("RequestTimeouts:DefaultSeconds", "1"));

@@ -11,8 +11,10 @@ public sealed class RequestTimedOutException(TimeSpan timeout)
 /// Every request has a deadline, so a request stuck behind a lock or a slow disk gives its connection back instead of
 /// holding it: RequestTimeouts:DefaultSeconds (30), the bulk import RequestTimeouts:ImportSeconds (3,600), health checks
 /// none. At the deadline the request's cancellation token fires, Npgsql cancels the statement and the transaction rolls
-/// back, and the client is answered 503 with Retry-After. A write whose handler has returned is committed: it is
-/// answered as such, never turned into a 503 by a deadline that passed while its answer was being written.
+/// back, and the client is answered 503 with Retry-After. Once a write's handler has returned, its deadline is lifted:
+/// the write has committed (or, keyed with Idempotency-Key, commits with its answer right after) and is answered as
+/// such, never turned into a 503 by a deadline passing while its answer is written. A deadline that passed just before
+/// the lift still cancels a keyed write's commit: then it is a 503 and nothing was recorded, as it says.
 /// </summary>
 public static class RequestDeadlines
 {
