@@ -36,14 +36,18 @@ builder.Services.AddMediation(typeof(Program).Assembly);
 builder.AddConfederalAuth();
 builder.Services.AddSingleton(AuditKeys.Load(builder.Configuration, builder.Environment));
 builder.Services.AddProblemDetails();
+builder.Services.AddSingleton<IProblemDetailsWriter, ProblemJsonWriter>();
 builder.Services.AddExceptionHandler<ProblemsExceptionHandler>();
 builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
 builder.Services.Configure<JsonOptions>(o =>
 {
     o.SerializerOptions.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
     o.SerializerOptions.NumberHandling = JsonNumberHandling.Strict;
+    o.SerializerOptions.AllowDuplicateProperties = false; // {"name": "a", "Name": "b"}: which did the sender mean?
     o.SerializerOptions.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower, allowIntegerValues: false));
 });
+builder.Services.AddRateLimits(builder.Configuration);
+builder.Services.AddRequestDeadlines(builder.Configuration);
 builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", tags: ["ready"]);
 builder.Services.AddOpenApi("v1", o =>
 {
@@ -61,15 +65,18 @@ app.UseExceptionHandler();
 app.UseStatusCodePages();
 app.UseRequestLogging();
 app.UseBodyLimits();
+app.UseRequestTimeouts();
 app.UseAuthentication();
+app.UseRateLimiter();
 app.UseAuthorization();
 app.UseMiddleware<Idempotency>();
 
-app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
-app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") });
+app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false }).DisableRateLimiting().DisableRequestTimeout();
+app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") }).DisableRateLimiting().DisableRequestTimeout();
 app.MapOpenApi("/openapi/{documentName}.json");
 
-var api = app.MapGroup("/api/v1");
+var api = app.MapGroup("/api/v1").KeepsCommittedWrites()
+    .ProducesProblem(StatusCodes.Status429TooManyRequests).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 RegisterCanton.Map(api);
 GetCantons.Map(api);
 RecognizeOrganization.Map(api);

@@ -21,11 +21,43 @@ public sealed class ApiFactory : WebApplicationFactory<Program>, IAsyncLifetime
 
     public async Task InitializeAsync() => _connectionString = await TestPostgres.CreateDatabaseAsync(Database.Migrations);
 
+    /// <summary>An API of a test's own, with <paramref name="settings"/> over its configuration (null: the API's own
+    /// value, e.g. a default rate limit); disposed by the test.</summary>
+    public static async Task<ApiFactory> StartAsync(params (string Key, string? Value)[] settings)
+    {
+        var api = new ApiFactory();
+        foreach (var (key, value) in settings)
+        {
+            if (value is null)
+            {
+                api.Settings.Remove(key);
+            }
+            else
+            {
+                api.Settings[key] = value;
+            }
+        }
+
+        await api.InitializeAsync();
+        return api;
+    }
+
     /// <summary>The API's clock: real time until a test moves it.</summary>
     public ManualClock Clock { get; } = new();
 
     /// <summary>Every log line the API wrote, formatted.</summary>
     public CapturedLogs Logs { get; } = new();
+
+    /// <summary>Configuration applied over the API's own, before it starts. Tests send many requests from few clients,
+    /// so the rate limits are lifted unless a test sets them (or removes these to run on the configured defaults).</summary>
+    public Dictionary<string, string?> Settings { get; } = new()
+    {
+        ["RateLimiting:Client:PermitsPerSecond"] = "1000000",
+        ["RateLimiting:Client:Burst"] = "1000000",
+        ["RateLimiting:AsOf:PermitsPerSecond"] = "1000000",
+        ["RateLimiting:AsOf:Burst"] = "1000000",
+        ["RateLimiting:AsOfConcurrency"] = "64",
+    };
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
@@ -34,6 +66,10 @@ public sealed class ApiFactory : WebApplicationFactory<Program>, IAsyncLifetime
         builder.UseSetting("ConnectionStrings:Confederal", _connectionString);
         builder.UseSetting(DataDirectory.Setting, _dataDirectory);
         builder.ConfigureTestServices(services => services.AddSingleton<TimeProvider>(Clock));
+        foreach (var (key, value) in Settings)
+        {
+            builder.UseSetting(key, value);
+        }
     }
 
     public HttpClient ClientAs(string role, string? subject = null, string? canton = null)

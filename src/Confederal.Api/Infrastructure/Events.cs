@@ -70,8 +70,12 @@ public static class Events
         return v1;
     }
 
-    /// <summary>Correlation (the caller's X-Correlation-Id or the trace id) and actor of the current request.</summary>
+    /// <summary>Correlation (the caller's X-Correlation-Id if it is 1 to 128 visible ASCII characters, else the trace id)
+    /// and actor of the current request. The log keeps what it is given: a NUL was a 500 (PostgreSQL text refuses it),
+    /// control characters and line breaks would reach the audit feed.</summary>
     public static EventMetadata Metadata(this HttpContext http) => new(
-        CorrelationId: http.Request.Headers["X-Correlation-Id"].FirstOrDefault() is { Length: > 0 and <= 128 } id ? id : http.TraceIdentifier,
+        CorrelationId: http.Request.Headers["X-Correlation-Id"].FirstOrDefault() is { Length: > 0 and <= 128 } id && id.All(c => c is >= '!' and <= '~')
+            ? id
+            : http.TraceIdentifier,
         Actor: http.User.Actor());
 }

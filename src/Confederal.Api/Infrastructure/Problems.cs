@@ -23,6 +23,9 @@ public sealed class InvalidLinesException(IReadOnlyList<LineError> errors, long 
 /// <summary>The one place where exceptions become RFC 9457 problem details.</summary>
 internal sealed class ProblemsExceptionHandler(IProblemDetailsService problems, ILogger<ProblemsExceptionHandler> logger) : IExceptionHandler
 {
+    /// <summary>When an unavailable database or a request cancelled at its deadline may be retried.</summary>
+    private static readonly TimeSpan Unavailable = TimeSpan.FromSeconds(5);
+
     public async ValueTask<bool> TryHandleAsync(HttpContext http, Exception exception, CancellationToken ct)
     {
         var problem = exception switch
@@ -74,6 +77,18 @@ internal sealed class ProblemsExceptionHandler(IProblemDetailsService problems, 
                 Title = $"{e.What} not found.",
                 Detail = e.Message,
             },
+            TooManyRequestsException e => new ProblemDetails
+            {
+                Status = StatusCodes.Status429TooManyRequests,
+                Title = "Too many requests; nothing was recorded.",
+                Detail = $"{e.Message} Retry after {Seconds(e.RetryAfter)} s.",
+            },
+            RequestTimedOutException e => new ProblemDetails
+            {
+                Status = StatusCodes.Status503ServiceUnavailable,
+                Title = "The request took too long and was cancelled; nothing was recorded.",
+                Detail = $"{e.Message} Retry later.",
+            },
             NpgsqlException { IsTransient: true } or TimeoutException => new ProblemDetails
             {
                 Status = StatusCodes.Status503ServiceUnavailable,
@@ -89,14 +104,19 @@ internal sealed class ProblemsExceptionHandler(IProblemDetailsService problems, 
             return false;
         }
 
-        if (problem.Status == StatusCodes.Status503ServiceUnavailable)
+        var retryAfter = exception is TooManyRequestsException refused ? refused.RetryAfter
+            : problem.Status == StatusCodes.Status503ServiceUnavailable ? Unavailable
+            : (TimeSpan?)null;
+        if (retryAfter is { } after)
         {
-            http.Response.Headers.RetryAfter = "5";
+            http.Response.Headers.RetryAfter = Seconds(after).ToString(System.Globalization.CultureInfo.InvariantCulture);
         }
 
         http.Response.StatusCode = problem.Status!.Value;
         return await problems.TryWriteAsync(new ProblemDetailsContext { HttpContext = http, ProblemDetails = problem, Exception = exception });
     }
+
+    private static int Seconds(TimeSpan after) => Math.Max(1, (int)Math.Ceiling(after.TotalSeconds));
 
     private static string Camel(string name) =>
         string.IsNullOrEmpty(name) ? "" : char.ToLowerInvariant(name[0]) + name[1..];
@@ -104,4 +124,23 @@ internal sealed class ProblemsExceptionHandler(IProblemDetailsService problems, 
     // Minimal APIs wrap JSON errors: the inner message says what and where (path, line, byte).
     private static string Unwrap(BadHttpRequestException e) =>
         e.InnerException is System.Text.Json.JsonException json ? $"{e.Message} {json.Message}" : e.Message;
+}
+
+/// <summary>Problems are JSON whatever the request's Accept header says. The framework's writer declines a client that
+/// accepts no JSON (Accept: application/xml, text/html without */*): its refusals would go out without a body, or as
+/// text, and a 404 thrown by a handler would become a 500. Registered after the framework's, it writes what that one
+/// declines, with the same fields.</summary>
+internal sealed class ProblemJsonWriter(Microsoft.Extensions.Options.IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json) : IProblemDetailsWriter
+{
+    public bool CanWrite(ProblemDetailsContext context) => true;
+
+    public ValueTask WriteAsync(ProblemDetailsContext context)
+    {
+        var http = context.HttpContext;
+        var problem = context.ProblemDetails;
+        problem.Status ??= http.Response.StatusCode;
+        problem.Title ??= Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(problem.Status.Value);
+        problem.Extensions.TryAdd("traceId", System.Diagnostics.Activity.Current?.Id ?? http.TraceIdentifier);
+        return new ValueTask(http.Response.WriteAsJsonAsync(problem, problem.GetType(), json.Value.SerializerOptions, "application/problem+json"));
+    }
 }

@@ -11,16 +11,21 @@ public sealed record CensusView(string CantonId, DateOnly On, long Residents);
 
 /// <summary>GET /api/v1/cantons/{cantonId}/census?on={date}: public, the number of residents on a day (today by
 /// default). A count, never a list.</summary>
-public static class GetCensus
+public static partial class GetCensus
 {
-    public sealed record Query(string CantonId, DateOnly? On) : IRequest<CensusView>;
+    /// <summary><paramref name="OnAsSent"/>: the query's text; the binder also reads 2026/01/02 and 01/02/2026 (as
+    /// January 2nd, which a European municipality means as February 1st), so only yyyy-mm-dd is let through.</summary>
+    public sealed record Query(string CantonId, DateOnly? On, string? OnAsSent = null) : IRequest<CensusView>;
 
     public sealed class Validator : AbstractValidator<Query>
     {
         public Validator() =>
-            RuleFor(q => q.On).Must(d => d is null || d >= Residences.Earliest).WithName("on")
+            RuleFor(q => q.On).Must((q, d) => d is null || (d >= Residences.Earliest && IsoDate().IsMatch(q.OnAsSent ?? ""))).WithName("on")
                 .WithMessage($"on must be a date (yyyy-mm-dd) from {Residences.Earliest:O} on.");
     }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^\d{4}-\d{2}-\d{2}\z", System.Text.RegularExpressions.RegexOptions.CultureInvariant)]
+    private static partial System.Text.RegularExpressions.Regex IsoDate();
 
     public sealed class Handler(EventLog events, NpgsqlDataSource db, TimeProvider clock) : IRequestHandler<Query, CensusView>
     {
@@ -37,8 +42,9 @@ public static class GetCensus
     }
 
     public static void Map(IEndpointRouteBuilder api) =>
-        api.MapGet("/cantons/{cantonId}/census", async Task<Ok<CensusView>> (string cantonId, DateOnly? on, IMediator mediator, CancellationToken ct) =>
-                TypedResults.Ok(await mediator.Send(new Query(cantonId, on), ct)))
+        api.MapGet("/cantons/{cantonId}/census", async Task<Ok<CensusView>> (
+                string cantonId, DateOnly? on, HttpRequest request, IMediator mediator, CancellationToken ct) =>
+                TypedResults.Ok(await mediator.Send(new Query(cantonId, on, request.Query["on"]), ct)))
             .AllowAnonymous()
             .WithName("GetCensus")
             .WithTags("Census")

@@ -901,6 +901,7 @@ public static class GetBudget
                 IMediator mediator, CancellationToken ct) =>
                 TypedResults.Ok(await mediator.Send(new Query(cantonId, year, asOf), ct)))
             .AllowAnonymous()
+            .FoldsTheLogWith("asOf")
             .WithName("GetBudget")
             .WithTags("Budgets")
             .ProducesValidationProblem()

@@ -38,6 +38,7 @@ public static class Designate
         public Validator()
         {
             RuleFor(c => c.FiscalYear).FiscalYear();
+            RuleFor(c => c.PersonId).PersonId();
             RuleFor(c => c.Body.Choices).Custom((choices, context) =>
             {
                 if (choices is not null && choices.Any(c => c is null))
@@ -56,14 +57,20 @@ public static class Designate
 
     public sealed class WithdrawValidator : AbstractValidator<Withdraw>
     {
-        public WithdrawValidator() =>
+        public WithdrawValidator()
+        {
             RuleFor(c => c.FiscalYear).FiscalYear();
+            RuleFor(c => c.PersonId).PersonId();
+        }
     }
 
     public sealed class QueryValidator : AbstractValidator<Query>
     {
-        public QueryValidator() =>
+        public QueryValidator()
+        {
             RuleFor(c => c.FiscalYear).FiscalYear();
+            RuleFor(c => c.PersonId).PersonId();
+        }
     }
 
     public sealed class Handler(EventLog events, NpgsqlDataSource db, TimeProvider clock)

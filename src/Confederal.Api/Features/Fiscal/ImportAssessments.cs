@@ -121,7 +121,11 @@ public static class ImportAssessments
                         continue;
                     }
 
-                    if (Line(number, line) is { } assessed)
+                    if (line.Length > MaxLineBytes) // whole in this read: too long all the same
+                    {
+                        Fail(number, $"the line is longer than {MaxLineBytes} bytes");
+                    }
+                    else if (Line(number, line) is { } assessed)
                     {
                         batch.Add(assessed);
                     }
@@ -250,6 +254,11 @@ public static class ImportAssessments
 
         private static (string?, int?, long?, string?) Json(ReadOnlySpan<byte> line)
         {
+            if (!System.Text.Unicode.Utf8.IsValid(line)) // the reader leaves strings unchecked until they are read
+            {
+                return (null, null, null, "the line is not valid UTF-8");
+            }
+
             string? personId = null;
             int? year = null;
             long? amount = null;
@@ -318,7 +327,7 @@ public static class ImportAssessments
                     await mediator.Send(new Command(cantonId, format.Value, request.BodyReader, request.HttpContext.Metadata()), ct));
             })
             .RequireAuthorization(Scopes.CantonMunicipality)
-            .AcceptsBodiesUpTo(MaxBodyBytes)
+            .AcceptsBodiesUpTo("ImportBytes", MaxBodyBytes)
             .AddOpenApiOperationTransformer((operation, _, _) =>
             {
                 // The media types are told to the document only: as routing metadata (Accepts) a request of another
@@ -336,5 +345,6 @@ public static class ImportAssessments
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
-            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
+            .WithRequestTimeout(RequestDeadlines.Import);
 }

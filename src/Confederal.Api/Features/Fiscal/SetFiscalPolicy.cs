@@ -57,13 +57,13 @@ public static class SetFiscalPolicy
     public static bool Eligible(JsonElement? element, out IReadOnlyList<string>? eligible)
     {
         eligible = null;
-        if (element is not { } e || e.ValueKind == JsonValueKind.Null || (e.ValueKind == JsonValueKind.String && e.GetString() == "all"))
+        if (element is not { } e || e.ValueKind == JsonValueKind.Null || (e.ValueKind == JsonValueKind.String && Text(e) == "all"))
         {
             return true;
         }
 
         if (e.ValueKind != JsonValueKind.Array || e.GetArrayLength() is 0 or > MaxEligibleOrganizations
-            || e.EnumerateArray().Any(x => x.ValueKind != JsonValueKind.String || !Identifiers.IsSlug(x.GetString())))
+            || e.EnumerateArray().Any(x => x.ValueKind != JsonValueKind.String || !Identifiers.IsSlug(Text(x))))
         {
             return false;
         }
@@ -71,6 +71,19 @@ public static class SetFiscalPolicy
         var ids = e.EnumerateArray().Select(x => x.GetString()!).ToList();
         eligible = ids;
         return ids.Distinct(StringComparer.Ordinal).Count() == ids.Count;
+    }
+
+    // A JsonElement keeps a string's bytes as sent and transcodes them when read: invalid UTF-8 throws only then.
+    private static string? Text(JsonElement s)
+    {
+        try
+        {
+            return s.GetString();
+        }
+        catch (InvalidOperationException)
+        {
+            return null;
+        }
     }
 
     public sealed class Handler(EventLog events, TimeProvider clock) : IRequestHandler<Command, Result>, IRequestHandler<Query, FiscalPolicyView>
