@@ -269,6 +269,32 @@ public sealed class IdempotencyTests(ApiFactory api) : IClassFixture<ApiFactory>
         await api.AssertRefusedAsync(response, HttpStatusCode.BadRequest, "invalid-idempotency-key", events);
     }
 
+    [Fact]
+    public async Task An_empty_key_over_the_wire_is_a_400_and_records_nothing()
+    {
+        await using var server = await ApiFactory.StartAsync();
+        server.UseKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, 0));
+        server.StartServer();
+        var address = new Uri(server.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>()
+            .Features.Get<Microsoft.AspNetCore.Hosting.Server.Features.IServerAddressesFeature>()!.Addresses.First());
+        await new Fiscal(server).CantonAsync("id-wire");
+        var events = await server.CountEventsAsync();
+        var body = """{"personId": "id-wire-1", "fiscalYear": 2026, "amountMinor": 1}""";
+        var token = DevTokens.Issue(server.SigningKey, Roles.Municipality, "id-wire-admin", "id-wire");
+
+        using var tcp = new System.Net.Sockets.TcpClient();
+        await tcp.ConnectAsync(address.Host, address.Port);
+        var stream = tcp.GetStream();
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(
+            $"POST /api/v1/cantons/id-wire/tax-assessments HTTP/1.1\r\nHost: {address.Authority}\r\nAuthorization: Bearer {token}\r\n" +
+            $"Idempotency-Key: \r\nContent-Type: application/json\r\nContent-Length: {body.Length}\r\nConnection: close\r\n\r\n{body}"));
+        var answer = await new StreamReader(stream).ReadToEndAsync();
+
+        Assert.StartsWith("HTTP/1.1 400", answer, StringComparison.Ordinal);
+        Assert.Contains("invalid-idempotency-key", answer, StringComparison.Ordinal);
+        Assert.Equal(events, await server.CountEventsAsync());
+    }
+
     private static async Task WaitUntilAsync(Func<Task<long>> count)
     {
         for (var waited = 0; await count() == 0; waited += 20)
