@@ -87,9 +87,9 @@ public static class SoakBenchmark
         var world = await World.SeedAsync(api, database, clients, TimeSpan.FromSeconds(warmup) + TimeSpan.FromMinutes(minutes));
         Console.WriteLine($"  seeded in {Stopwatch.GetElapsedTime(started).TotalSeconds:0} s: {world.Summary}");
 
-        var run = new Run(api, postmaster, world, clients);
+        var run = new Run(api, database, postmaster, world, clients);
         await run.DriveAsync(TimeSpan.FromSeconds(warmup), TimeSpan.FromMinutes(minutes));
-        await run.VerifyAsync(database, raw);
+        await run.VerifyAsync(raw);
     }
 
     /// <summary>What PostgreSQL alone does with the same number of clients: one INSERT of an event-sized row (a tax assessment's
@@ -446,7 +446,8 @@ public static class SoakBenchmark
         }
     }
 
-    /// <summary>Writes acknowledged with a 2xx since the seeding, warm-up included: what the log must hold afterwards.</summary>
+    /// <summary>Writes acknowledged with a 2xx since the seeding (<see cref="Writes"/>: since the run began), warm-up
+    /// included: what the database must hold afterwards.</summary>
     private sealed class Acknowledged
     {
         public long Assessments;
@@ -454,15 +455,17 @@ public static class SoakBenchmark
         public long Registrations;
         public long Departures;
         public long Votes;
+        public long Writes;
     }
 
     /// <summary>Memory at a <see cref="Stopwatch"/> timestamp.</summary>
     private sealed record MemorySample(long At, double ApiMiB, double ServerPrivateMiB, double ServerSharedMiB);
 
     /// <summary>One run of the mix: the clients, the reporter and the memory sampler.</summary>
-    private sealed class Run(ApiProcess api, int postmaster, World world, int clients)
+    private sealed class Run(ApiProcess api, BenchDatabase database, int postmaster, World world, int clients)
     {
         private readonly Acknowledged _acknowledged = new();
+        private long _keysBefore;
         private readonly List<MemorySample> _memory = [];
         private Recorder _recorder = new();
         private long _measuredFrom;
@@ -477,6 +480,7 @@ public static class SoakBenchmark
             Console.WriteLine($"Soak: {clients} clients, each its own connection, for {duration.TotalMinutes:0.#} min after a {warmup.TotalSeconds:0} s warm-up " +
                               $"(not counted); a report every {ReportEvery.TotalSeconds:0} s. Mix (weights): " +
                               string.Join(", ", Kinds.Select(k => $"{Labels[(int)k]} {Weights[(int)k]}")) + ".");
+            _keysBefore = await KeysAsync();
             using var stop = new CancellationTokenSource();
             var organizationIds = world.Organizations.Select(o => o.Id).ToArray();
             var loops = Enumerable.Range(0, clients).Select(c => Task.Run(() => new Client(c, clients, world, organizationIds, this).RunAsync(stop.Token))).ToArray();
@@ -573,7 +577,7 @@ public static class SoakBenchmark
             }
         }
 
-        public async Task VerifyAsync(BenchDatabase database, Workload.Run raw)
+        public async Task VerifyAsync(Workload.Run raw)
         {
             var settled = await SettleAsync(database);
             var recorder = _recorder;
@@ -612,13 +616,14 @@ public static class SoakBenchmark
                 Console.WriteLine($"  first errors: {body}");
             }
 
-            var found = await FoundAsync(database);
+            var found = await FoundAsync();
             var expected = new[]
             {
                 ("assessments", world.SeededAssessments + _acknowledged.Assessments + _acknowledged.ImportedRows, found.Assessments),
                 ("residents", world.SeededResidents + _acknowledged.Registrations, found.Registrations),
                 ("departures", _acknowledged.Departures, found.Departures),
                 ("votes on the open ballots", _acknowledged.Votes, found.Votes),
+                ("idempotency records of the run's writes", _acknowledged.Writes, await KeysAsync() - _keysBefore),
             };
 
             List<MemorySample> memory;
@@ -650,7 +655,13 @@ public static class SoakBenchmark
             Console.WriteLine($"  PostgreSQL shared buffers touched: {memory[^1].ServerSharedMiB:N0} MiB at the end (they fill up to shared_buffers as the data grows).");
         }
 
-        private async Task<(long Assessments, long Registrations, long Departures, long Votes)> FoundAsync(BenchDatabase database)
+        private async Task<long> KeysAsync()
+        {
+            await using var command = database.DataSource.CreateCommand("SELECT count(*) FROM idempotency_keys");
+            return (long)(await command.ExecuteScalarAsync())!;
+        }
+
+        private async Task<(long Assessments, long Registrations, long Departures, long Votes)> FoundAsync()
         {
             await using var command = database.DataSource.CreateCommand("""
                 SELECT count(*) FILTER (WHERE type = 'tax-assessed'),
@@ -757,9 +768,10 @@ public static class SoakBenchmark
                 }
 
                 _run.Record(kind, Stopwatch.GetElapsedTime(started).TotalMilliseconds, status, error);
-                if (error is null)
+                if (error is null && kind <= LastWrite)
                 {
                     acknowledge?.Invoke();
+                    Interlocked.Increment(ref _run.Acknowledged.Writes);
                 }
             }
         }
