@@ -163,6 +163,33 @@ public sealed class IdempotencyTests(ApiFactory api) : IClassFixture<ApiFactory>
     }
 
     [Fact]
+    public async Task A_keyed_close_answers_the_result_it_certified_and_its_retry_the_same()
+    {
+        var ballot = await _d.BallotAsync("id-home", options: ["oak-option", "elm-option"]);
+        var receipts = new List<string>();
+        foreach (var (voter, option) in new[] { ("id-closer-1", "oak-option"), ("id-closer-2", "elm-option"), ("id-closer-3", "oak-option") })
+        {
+            await Fiscal.Ok(_d.ResideAsync("id-home", voter, new DateOnly(2010, 1, 1)));
+            receipts.Add(await _d.ReceiptAsync("id-home", ballot, voter, option));
+        }
+
+        api.Clock.Advance(TimeSpan.FromHours(2));
+        var close = () => Fiscal.Municipality("id-home").SendAsync(Keyed(HttpMethod.Post, $"/api/v1/cantons/id-home/ballots/{ballot}/close", "close-1", null));
+
+        var first = await Fiscal.Ok(close());
+        var retry = await Fiscal.Ok(close());
+
+        var result = await first.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal(3, result.GetProperty("votes").GetInt64());
+        Assert.Equal([2, 1], result.GetProperty("tallies").EnumerateArray().Select(t => t.GetProperty("votes").GetInt64()));
+        Assert.Equal(receipts.Order(StringComparer.Ordinal), result.GetProperty("ballots").EnumerateArray().Select(b => b.GetProperty("receipt").GetString()!));
+        Assert.Equal(await first.Content.ReadAsStringAsync(), await retry.Content.ReadAsStringAsync());
+        Assert.Equal("true", retry.Headers.GetValues(Idempotency.ReplayedHeader).Single());
+        Assert.Equal(result.ToString(), (await _d.ResultsAsync("id-home", ballot)).ToString());
+        Assert.Equal(1, await CountAsync("SELECT count(*) FROM es.events WHERE type = 'ballot-certified' AND data->>'ballotId' = $1", ballot.ToString()));
+    }
+
+    [Fact]
     public async Task The_key_commits_with_the_events_it_produced()
     {
         var db = api.Services.GetRequiredService<NpgsqlDataSource>();

@@ -6,8 +6,10 @@ using Confederal.EventStore;
 using Npgsql;
 
 // dotnet run -c Release --project tests/Confederal.Benchmarks -- [--seconds 3] [--rounds 5] [--events 1000000] [--clients 32]
-//     [--warmup 30] [--votes 100000] [--close-votes 1000000] [--only append|rebuild|import|designations|budget|get-budget|as-of|votes|audit|replay[,…]]
-string[] benchmarks = ["append", "rebuild", "import", "designations", "budget", "get-budget", "as-of", "votes", "audit", "replay"];
+//     [--warmup 30] [--votes 100000] [--close-votes 1000000] [--minutes 10]
+//     [--only append|rebuild|import|designations|budget|get-budget|as-of|votes|audit|replay|soak[,…]]
+// soak (the load and soak run) runs only when named.
+string[] benchmarks = ["append", "rebuild", "import", "designations", "budget", "get-budget", "as-of", "votes", "audit", "replay", "soak"];
 var only = args.SkipWhile(a => a != "--only").Skip(1).FirstOrDefault()?.Split(',');
 if (only is not null && only.Except(benchmarks).Any())
 {
@@ -146,9 +148,15 @@ if (Runs("replay"))
     await ReplayBenchmark.RunAsync(cluster, rebuildEvents, Math.Max(1, rounds / 2));
 }
 
+if (Runs("soak"))
+{
+    Console.WriteLine();
+    await SoakBenchmark.RunAsync(cluster, Stats.PostmasterPid, clients, Arg("--minutes", 10), warmup, seconds, rounds);
+}
+
 return 0;
 
-bool Runs(string benchmark) => only is null || only.Contains(benchmark);
+bool Runs(string benchmark) => only?.Contains(benchmark) ?? benchmark != "soak";
 
 int Arg(string name, int fallback)
 {

@@ -35,21 +35,29 @@ public static class CloseBallot
                     throw new DomainException("ballot-still-open", $"Voting runs until {ballot.Called.ClosesAt:O}; the ballot closes after that.");
                 }
 
-                await events.TransactAsync(tx => CertifyAsync(tx, command, now, cancellationToken), cancellationToken);
+                // Answered from what this close wrote rather than read back: under an Idempotency-Key its transaction
+                // commits only after the answer is made, and a read would not see the certification yet.
+                if (await events.TransactAsync(tx => CertifyAsync(tx, command, now, cancellationToken), cancellationToken) is { } closed)
+                {
+                    return closed;
+                }
+
                 (ballot, _) = await Ballots.ReadAsync(events, command.CantonId, command.BallotId, cancellationToken);
             }
 
             return await BallotResultsView.ReadAsync(events, ballot, 0, cancellationToken);
         }
 
-        private async Task<bool> CertifyAsync(NpgsqlTransaction tx, Command command, DateTimeOffset now, CancellationToken ct)
+        /// <summary>Certifies the ballot and returns its record's first page; null when a concurrent close certified it
+        /// while this one waited for the lock.</summary>
+        private async Task<BallotResultsView?> CertifyAsync(NpgsqlTransaction tx, Command command, DateTimeOffset now, CancellationToken ct)
         {
             var id = command.BallotId;
             await BallotBox.LockAsync(tx, id, ct);
             var (ballot, version) = await Ballots.ReadAsync(events, command.CantonId, id, ct);
             if (ballot.Certified is not null)
             {
-                return false; // a concurrent close certified it while this one waited for the lock
+                return null;
             }
 
             var called = ballot.Called;
@@ -76,7 +84,8 @@ public static class CloseBallot
             }
 
             await BallotBox.EmptyAsync(tx, id, ct);
-            return true;
+            return BallotResultsView.From(ballot with { Certified = certified }, 0,
+                pages.Count > 0 ? [.. BallotResultsView.Counted(called, (BallotsCounted)pages[0])] : []);
         }
 
         private sealed record Enactment(string StreamId, long Version, IReadOnlyList<object> Events, string? NotEnacted);

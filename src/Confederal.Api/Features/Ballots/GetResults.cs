@@ -31,10 +31,20 @@ public sealed record BallotResultsView(
         var ballots = new List<CountedBallotView>();
         await foreach (var e in events.ReadStreamAsync(Ballot.BoxStreamId(called.BallotId), page + 1, page + 1, ct))
         {
-            var counted = (BallotsCounted)e.Data;
-            ballots.AddRange(counted.Receipts.Select((receipt, i) => new CountedBallotView(receipt, called.Options[counted.Options[i]])));
+            ballots.AddRange(Counted(called, (BallotsCounted)e.Data));
         }
 
+        return From(ballot, page, ballots);
+    }
+
+    /// <summary>The ballots of one sealed page, with their options by name.</summary>
+    public static IEnumerable<CountedBallotView> Counted(BallotCalled called, BallotsCounted counted) =>
+        counted.Receipts.Select((receipt, i) => new CountedBallotView(receipt, called.Options[counted.Options[i]]));
+
+    /// <summary>The record of a certified ballot with the counted <paramref name="ballots"/> of <paramref name="page"/>.</summary>
+    public static BallotResultsView From(Ballot ballot, int page, IReadOnlyList<CountedBallotView> ballots)
+    {
+        var (called, certified) = (ballot.Called, ballot.Certified!);
         return new BallotResultsView(
             called.BallotId, called.CantonId, called.Question, called.CensusDate, certified.Eligible, certified.Votes,
             certified.Eligible == 0 ? 0 : certified.Votes * 10_000 / certified.Eligible,
