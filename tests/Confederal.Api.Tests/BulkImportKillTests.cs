@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text;
 using Confederal.Api.Infrastructure;
+using Confederal.Benchmarks;
 using Confederal.Testing;
 using Npgsql;
 using Xunit.Abstractions;
@@ -59,8 +60,8 @@ public sealed class BulkImportKillTests(ITestOutputHelper output) : IAsyncLifeti
     /// <summary>Re-sends <paramref name="batch"/> after a restart: recorded once, and a second retry is a replay.</summary>
     private async Task ResendAsync(string tag, string key, byte[] batch)
     {
-        await using var api = await ApiProcess.StartAsync(_connectionString, _dataDirectory);
-        var municipality = api.ClientAs(Roles.Municipality, "kill-home-admin", Canton);
+        await using var api = await ApiProcess.StartAsync(_connectionString, dataDirectory: _dataDirectory);
+        var municipality = Client(api, Roles.Municipality, "kill-home-admin", Canton);
         var resent = await municipality.SendAsync(Import(key, new ByteArrayContent(batch)));
         Assert.True(resent.StatusCode == HttpStatusCode.Created, $"{(int)resent.StatusCode} {await resent.Content.ReadAsStringAsync()}");
         var again = await municipality.SendAsync(Import(key, new ByteArrayContent(batch)));
@@ -74,11 +75,11 @@ public sealed class BulkImportKillTests(ITestOutputHelper output) : IAsyncLifeti
     public async Task Killed_mid_import_the_batch_is_absent_and_a_keyed_retry_records_it_once()
     {
         var batch = Batch("mid");
-        await using (var api = await ApiProcess.StartAsync(_connectionString, _dataDirectory))
+        await using (var api = await ApiProcess.StartAsync(_connectionString, dataDirectory: _dataDirectory))
         {
-            await Fiscal.Ok(api.ClientAs(Roles.Admin, "admin").PutAsJsonAsync($"/api/v1/cantons/{Canton}", new { name = "Kill", currency = "CHF" }));
+            await Fiscal.Ok(Client(api, Roles.Admin, "admin").PutAsJsonAsync($"/api/v1/cantons/{Canton}", new { name = "Kill", currency = "CHF" }));
             var pipe = new Pipe();
-            var sending = api.ClientAs(Roles.Municipality, "kill-home-admin", Canton)
+            var sending = Client(api, Roles.Municipality, "kill-home-admin", Canton)
                 .SendAsync(Import("import-mid", new StreamContent(pipe.Reader.AsStream())));
             await pipe.Writer.WriteAsync(batch.AsMemory(0, batch.Length / 2));
             await WaitUntilAsync(CopyingAsync, api);
@@ -98,10 +99,10 @@ public sealed class BulkImportKillTests(ITestOutputHelper output) : IAsyncLifeti
     public async Task Killed_around_the_commit_the_batch_is_wholly_present_or_absent_and_a_keyed_retry_records_it_once()
     {
         var batch = Batch("end");
-        await using (var api = await ApiProcess.StartAsync(_connectionString, _dataDirectory))
+        await using (var api = await ApiProcess.StartAsync(_connectionString, dataDirectory: _dataDirectory))
         {
-            await Fiscal.Ok(api.ClientAs(Roles.Admin, "admin").PutAsJsonAsync($"/api/v1/cantons/{Canton}", new { name = "Kill", currency = "CHF" }));
-            var sending = api.ClientAs(Roles.Municipality, "kill-home-admin", Canton).SendAsync(Import("import-end", new ByteArrayContent(batch)));
+            await Fiscal.Ok(Client(api, Roles.Admin, "admin").PutAsJsonAsync($"/api/v1/cantons/{Canton}", new { name = "Kill", currency = "CHF" }));
+            var sending = Client(api, Roles.Municipality, "kill-home-admin", Canton).SendAsync(Import("import-end", new ByteArrayContent(batch)));
             await WaitUntilAsync(CopyingAsync, api);
             await WaitUntilAsync(async () => !await CopyingAsync(), api);
 
@@ -120,6 +121,13 @@ public sealed class BulkImportKillTests(ITestOutputHelper output) : IAsyncLifeti
         output.WriteLine($"killed after sending all {Lines} lines: {afterKill} recorded");
         Assert.True(afterKill is 0 or Lines, $"{afterKill} of {Lines} lines recorded: a partial batch");
         await ResendAsync("end", "import-end", batch);
+    }
+
+    private static HttpClient Client(ApiProcess api, string role, string subject, string? canton = null)
+    {
+        var client = api.Client();
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", api.Token(role, subject, canton));
+        return client;
     }
 
     private static async Task WaitUntilAsync(Func<Task<bool>> condition, ApiProcess api)

@@ -18,13 +18,14 @@ public sealed class ApiProcess : IAsyncDisposable
 {
     private const int EchoedLines = 20;
     private readonly Process _process;
-    private readonly string _dataDirectory;
+    private readonly string? _ownDataDirectory;
+    private readonly Queue<string> _recent = new();
     private int _lines;
 
-    private ApiProcess(Process process, string dataDirectory, Uri address, SecurityKey signingKey)
+    private ApiProcess(Process process, string? ownDataDirectory, Uri address, SecurityKey signingKey)
     {
         _process = process;
-        _dataDirectory = dataDirectory;
+        _ownDataDirectory = ownDataDirectory;
         Address = address;
         SigningKey = signingKey;
     }
@@ -38,11 +39,29 @@ public sealed class ApiProcess : IAsyncDisposable
     /// <summary>Lines the API wrote to its console (warnings and errors).</summary>
     public int LoggedLines => Volatile.Read(ref _lines);
 
-    /// <summary>Starts the API on <paramref name="connectionString"/> with further configuration <paramref name="settings"/>
-    /// (environment variable names, e.g. <c>RateLimiting__PermitLimit</c>) and waits until /health/ready answers 200.</summary>
-    public static async Task<ApiProcess> StartAsync(string connectionString, IReadOnlyDictionary<string, string> settings)
+    public bool HasExited => _process.HasExited;
+
+    /// <summary>The last lines the API wrote, for failure messages.</summary>
+    public string Output
     {
-        var dataDirectory = Directory.CreateTempSubdirectory("confederal-soak-api-").FullName;
+        get
+        {
+            lock (_recent)
+            {
+                return string.Join(Environment.NewLine, _recent);
+            }
+        }
+    }
+
+    /// <summary>Starts the API on <paramref name="connectionString"/> with further configuration <paramref name="settings"/>
+    /// (environment variable names, e.g. <c>RateLimiting__Client__Burst</c>) and waits until /health/ready answers 200.
+    /// Its files (signing and audit keys) go to <paramref name="dataDirectory"/>, kept for a restart, or else to a fresh
+    /// folder deleted with the process.</summary>
+    public static async Task<ApiProcess> StartAsync(
+        string connectionString, IReadOnlyDictionary<string, string>? settings = null, string? dataDirectory = null)
+    {
+        var own = dataDirectory is null ? Directory.CreateTempSubdirectory("confederal-api-process-").FullName : null;
+        dataDirectory ??= own!;
         var key = DevTokens.LoadOrCreateKey(dataDirectory);
         var address = new Uri($"http://127.0.0.1:{FreePort()}");
         var start = new ProcessStartInfo("dotnet")
@@ -63,13 +82,13 @@ public sealed class ApiProcess : IAsyncDisposable
                 ["Logging__LogLevel__Microsoft.AspNetCore"] = "Warning",
             },
         };
-        foreach (var (name, value) in settings)
+        foreach (var (name, value) in settings ?? new Dictionary<string, string>())
         {
             start.Environment[name] = value;
         }
 
         var process = Process.Start(start) ?? throw new InvalidOperationException("dotnet did not start.");
-        var api = new ApiProcess(process, dataDirectory, address, key);
+        var api = new ApiProcess(process, own, address, key);
         process.OutputDataReceived += (_, e) => api.Echo(e.Data);
         process.ErrorDataReceived += (_, e) => api.Echo(e.Data);
         process.BeginOutputReadLine();
@@ -103,6 +122,13 @@ public sealed class ApiProcess : IAsyncDisposable
         DefaultRequestHeaders = { Accept = { new MediaTypeWithQualityHeaderValue("application/json") } },
     };
 
+    /// <summary>SIGKILL: the process ends at once, in whatever it was doing, as when a machine loses power.</summary>
+    public async Task KillAsync()
+    {
+        _process.Kill(entireProcessTree: true);
+        await _process.WaitForExitAsync();
+    }
+
     /// <summary>The API process's resident set in MiB (VmRSS), or NaN once it has ended.</summary>
     public double ResidentMiB() => ProcessStatus.StatusMiB(Pid, "VmRSS");
 
@@ -129,12 +155,29 @@ public sealed class ApiProcess : IAsyncDisposable
         }
 
         _process.Dispose();
-        Directory.Delete(_dataDirectory, recursive: true);
+        if (_ownDataDirectory is not null)
+        {
+            Directory.Delete(_ownDataDirectory, recursive: true);
+        }
     }
 
     private void Echo(string? line)
     {
-        if (line is not null && Interlocked.Increment(ref _lines) <= EchoedLines)
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (_recent)
+        {
+            _recent.Enqueue(line);
+            if (_recent.Count > 40)
+            {
+                _recent.Dequeue();
+            }
+        }
+
+        if (Interlocked.Increment(ref _lines) <= EchoedLines)
         {
             Console.WriteLine($"  [api] {line}");
         }
