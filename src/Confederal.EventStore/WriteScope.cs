@@ -52,6 +52,7 @@ public sealed class WriteScope : IAsyncDisposable
         _ended = true;
         if (_transaction is not null)
         {
+            WriteOutcome.CommitSending();
             await _transaction.CommitAsync(ct);
             _log.Sequencer.Notify();
         }
