@@ -125,9 +125,43 @@ public sealed class DatabaseOutageTests(ApiFactory api, ITestOutputHelper output
         Assert.Contains("Idempotency-Key", problem, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_keyed_write_cut_off_before_its_commit_says_nothing_was_recorded_and_its_retry_records_it_once()
+    {
+        await new Fiscal(api).CantonAsync("cut-keyed");
+        var before = await api.CountEventsAsync();
+        var key = Guid.NewGuid().ToString();
+
+        // A keyed request writes in one transaction committed after its answer: the insert it waits in commits nothing.
+        var response = await CutOffAsync("SHARE ROW EXCLUSIVE", "%INSERT INTO es.events%", "cut-keyed", key);
+
+        await api.AssertRefusedAsync(response, HttpStatusCode.ServiceUnavailable, "database-unavailable", before);
+        var retried = await Assess("cut-keyed", key);
+        Assert.Equal(HttpStatusCode.Created, retried.StatusCode);
+        var replayed = await Assess("cut-keyed", key);
+        Assert.Equal(HttpStatusCode.Created, replayed.StatusCode);
+        Assert.True(replayed.Headers.Contains("Idempotent-Replayed"));
+        Assert.Equal(before + 1, await api.CountEventsAsync());
+    }
+
+    private Task<HttpResponseMessage> Assess(string canton, string? key)
+    {
+        var client = api.ClientAs(Confederal.Api.Infrastructure.Roles.Municipality, subject: $"{canton}-admin", canton: canton);
+        var request = new HttpRequestMessage(HttpMethod.Post, $"/api/v1/cantons/{canton}/tax-assessments")
+        {
+            Content = JsonContent.Create(new { personId = "p-cut", fiscalYear = Year, amountMinor = 100 }),
+        };
+        if (key is not null)
+        {
+            request.Headers.Add("Idempotency-Key", key);
+        }
+
+        return client.SendAsync(request);
+    }
+
     /// <summary>Posts an assessment while <c>es.events</c> is locked in <paramref name="lockMode"/>, and ends the request's
     /// session when it is seen waiting in a statement like <paramref name="statement"/>.</summary>
-    private async Task<HttpResponseMessage> CutOffAsync(string lockMode, string statement, string canton)
+    private async Task<HttpResponseMessage> CutOffAsync(string lockMode, string statement, string canton, string? key = null)
     {
         var db = api.Services.GetRequiredService<NpgsqlDataSource>();
         await using var locker = await db.OpenConnectionAsync();
@@ -137,8 +171,7 @@ public sealed class DatabaseOutageTests(ApiFactory api, ITestOutputHelper output
             await lockTable.ExecuteNonQueryAsync();
         }
 
-        var client = api.ClientAs(Confederal.Api.Infrastructure.Roles.Municipality, subject: $"{canton}-admin", canton: canton);
-        var sent = client.PostAsJsonAsync($"/api/v1/cantons/{canton}/tax-assessments", new { personId = "p-cut", fiscalYear = Year, amountMinor = 100 });
+        var sent = Assess(canton, key);
         // Outside the locking transaction, whose view of pg_stat_activity would stay as it was at its first read.
         await using var watcher = await db.OpenConnectionAsync();
         await using var find = new NpgsqlCommand("""
