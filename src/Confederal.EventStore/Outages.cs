@@ -22,7 +22,10 @@ public sealed class Backoff(ILogger logger, string loop)
     public static bool IsUnavailable(Exception e) => e is NpgsqlException { IsTransient: true } or TimeoutException;
 
     /// <summary>Logs the failure as the policy says and waits before the next try.</summary>
-    public Task FailedAsync(Exception e, CancellationToken ct)
+    public Task FailedAsync(Exception e, CancellationToken ct) => Task.Delay(Failed(e), ct);
+
+    /// <summary>Logs the failure as the policy says; returns how long to wait before the next try.</summary>
+    internal TimeSpan Failed(Exception e)
     {
         var now = Stopwatch.GetTimestamp();
         if (_failures++ == 0)
@@ -34,7 +37,7 @@ public sealed class Backoff(ILogger logger, string loop)
         {
             var delay = TimeSpan.FromSeconds(Math.Min(60, 1 << Math.Min(_failures - 1, 6)));
             logger.LogError(e, "{Loop} failed; retrying in {Delay}", loop, delay);
-            return Task.Delay(delay, ct);
+            return delay;
         }
 
         if (_failures == 1)
@@ -49,7 +52,7 @@ public sealed class Backoff(ILogger logger, string loop)
                 loop, Stopwatch.GetElapsedTime(_since, now), _failures, e.Message);
         }
 
-        return Task.Delay(TimeSpan.FromMilliseconds(Math.Min(5_000, 500 << Math.Min(_failures - 1, 4))), ct);
+        return TimeSpan.FromMilliseconds(Math.Min(5_000, 500 << Math.Min(_failures - 1, 4)));
     }
 
     /// <summary>A try succeeded: ends an outage (logging how long it lasted) and the back-off.</summary>
