@@ -70,7 +70,7 @@ public sealed class DatabaseOutageTests(ApiFactory api, ITestOutputHelper output
         output.WriteLine($"{(immediate ? "immediate" : "fast")} stop; down {restarted - stopped:g}, ready again {healthy - restarted:g} after the start");
         output.WriteLine($"requests sent {load.Sent}, logical writes {load.Writes}, acknowledged {acknowledged.Count}, " +
                          $"503s {load.Unavailable} ({load.OutcomeUnknown} of them outcome-unknown, {load.RefusedAfterRecovery} after ready), " +
-                         $"retries {load.Retries}, other answers {load.Unexpected.Count}, found afterwards {found.Values.Sum()} ({found.Count} people)");
+                         $"retries {load.Retries} ({load.Replays} answered as replays), other answers {load.Unexpected.Count}, found afterwards {found.Values.Sum()} ({found.Count} people)");
 
         Assert.True(load.Unexpected.IsEmpty, "Answers other than 2xx or a 503 problem with Retry-After:\n" + string.Join("\n", load.Unexpected));
         Assert.Equal(0, load.RefusedAfterRecovery);
@@ -208,6 +208,7 @@ public sealed class DatabaseOutageTests(ApiFactory api, ITestOutputHelper output
         private int _unavailable;
         private int _retries;
         private int _outcomeUnknown;
+        private int _replayed;
         private int _refusedAfterRecovery;
         private volatile bool _recovered;
 
@@ -224,6 +225,11 @@ public sealed class DatabaseOutageTests(ApiFactory api, ITestOutputHelper output
         public int Retries => _retries;
 
         public int OutcomeUnknown => _outcomeUnknown;
+
+        /// <summary>Retries answered from the record of a first attempt that was committed after all.</summary>
+        public int Replays => _replayed;
+
+        public void Replayed() => Interlocked.Increment(ref _replayed);
 
         /// <summary>503s to requests sent after /health/ready reported the database back.</summary>
         public int RefusedAfterRecovery => _refusedAfterRecovery;
@@ -281,6 +287,11 @@ public sealed class DatabaseOutageTests(ApiFactory api, ITestOutputHelper output
                 if (response.IsSuccessStatusCode)
                 {
                     load.Acknowledged.Enqueue(write);
+                    if (response.Headers.Contains("Idempotent-Replayed"))
+                    {
+                        load.Replayed();
+                    }
+
                     break;
                 }
 

@@ -97,7 +97,8 @@ internal sealed class ProblemsExceptionHandler(IProblemDetailsService problems, 
                 Status = StatusCodes.Status503ServiceUnavailable,
                 Title = "The database is unavailable; the request may have been recorded.",
                 Detail = "The database failed after the request's write was sent, so whether it was recorded is not known. " +
-                         "Retry it with the same Idempotency-Key: it is recorded at most once.",
+                         "Sent with an Idempotency-Key, retry it with the same key: it is recorded at most once. " +
+                         "Sent without one, check whether it was recorded before sending it again.",
                 Extensions = { ["code"] = "outcome-unknown" },
             },
             _ when Backoff.IsUnavailable(exception) => new ProblemDetails
