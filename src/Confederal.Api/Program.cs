@@ -61,9 +61,9 @@ builder.Services.AddOpenApi("v1", o =>
 
 var app = builder.Build();
 
+app.UseRequestLogging();
 app.UseExceptionHandler();
 app.UseStatusCodePages();
-app.UseRequestLogging();
 app.UseBodyLimits();
 app.UseRequestTimeouts();
 app.UseAuthentication();

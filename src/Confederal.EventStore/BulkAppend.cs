@@ -115,6 +115,7 @@ public sealed class BulkAppend : IAsyncDisposable
             await _importer.DisposeAsync();
             if (_savepoint is null)
             {
+                WriteOutcome.CommitSending();
                 await _transaction.CommitAsync(ct);
             }
             else

@@ -98,10 +98,7 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
         else
         {
             Port = FreeLoopbackPort();
-            await RunAsync("pg_ctl",
-                ["start", "-D", _clusterDirectory, "-w", "-t", "60", "-l", Path.Combine(_clusterDirectory, "server.log"),
-                 "-o", $"-p {Port}"],
-                ct);
+            await StartServerAsync(ct);
         }
 
         AdminConnectionString = new NpgsqlConnectionStringBuilder
@@ -113,6 +110,23 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
             Database = "postgres",
         }.ConnectionString;
     }
+
+    /// <summary>Stops the server, leaving the cluster in place for <see cref="StartAgainAsync"/>: fast (sessions are
+    /// told to end, transactions in flight roll back) or immediate (the server quits at once, as in a crash, and
+    /// recovers from its log at the next start).</summary>
+    public async Task StopAsync(bool immediate = false, CancellationToken ct = default)
+    {
+        await RunAsync("pg_ctl", ["stop", "-D", _clusterDirectory, "-m", immediate ? "immediate" : "fast", "-w", "-t", "60"], ct);
+    }
+
+    /// <summary>Starts a stopped server again on the same port, so that clients find it where it was.</summary>
+    public Task StartAgainAsync(CancellationToken ct = default) => StartServerAsync(ct);
+
+    private async Task StartServerAsync(CancellationToken ct) =>
+        await RunAsync("pg_ctl",
+            ["start", "-D", _clusterDirectory, "-w", "-t", "60", "-l", Path.Combine(_clusterDirectory, "server.log"),
+             "-o", $"-p {Port}"],
+            ct);
 
     private async Task InitAsync(IReadOnlyDictionary<string, string> settings, CancellationToken ct)
     {

@@ -93,9 +93,15 @@ public sealed class EventLog
                     var rows = Serialize(streamId, exact, events, metadata);
                     await using var connection = await _dataSource.OpenConnectionAsync(ct);
                     await using var tx = _inline.Count > 0 ? await connection.BeginTransactionAsync(ct) : null;
+                    if (tx is null)
+                    {
+                        WriteOutcome.CommitSending(); // the insert commits by itself
+                    }
+
                     var version = await InsertAsync(connection, tx, streamId, exact, events, metadata, rows, ct);
                     if (tx is not null)
                     {
+                        WriteOutcome.CommitSending();
                         await tx.CommitAsync(ct);
                     }
 
@@ -180,6 +186,7 @@ public sealed class EventLog
         await using var connection = await _dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         var result = await work(tx);
+        WriteOutcome.CommitSending();
         await tx.CommitAsync(ct);
         Sequencer.Notify();
         return result;
@@ -201,6 +208,7 @@ public sealed class EventLog
 
         await using var connection = await _dataSource.OpenConnectionAsync(ct);
         batch.Connection = connection;
+        WriteOutcome.CommitSending(); // the batch commits by itself
         await batch.ExecuteNonQueryAsync(ct);
     }
 

@@ -127,13 +127,13 @@ public sealed class ProjectionDaemon
     private async Task RunProjectionAsync(IProjection projection, CancellationToken ct)
     {
         var wake = _wake[projection.Name].Reader;
-        var failures = 0;
+        var backoff = new Backoff(_logger, $"Projection {projection.Name}");
         while (!ct.IsCancellationRequested)
         {
             try
             {
                 await DrainAsync(projection, ct);
-                failures = 0;
+                backoff.Succeeded();
                 using var idle = CancellationTokenSource.CreateLinkedTokenSource(ct);
                 idle.CancelAfter(IdlePoll);
                 await wake.WaitToReadAsync(idle.Token);
@@ -146,10 +146,8 @@ public sealed class ProjectionDaemon
             }
             catch (Exception e) when (!ct.IsCancellationRequested)
             {
-                // An unreadable event fails again at each try: back off up to a minute instead of flooding the log.
-                var delay = TimeSpan.FromSeconds(Math.Min(60, 1 << Math.Min(failures++, 6)));
-                _logger.LogError(e, "Projection {Projection} failed; retrying from its checkpoint in {Delay}", projection.Name, delay);
-                await Task.Delay(delay, ct);
+                // It resumes from its checkpoint: the failed page was rolled back whole.
+                await backoff.FailedAsync(e, ct);
             }
         }
     }
@@ -245,6 +243,7 @@ public sealed class ProjectionDaemon
 
     private async Task ListenAsync(CancellationToken ct)
     {
+        var backoff = new Backoff(_logger, "Listening for new events");
         while (!ct.IsCancellationRequested)
         {
             try
@@ -256,6 +255,7 @@ public sealed class ProjectionDaemon
                     await listen.ExecuteNonQueryAsync(ct);
                 }
 
+                backoff.Succeeded();
                 WakeAll(); // events may have been numbered while we were not listening
                 while (!ct.IsCancellationRequested)
                 {
@@ -264,8 +264,7 @@ public sealed class ProjectionDaemon
             }
             catch (Exception e) when (!ct.IsCancellationRequested)
             {
-                _logger.LogWarning(e, "Listening for new events failed; reconnecting");
-                await Task.Delay(TimeSpan.FromSeconds(1), ct);
+                await backoff.FailedAsync(e, ct);
             }
         }
     }

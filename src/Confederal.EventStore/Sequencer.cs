@@ -102,12 +102,20 @@ public sealed class Sequencer
     /// <summary>Runs until cancelled: numbers events as they are appended.</summary>
     public async Task RunAsync(CancellationToken ct)
     {
-        await AdoptRestoredEventsAsync(ct);
+        var backoff = new Backoff(_logger, "Numbering events");
+        var adopted = false;
         while (!ct.IsCancellationRequested)
         {
             try
             {
+                if (!adopted)
+                {
+                    await AdoptRestoredEventsAsync(ct);
+                    adopted = true;
+                }
+
                 await SequenceAsync(ct);
+                backoff.Succeeded();
                 using var idle = CancellationTokenSource.CreateLinkedTokenSource(ct);
                 idle.CancelAfter(IdlePoll);
                 await _appended.Reader.WaitToReadAsync(idle.Token);
@@ -120,9 +128,8 @@ public sealed class Sequencer
             }
             catch (Exception e) when (!ct.IsCancellationRequested)
             {
-                // The database is unreachable, say: events wait unnumbered, nothing is lost; try again shortly.
-                _logger.LogWarning(e, "Numbering events failed; retrying");
-                await Task.Delay(TimeSpan.FromSeconds(1), ct);
+                // The database is unreachable, say: events wait unnumbered, nothing is lost.
+                await backoff.FailedAsync(e, ct);
             }
         }
     }

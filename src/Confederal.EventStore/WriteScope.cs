@@ -52,6 +52,7 @@ public sealed class WriteScope : IAsyncDisposable
         _ended = true;
         if (_transaction is not null)
         {
+            WriteOutcome.CommitSending();
             await _transaction.CommitAsync(ct);
             _log.Sequencer.Notify();
         }
@@ -114,15 +115,17 @@ public sealed class WriteScope : IAsyncDisposable
         /// scope's transaction is lost with it, and its commit will fail.</summary>
         public async Task RollbackAsync()
         {
-            if (Transaction.Connection is { State: System.Data.ConnectionState.Open })
+            try
             {
-                try
+                if (Transaction.Connection is { State: System.Data.ConnectionState.Open })
                 {
                     await Transaction.RollbackAsync(Name, CancellationToken.None);
                 }
-                catch (NpgsqlException)
-                {
-                }
+            }
+            catch (Exception e) when (e is NpgsqlException or ObjectDisposedException)
+            {
+                // Npgsql disposes a transaction whose connection broke; asking for its connection then throws, and
+                // that must not hide the failure being handled (a 503 would become a 500).
             }
         }
     }

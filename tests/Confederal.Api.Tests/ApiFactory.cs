@@ -14,12 +14,35 @@ namespace Confederal.Api.Tests;
 /// <summary>The API on a database of its own, in Development mode with a dev signing key in a temporary folder.</summary>
 public sealed class ApiFactory : WebApplicationFactory<Program>, IAsyncLifetime
 {
-    private readonly string _dataDirectory = Directory.CreateTempSubdirectory("confederal-api-tests-").FullName;
-    private string _connectionString = "";
+    private readonly string _dataDirectory;
+    private readonly bool _ownsDataDirectory;
+    private string _connectionString;
+
+    public ApiFactory()
+        : this("", null)
+    {
+    }
+
+    private ApiFactory(string connectionString, string? dataDirectory)
+    {
+        _connectionString = connectionString;
+        _ownsDataDirectory = dataDirectory is null;
+        _dataDirectory = dataDirectory ?? Directory.CreateTempSubdirectory("confederal-api-tests-").FullName;
+    }
+
+    /// <summary>The API on an existing database (migrated at start if it is not), with the keys of
+    /// <paramref name="dataDirectory"/> when given: a second host on the same data, as after a restart.</summary>
+    public static ApiFactory On(string connectionString, string? dataDirectory = null) => new(connectionString, dataDirectory);
 
     public SecurityKey SigningKey => DevTokens.LoadOrCreateKey(_dataDirectory);
 
-    public async Task InitializeAsync() => _connectionString = await TestPostgres.CreateDatabaseAsync(Database.Migrations);
+    public async Task InitializeAsync()
+    {
+        if (_connectionString.Length == 0)
+        {
+            _connectionString = await TestPostgres.CreateDatabaseAsync(Database.Migrations);
+        }
+    }
 
     /// <summary>An API of a test's own, with <paramref name="settings"/> over its configuration (null: the API's own
     /// value, e.g. a default rate limit); disposed by the test.</summary>
@@ -129,12 +152,12 @@ public sealed class ApiFactory : WebApplicationFactory<Program>, IAsyncLifetime
 
     Task IAsyncLifetime.DisposeAsync() => DisposeAsync().AsTask();
 
-    /// <summary>Stops the API and deletes its data folder (a factory started by a test, not as a fixture, is disposed
-    /// with <c>await using</c>).</summary>
+    /// <summary>Stops the API and deletes its data folder if it made it (a factory started by a test, not as a
+    /// fixture, is disposed with <c>await using</c>).</summary>
     public override async ValueTask DisposeAsync()
     {
         await base.DisposeAsync();
-        if (Directory.Exists(_dataDirectory))
+        if (_ownsDataDirectory && Directory.Exists(_dataDirectory))
         {
             Directory.Delete(_dataDirectory, recursive: true);
         }

@@ -127,7 +127,14 @@ public sealed class Idempotency : IDisposable
                 await StoreAsync(transaction, keys, new Answer(
                     await fingerprint.OfWholeBodyAsync(ct), http.Response.StatusCode, http.Response.ContentType,
                     headers.Location.FirstOrDefault(), headers.ETag.FirstOrDefault(), answer.ToArray()), ct);
-                await scope.CommitAsync(ct);
+                try
+                {
+                    await scope.CommitAsync(ct);
+                }
+                catch (Exception e) when (Backoff.IsUnavailable(e))
+                {
+                    throw new OutcomeUnknownException(e);
+                }
             }
         }
         finally

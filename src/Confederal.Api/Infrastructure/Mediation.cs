@@ -1,4 +1,5 @@
 using System.Reflection;
+using Confederal.EventStore;
 using FluentValidation;
 using MediatR;
 
@@ -19,6 +20,7 @@ public static class Mediation
             }
         }
 
+        services.AddScoped(typeof(IPipelineBehavior<,>), typeof(WriteOutcomeBehaviour<,>));
         services.AddScoped(typeof(IPipelineBehavior<,>), typeof(ValidationBehaviour<,>));
         AssemblyScanner.FindValidatorsInAssembly(assembly).ForEach(v => services.AddSingleton(v.InterfaceType, v.ValidatorType));
         return services;
@@ -38,6 +40,24 @@ public sealed class ValidationBehaviour<TRequest, TResponse>(IEnumerable<IValida
         }
 
         return failures.Count > 0 ? throw new ValidationException(failures) : await next();
+    }
+}
+
+/// <summary>Tells a failure of the database that came after the request sent a commit from one that came before: only
+/// the second may say that nothing was recorded.</summary>
+public sealed class WriteOutcomeBehaviour<TRequest, TResponse> : IPipelineBehavior<TRequest, TResponse>
+{
+    public async Task<TResponse> Handle(TRequest request, CancellationToken cancellationToken, RequestHandlerDelegate<TResponse> next)
+    {
+        var outcome = WriteOutcome.Track();
+        try
+        {
+            return await next();
+        }
+        catch (Exception e) when (outcome.MayHaveRecorded && Backoff.IsUnavailable(e))
+        {
+            throw new OutcomeUnknownException(e);
+        }
     }
 }
 

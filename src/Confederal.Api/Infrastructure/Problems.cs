@@ -3,7 +3,6 @@ using Confederal.EventStore;
 using FluentValidation;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Mvc;
-using Npgsql;
 
 namespace Confederal.Api.Infrastructure;
 
@@ -19,6 +18,10 @@ public sealed class InvalidLinesException(IReadOnlyList<LineError> errors, long 
 
     public long Lines { get; } = lines;
 }
+
+/// <summary>The database failed after the request had sent a commit: what it asked may or may not be recorded.</summary>
+public sealed class OutcomeUnknownException(Exception inner)
+    : Exception("The database failed after a commit was sent; its outcome is unknown.", inner);
 
 /// <summary>The one place where exceptions become RFC 9457 problem details.</summary>
 internal sealed class ProblemsExceptionHandler(IProblemDetailsService problems, ILogger<ProblemsExceptionHandler> logger) : IExceptionHandler
@@ -89,11 +92,21 @@ internal sealed class ProblemsExceptionHandler(IProblemDetailsService problems, 
                 Title = "The request took too long and was cancelled; nothing was recorded.",
                 Detail = $"{e.Message} Retry later.",
             },
-            NpgsqlException { IsTransient: true } or TimeoutException => new ProblemDetails
+            OutcomeUnknownException => new ProblemDetails
+            {
+                Status = StatusCodes.Status503ServiceUnavailable,
+                Title = "The database is unavailable; the request may have been recorded.",
+                Detail = "The database failed after the request's write was sent, so whether it was recorded is not known. " +
+                         "Sent with an Idempotency-Key, retry it with the same key: it is recorded at most once. " +
+                         "Sent without one, check whether it was recorded before sending it again.",
+                Extensions = { ["code"] = "outcome-unknown" },
+            },
+            _ when Backoff.IsUnavailable(exception) => new ProblemDetails
             {
                 Status = StatusCodes.Status503ServiceUnavailable,
                 Title = "The database is unavailable; nothing was recorded.",
                 Detail = "Retry later.",
+                Extensions = { ["code"] = "database-unavailable" },
             },
             _ => null,
         };

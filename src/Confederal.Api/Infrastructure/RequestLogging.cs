@@ -2,8 +2,9 @@ using System.Diagnostics;
 
 namespace Confederal.Api.Infrastructure;
 
-/// <summary>One structured line per request. It names the route template, never the raw path, so person ids in URLs
-/// stay out of the logs; bodies are never logged.</summary>
+/// <summary>One structured line per request, with the status its client got: it runs outside the exception handler.
+/// It names the route template, never the raw path, so person ids in URLs stay out of the logs; bodies are never
+/// logged.</summary>
 internal static partial class RequestLogging
 {
     public static IApplicationBuilder UseRequestLogging(this IApplicationBuilder app)
@@ -12,13 +13,15 @@ internal static partial class RequestLogging
         return app.Use(async (http, next) =>
         {
             var started = Stopwatch.GetTimestamp();
+            // Taken now: the exception handler inside this middleware, which turns an exception into its problem (a
+            // 404, a 503), forgets the endpoint.
+            var route = (http.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "(no route)";
             try
             {
                 await next(http);
             }
             finally
             {
-                var route = (http.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "(no route)";
                 Handled(logger, http.Request.Method, route, http.Response.StatusCode,
                     Stopwatch.GetElapsedTime(started).TotalMilliseconds, http.TraceIdentifier);
             }

@@ -81,11 +81,13 @@ public sealed class Notary(EventLog events, AuditKeys keys, Pseudonyms pseudonym
     public async Task RunAsync(CancellationToken ct)
     {
         events.Sequencer.Sequenced += _ => _numbered.Writer.TryWrite(true);
+        var backoff = new Backoff(logger, "Sealing");
         while (!ct.IsCancellationRequested)
         {
             try
             {
                 await SealAsync(ct);
+                backoff.Succeeded();
                 using var idle = CancellationTokenSource.CreateLinkedTokenSource(ct);
                 idle.CancelAfter(TimeSpan.FromSeconds(1));
                 await _numbered.Reader.WaitToReadAsync(idle.Token);
@@ -107,8 +109,7 @@ public sealed class Notary(EventLog events, AuditKeys keys, Pseudonyms pseudonym
             }
             catch (Exception e) when (!ct.IsCancellationRequested)
             {
-                logger.LogWarning(e, "Sealing failed; retrying");
-                await Task.Delay(TimeSpan.FromSeconds(1), ct);
+                await backoff.FailedAsync(e, ct);
             }
         }
     }
