@@ -3,10 +3,19 @@ using System.Text;
 using System.Text.Json;
 using Confederal.Api.Features.Audit;
 using Confederal.EventStore;
-using Microsoft.AspNetCore.Mvc;
 using Npgsql;
 
 namespace Confederal.Api.Infrastructure;
+
+/// <summary>An Idempotency-Key that cannot be honoured: malformed, reused for another request, or too many at once.</summary>
+public sealed class IdempotencyException(int status, string code, string title, string detail) : Exception(detail)
+{
+    public int Status { get; } = status;
+
+    public string Code { get; } = code;
+
+    public string Title { get; } = title;
+}
 
 /// <summary>
 /// <c>Idempotency-Key</c> on POST, PUT and DELETE, for callers that retry. A keyed request runs in one
@@ -43,18 +52,16 @@ public sealed class Idempotency : IDisposable
     private readonly RequestDelegate _next;
     private readonly EventLog _events;
     private readonly byte[] _key;
-    private readonly IProblemDetailsService _problems;
 
     // A keyed request holds a connection for its whole run and may borrow a second one to read: at most half the pool
     // at once, so that the pool can never be all held by requests waiting for their second connection.
     private readonly SemaphoreSlim _slots;
 
-    public Idempotency(RequestDelegate next, EventLog events, AuditKeys keys, IProblemDetailsService problems)
+    public Idempotency(RequestDelegate next, EventLog events, AuditKeys keys)
     {
         _next = next;
         _events = events;
         _key = keys.IdempotencyKey;
-        _problems = problems;
         var pool = new NpgsqlConnectionStringBuilder(events.DataSource.ConnectionString).MaxPoolSize;
         _slots = new SemaphoreSlim(Math.Max(1, pool / 2));
     }
@@ -72,16 +79,13 @@ public sealed class Idempotency : IDisposable
 
         if (values is not [{ } key] || !IsValid(key))
         {
-            await RefuseAsync(http, StatusCodes.Status400BadRequest, "invalid-idempotency-key", "The Idempotency-Key header is not valid.",
+            throw new IdempotencyException(StatusCodes.Status400BadRequest, "invalid-idempotency-key", "The Idempotency-Key header is not valid.",
                 $"Send one Idempotency-Key of 1 to {MaxKeyLength} visible ASCII characters, new for each new request.");
-            return;
         }
 
         if (!await _slots.WaitAsync(TimeSpan.FromSeconds(10), http.RequestAborted))
         {
-            http.Response.Headers.RetryAfter = "1";
-            await RefuseAsync(http, StatusCodes.Status503ServiceUnavailable, "busy", "Too many keyed writes at once; nothing was recorded.", "Retry later.");
-            return;
+            throw new IdempotencyException(StatusCodes.Status503ServiceUnavailable, "busy", "Too many keyed writes at once; nothing was recorded.", "Retry later.");
         }
 
         try
@@ -105,10 +109,9 @@ public sealed class Idempotency : IDisposable
             var same = await fingerprint.OfWholeBodyAsync(ct);
             if (!CryptographicOperations.FixedTimeEquals(recorded.Fingerprint, same))
             {
-                await RefuseAsync(http, StatusCodes.Status422UnprocessableEntity, "idempotency-key-reused",
+                throw new IdempotencyException(StatusCodes.Status422UnprocessableEntity, "idempotency-key-reused",
                     "This Idempotency-Key was used for another request.",
                     "A retry must repeat the first request exactly (method, path, query, If-Match and body); a new request needs a new key.");
-                return;
             }
 
             await ReplayAsync(http, recorded);
@@ -189,16 +192,6 @@ public sealed class Idempotency : IDisposable
 
         http.Response.Headers[ReplayedHeader] = "true";
         await http.Response.Body.WriteAsync(answer.Body, http.RequestAborted);
-    }
-
-    private async Task RefuseAsync(HttpContext http, int status, string code, string title, string detail)
-    {
-        http.Response.StatusCode = status;
-        await _problems.WriteAsync(new ProblemDetailsContext
-        {
-            HttpContext = http,
-            ProblemDetails = new ProblemDetails { Status = status, Title = title, Detail = detail, Extensions = { ["code"] = code } },
-        });
     }
 
     /// <summary>What a retry gets back.</summary>

@@ -80,6 +80,13 @@ internal sealed class ProblemsExceptionHandler(IProblemDetailsService problems, 
                 Title = $"{e.What} not found.",
                 Detail = e.Message,
             },
+            IdempotencyException e => new ProblemDetails
+            {
+                Status = e.Status,
+                Title = e.Title,
+                Detail = e.Message,
+                Extensions = { ["code"] = e.Code },
+            },
             TooManyRequestsException e => new ProblemDetails
             {
                 Status = StatusCodes.Status429TooManyRequests,
