@@ -5,9 +5,11 @@ namespace Confederal.Api.Tests.Browser;
 
 /// <summary>
 /// The API on a real loopback port (Kestrel: the in-memory test server is out of a browser's reach) with a Chromium
-/// to browse it, one of each per test class: <c>IClassFixture&lt;BrowserSite&gt;</c>, and
-/// <c>[Collection(BrowserSite.Collection)]</c> so that browser classes take turns on the machine's two cores. Each test
-/// opens a browser context of its own (cookies, storage) with <see cref="NewContextAsync"/>.
+/// to browse it, shared by every class marked <c>[Collection(BrowserSite.Collection)]</c> that takes a
+/// <see cref="BrowserSite"/> in its constructor: Chromium and the API start once, and the browser classes take turns
+/// on the machine's two cores. Tests share its database and <see cref="ApiFactory.Clock"/>, so each works on cantons
+/// and people of its own. Each test opens a browser context of its own (cookies, storage) with
+/// <see cref="NewContextAsync"/>.
 /// </summary>
 public sealed class BrowserSite : IAsyncLifetime
 {
@@ -69,3 +71,7 @@ public sealed class BrowserSite : IAsyncLifetime
         await Api.DisposeAsync();
     }
 }
+
+/// <summary>Gives the classes of the browser collection one <see cref="BrowserSite"/>.</summary>
+[CollectionDefinition(BrowserSite.Collection)]
+public sealed class BrowserCollection : ICollectionFixture<BrowserSite>;

@@ -7,7 +7,7 @@ namespace Confederal.Api.Tests.Browser;
 /// <summary>The browser fixture itself: Chromium reaches the API, axe-core tells a bad page from a good one, screenshots
 /// are PNGs where the README says.</summary>
 [Collection(BrowserSite.Collection)]
-public sealed class BrowserSiteTests(BrowserSite site, ITestOutputHelper output) : IClassFixture<BrowserSite>
+public sealed class BrowserSiteTests(BrowserSite site, ITestOutputHelper output)
 {
     private const string Inaccessible = """
         <!doctype html>
@@ -43,14 +43,15 @@ public sealed class BrowserSiteTests(BrowserSite site, ITestOutputHelper output)
     [Fact]
     public async Task The_browser_reads_what_the_tests_clients_wrote_to_the_same_api()
     {
-        await new Fiscal(site.Api).CantonAsync("ge");
+        var canton = "fixture-" + Guid.NewGuid().ToString("N")[..8];
+        await new Fiscal(site.Api).CantonAsync(canton);
         await site.Api.ProjectedAsync("cantons");
         await using var context = await site.NewContextAsync();
         var page = await context.NewPageAsync();
 
-        await page.GotoAsync("/api/v1/cantons/ge");
+        await page.GotoAsync($"/api/v1/cantons/{canton}");
 
-        Assert.Contains("\"name\":\"GE\"", await page.Locator("body").InnerTextAsync(), StringComparison.Ordinal);
+        Assert.Contains($"\"name\":\"{canton.ToUpperInvariant()}\"", await page.Locator("body").InnerTextAsync(), StringComparison.Ordinal);
     }
 
     [Fact]
