@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Confederal.Api.Features.Ballots;
 using Confederal.Api.Features.Cantons;
 using Confederal.Api.Features.Fiscal;
 using Confederal.Api.Features.Organizations;
@@ -13,10 +14,10 @@ namespace Confederal.Cli;
 /// <summary>`confederal projections rebuild`: empties read models and replays the log into them, in place.</summary>
 public static class ProjectionCommands
 {
-    private static readonly string[] Names = ["budgets", "cantons", "organizations", "all"];
+    private static readonly string[] Names = ["budgets", "cantons", "organizations", "ballots", "all"];
 
     /// <summary>The API's async projections, as its host constructs them.</summary>
-    public static IReadOnlyList<IProjection> Projections() => [new CantonDirectory(), new OrganizationDirectory(), new BudgetProjection()];
+    public static IReadOnlyList<IProjection> Projections() => [new CantonDirectory(), new OrganizationDirectory(), new BudgetProjection(), new BallotDirectory()];
 
     public static Command Build(CliContext context)
     {

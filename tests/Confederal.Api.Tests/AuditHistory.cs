@@ -1,3 +1,4 @@
+using System.Net.Http.Json;
 using System.Text;
 using Confederal.Api.Infrastructure;
 using Confederal.Cli;
@@ -100,6 +101,7 @@ public sealed class AuditHistory : IAsyncLifetime
         await f.CantonAsync("au-ge", "CHF");
         await f.CantonAsync("au-vd", "CHF");
         await f.CantonAsync("au-mi", "EUR");
+        await Fiscal.Ok(f.Admin.PutAsJsonAsync("/api/v1/cantons/au-mi", new { name = "AU-MI", currency = "EUR", locale = "it-IT", timeZone = "Europe/Rome" }));
         await f.OrganizationAsync("au-linux", "commons");
         await f.OrganizationAsync("au-oceans", "commons");
         await f.OrganizationAsync("au-valdesi", "community", acceptsRedistribution: false);

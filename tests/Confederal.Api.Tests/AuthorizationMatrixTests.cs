@@ -64,6 +64,7 @@ public sealed class AuthorizationMatrixTests(AuthorizationMatrixTests.World worl
         ["PUT /api/v1/cantons/{cantonId}/voting-rules"] = [Caller.Municipality],
 
         ["POST /api/v1/cantons/{cantonId}/ballots"] = [Caller.Municipality],
+        ["GET /api/v1/cantons/{cantonId}/ballots"] = Everyone,
         ["GET /api/v1/cantons/{cantonId}/ballots/{ballotId}"] = Everyone,
         ["GET /api/v1/cantons/{cantonId}/ballots/{ballotId}/eligibility"] = Persons,
         ["POST /api/v1/cantons/{cantonId}/ballots/{ballotId}/votes"] = [Caller.Person],

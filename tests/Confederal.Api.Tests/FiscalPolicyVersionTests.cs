@@ -28,17 +28,18 @@ internal static class FiscalPolicyV1
         ["eligibleOrganizations"] = eligible is null ? null : new JsonArray([.. eligible.Select(e => JsonValue.Create(e))]),
     };
 
-    /// <summary>Inserts the row with SQL (type_version 1) with the authentication code its writer computed (every event
-    /// carries one), lets the sequencer number it and returns its position.</summary>
-    public static async Task<long> InsertAsync(NpgsqlDataSource db, EventLog log, string stream, JsonNode payload)
+    /// <summary>Inserts the row with SQL (type_version 1; fiscal-policy-set unless another <paramref name="type"/> is
+    /// named) with the authentication code its writer computed (every event carries one), lets the sequencer number it
+    /// and returns its position.</summary>
+    public static async Task<long> InsertAsync(NpgsqlDataSource db, EventLog log, string stream, JsonNode payload, string type = "fiscal-policy-set")
     {
         var version = await log.StreamVersionAsync(stream) + 1;
         var id = Guid.NewGuid();
         var json = payload.ToJsonString();
-        var code = log.Authenticator?.Compute(stream, version, id, "fiscal-policy-set", 1, CanonicalJson.Serialize(json), EventMetadata.None);
+        var code = log.Authenticator?.Compute(stream, version, id, type, 1, CanonicalJson.Serialize(json), EventMetadata.None);
         await using var insert = db.CreateCommand("""
             INSERT INTO es.events (stream_id, version, event_id, type, type_version, data, mac)
-            VALUES ($1, $2, $3, 'fiscal-policy-set', 1, $4::jsonb, $5)
+            VALUES ($1, $2, $3, $6, 1, $4::jsonb, $5)
             RETURNING seq
             """);
         insert.Parameters.Add(new NpgsqlParameter { Value = stream });
@@ -46,6 +47,7 @@ internal static class FiscalPolicyV1
         insert.Parameters.Add(new NpgsqlParameter { Value = id });
         insert.Parameters.Add(new NpgsqlParameter { Value = json });
         insert.Parameters.Add(new NpgsqlParameter { Value = (object?)code ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bytea });
+        insert.Parameters.Add(new NpgsqlParameter { Value = type });
         var seq = (long)(await insert.ExecuteScalarAsync())!;
         await log.Sequencer.SequenceAsync();
         await using var position = db.CreateCommand("SELECT position FROM es.events WHERE seq = $1");

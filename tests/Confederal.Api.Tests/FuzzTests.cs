@@ -156,7 +156,8 @@ public sealed class FuzzTests(ApiFactory api) : IClassFixture<ApiFactory>
 
     private static readonly Dictionary<string, SeedRequest> Seeds = new(StringComparer.Ordinal)
     {
-        ["RegisterCanton"] = new(Roles.Admin, """{"name": "Fuzz canton", "currency": "CHF"}""", new() { ["cantonId"] = "fz-new" }),
+        ["RegisterCanton"] = new(Roles.Admin, """{"name": "Fuzz canton", "currency": "CHF", "locale": "fr-CH", "timeZone": "Europe/Zurich"}""",
+            new() { ["cantonId"] = "fz-new" }, ["locale", "timeZone"]),
         ["GetCanton"] = new(""),
         ["ListCantons"] = new(""),
         ["RecognizeOrganization"] = new(Roles.Admin, """{"name": "Fuzz organization", "kind": "commons", "acceptsRedistribution": true}""",
@@ -186,6 +187,7 @@ public sealed class FuzzTests(ApiFactory api) : IClassFixture<ApiFactory>
             """{"question": "Shall the fuzzer pass?", "options": ["yes-option", "no-option"], "censusDate": "{today}", "opensAt": "{opensAt}", "closesAt": "{closesAt}", "proposal": null}""",
             Nullable: ["proposal"]),
         ["GetBallot"] = new(""),
+        ["ListBallots"] = new(""),
         ["GetEligibility"] = new(Roles.Person),
         ["CastVote"] = new(Roles.Person, """{"option": "alpha-choice"}"""),
         ["GetParticipation"] = new(Roles.Person),
@@ -317,6 +319,7 @@ public sealed class FuzzTests(ApiFactory api) : IClassFixture<ApiFactory>
             ["canton"] = ["A", "a b", "ab_c", "%FF", new('a', 64), "%00"],
             ["type"] = ["no-such-event", "%00", new('t', 3000), "%FF", "Tax-Assessed"],
             ["kind"] = ["no-such-kind", "%FF", "%00", "12", new('k', 3000)],
+            ["status"] = ["closed", "Open", "", "open,closing", "%FF", "%00", new('s', 3000)],
         };
 
         // Not "" nor " ": the client drops an empty header, and the request goes without a key.

@@ -38,4 +38,50 @@ public sealed class CantonTests
 
         Assert.Equal("currency-is-fixed", error.Code);
     }
+
+    [Fact]
+    public void A_canton_registered_without_locale_and_time_zone_has_en_and_utc()
+    {
+        var decided = Canton.Register(null, "ge", "Genève", "CHF");
+
+        Assert.Equal([new CantonRegistered("ge", "Genève", "CHF", "en", "UTC")], decided);
+        Assert.Equal(new Canton("ge", "Genève", "CHF", "en", "UTC"), decided.Aggregate((Canton?)null, Canton.Apply));
+    }
+
+    [Fact]
+    public void A_canton_registered_with_locale_and_time_zone_keeps_them()
+    {
+        Assert.Equal([new CantonRegistered("ti", "Ticino", "CHF", "it-CH", "Europe/Zurich")],
+            Canton.Register(null, "ti", "Ticino", "CHF", "it-CH", "Europe/Zurich"));
+    }
+
+    [Fact]
+    public void Another_locale_or_time_zone_records_one_event_with_both_and_an_omitted_one_stays()
+    {
+        var state = Canton.Apply(null, new CantonRegistered("ge", "Genève", "CHF", "fr-CH", "Europe/Zurich"));
+
+        var decided = Canton.Register(state, "ge", "Genève", "CHF", timeZone: "Europe/Paris");
+
+        Assert.Equal([new CantonLocaleSet("ge", "fr-CH", "Europe/Paris")], decided);
+        Assert.Equal(new Canton("ge", "Genève", "CHF", "fr-CH", "Europe/Paris"), decided.Aggregate(state, Canton.Apply));
+        Assert.Equal([new CantonLocaleSet("ge", "de-CH", "Europe/Zurich")], Canton.Register(state, "ge", "Genève", "CHF", "de-CH"));
+    }
+
+    [Fact]
+    public void The_same_or_an_omitted_locale_and_time_zone_decide_nothing()
+    {
+        var state = Canton.Apply(null, new CantonRegistered("ge", "Genève", "CHF", "fr-CH", "Europe/Zurich"));
+
+        Assert.Empty(Canton.Register(state, "ge", "Genève", "CHF"));
+        Assert.Empty(Canton.Register(state, "ge", "Genève", "CHF", "fr-CH", "Europe/Zurich"));
+        Assert.Empty(Canton.Register(state, "ge", "Genève", "CHF", "fr-CH"));
+    }
+
+    [Fact]
+    public void A_rename_and_a_new_locale_are_two_events()
+    {
+        var state = Canton.Apply(null, new CantonRegistered("ge", "Genève", "CHF"));
+
+        Assert.Equal([new CantonRenamed("ge", "Genf"), new CantonLocaleSet("ge", "de-CH", "UTC")], Canton.Register(state, "ge", "Genf", "CHF", "de-CH"));
+    }
 }

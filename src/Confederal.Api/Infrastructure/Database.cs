@@ -49,7 +49,7 @@ public sealed class Database : IAsyncDisposable
 
     /// <summary>Every migration the application runs at start, event store first.</summary>
     public static IReadOnlyList<Migration> Migrations { get; } = [.. Schema.EventStore, .. CantonDirectory.Migrations, .. OrganizationDirectory.Migrations, .. BudgetProjection.Migrations,
-        .. Features.Census.Residences.Migrations, .. Features.Ballots.BallotBox.Migrations, .. Features.Audit.Notary.Migrations, .. Idempotency.Migrations];
+        .. Features.Census.Residences.Migrations, .. Features.Ballots.BallotBox.Migrations, .. Features.Ballots.BallotDirectory.Migrations, .. Features.Audit.Notary.Migrations, .. Idempotency.Migrations];
 
     public NpgsqlDataSource DataSource => _dataSource.Value;
 

@@ -19,8 +19,10 @@ public static class Events
         {
             Converters = { new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower, allowIntegerValues: false) },
         })
-        .Register<CantonRegistered>("canton-registered")
+        .Register<CantonRegistered>("canton-registered", version: 2)
+        .Upcast("canton-registered", fromVersion: 1, CantonRegisteredV2)
         .Register<CantonRenamed>("canton-renamed")
+        .Register<CantonLocaleSet>("canton-locale-set")
         .Register<OrganizationRecognized>("organization-recognized")
         .Register<OrganizationUpdated>("organization-updated")
         .Register<OrganizationSuspended>("organization-suspended")
@@ -42,8 +44,24 @@ public static class Events
         .Register<PactJoined>("pact-joined")
         .Register<PactLeft>("pact-left");
 
+    private static readonly string[] CantonRegisteredV1 = ["cantonId", "name", "currency"];
+
     private static readonly string[] FiscalPolicySetV1 =
         ["cantonId", "fiscalYear", "designationRateBp", "maxOrganizations", "unallocatedPolicy", "deadline", "eligibleOrganizations"];
+
+    /// <summary>canton-registered v1 was written before cantons had a locale and a time zone; v2 always holds both, and a
+    /// v1 canton has the defaults (en, UTC). A v1 payload without one of its fields, or with a null, is corrupt.</summary>
+    private static JsonObject CantonRegisteredV2(JsonObject v1)
+    {
+        if (CantonRegisteredV1.FirstOrDefault(f => v1[f] is null) is { } missing)
+        {
+            throw new JsonException($"'{missing}' is missing or null");
+        }
+
+        v1["locale"] = Canton.DefaultLocale;
+        v1["timeZone"] = Canton.DefaultTimeZone;
+        return v1;
+    }
 
     /// <summary>fiscal-policy-set v1 wrote "every recognized organization" as <c>"eligibleOrganizations": null</c>; v2 says
     /// so in <c>"eligibility": "all"</c> (else <c>"listed"</c>) and always holds a list, empty for all. A v1 list, even an

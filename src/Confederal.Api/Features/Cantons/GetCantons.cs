@@ -8,9 +8,11 @@ using Npgsql;
 
 namespace Confederal.Api.Features.Cantons;
 
-public sealed record CantonView(string CantonId, string Name, string Currency)
+/// <summary>A canton as anyone may read it. <see cref="Locale"/> (a .NET culture name such as fr-CH) and
+/// <see cref="TimeZone"/> (an IANA id such as Europe/Zurich) say how its amounts and dates are shown to people.</summary>
+public sealed record CantonView(string CantonId, string Name, string Currency, string Locale, string TimeZone)
 {
-    public static CantonView From(Canton canton) => new(canton.Id, canton.Name, canton.Currency);
+    public static CantonView From(Canton canton) => new(canton.Id, canton.Name, canton.Currency, canton.Locale, canton.TimeZone);
 }
 
 /// <summary>The public directory of cantons: a read model kept by the projection daemon.</summary>
@@ -26,11 +28,15 @@ public sealed class CantonDirectory : IProjection
                 position  bigint NOT NULL
             );
             """),
+        new("app-0009-canton-locale", """
+            ALTER TABLE cantons ADD COLUMN locale text NOT NULL DEFAULT 'en', ADD COLUMN time_zone text NOT NULL DEFAULT 'UTC';
+            ALTER TABLE cantons ALTER COLUMN locale DROP DEFAULT, ALTER COLUMN time_zone DROP DEFAULT;
+            """),
     ];
 
     public string Name => "cantons";
 
-    public IReadOnlyCollection<Type> EventsRead => [typeof(CantonRegistered), typeof(CantonRenamed)];
+    public IReadOnlyCollection<Type> EventsRead => [typeof(CantonRegistered), typeof(CantonRenamed), typeof(CantonLocaleSet)];
 
     public Task ResetAsync(NpgsqlConnection connection, CancellationToken ct) => Sql.TruncateAsync(connection, "cantons", ct);
 
@@ -38,8 +44,11 @@ public sealed class CantonDirectory : IProjection
         Sql.ExecuteAsync(connection, [.. events.Select(e => e.Data switch
         {
             CantonRegistered r => Sql.Command(
-                "INSERT INTO cantons (canton_id, name, currency, position) VALUES ($1, $2, $3, $4)", r.CantonId, r.Name, r.Currency, e.Position),
+                "INSERT INTO cantons (canton_id, name, currency, locale, time_zone, position) VALUES ($1, $2, $3, $4, $5, $6)",
+                r.CantonId, r.Name, r.Currency, r.Locale, r.TimeZone, e.Position),
             CantonRenamed r => Sql.Command("UPDATE cantons SET name = $2, position = $3 WHERE canton_id = $1", r.CantonId, r.Name, e.Position),
+            CantonLocaleSet r => Sql.Command(
+                "UPDATE cantons SET locale = $2, time_zone = $3, position = $4 WHERE canton_id = $1", r.CantonId, r.Locale, r.TimeZone, e.Position),
             _ => null,
         }).OfType<NpgsqlBatchCommand>()], ct);
 }
@@ -53,15 +62,17 @@ public static class GetCantons
 
     public sealed class Handler(NpgsqlDataSource db) : IRequestHandler<ListQuery, IReadOnlyList<CantonView>>, IRequestHandler<OneQuery, CantonView>
     {
+        private const string Columns = "canton_id, name, currency, locale, time_zone";
+
         public async Task<IReadOnlyList<CantonView>> Handle(ListQuery request, CancellationToken cancellationToken)
         {
-            await using var command = db.CreateCommand("SELECT canton_id, name, currency FROM cantons ORDER BY canton_id");
+            await using var command = db.CreateCommand($"SELECT {Columns} FROM cantons ORDER BY canton_id");
             return await ReadAsync(command, cancellationToken);
         }
 
         public async Task<CantonView> Handle(OneQuery request, CancellationToken cancellationToken)
         {
-            await using var command = db.CreateCommand("SELECT canton_id, name, currency FROM cantons WHERE canton_id = $1");
+            await using var command = db.CreateCommand($"SELECT {Columns} FROM cantons WHERE canton_id = $1");
             command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = request.CantonId });
             return (await ReadAsync(command, cancellationToken)).SingleOrDefault()
                    ?? throw new NotFoundException("Canton", request.CantonId);
@@ -73,7 +84,7 @@ public static class GetCantons
             await using var reader = await command.ExecuteReaderAsync(ct);
             while (await reader.ReadAsync(ct))
             {
-                cantons.Add(new CantonView(reader.GetString(0), reader.GetString(1), reader.GetString(2)));
+                cantons.Add(new CantonView(reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetString(4)));
             }
 
             return cantons;
