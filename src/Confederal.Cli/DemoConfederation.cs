@@ -367,7 +367,7 @@ public sealed class DemoConfederation(HttpClient api, SecurityKey key, TimeProvi
 
     /// <summary>The previous year's choice, where there is one: every third person.</summary>
     private static (string Organization, int ShareBp)[]? PreviousDesignation(DemoCanton c, int index) =>
-        c.PreviousRateBp is null || index % 3 != 0 ? null : Offered(c)[(index + 1) % Offered(c).Count];
+        c.PreviousRateBp is null || index % 3 != 0 ? null : Offered(c)[index / 3 % Offered(c).Count];
 
     /// <summary>About two thirds vote: on yes/no, mostly yes.</summary>
     private static string? Vote(string[] options, int index) => options.Length == 2

@@ -106,7 +106,12 @@ public static class DevCommands
 
             context.Console.WriteLine(summary.AlreadySeeded
                 ? $"The demo confederation is already in {uri} (its last step, the suspension of {DemoConfederation.SuspendedOrganization}, is there): nothing was written."
-                : $"Seeded {uri}: {string.Join(", ", summary.Writes.Select(w => $"{w.Value} {w.Key}"))}.");
+                : $"Seeded {uri}, writes:");
+            foreach (var (what, count) in summary.Writes)
+            {
+                context.Console.WriteLine($"  {what}: {count}");
+            }
+
             context.Console.WriteLine($"Cantons: {string.Join(", ", DemoConfederation.Cantons.Select(c => $"{c.Id} {c.Name} ({c.Currency})"))}; " +
                                       $"pact {DemoConfederation.Pact}: {string.Join(", ", DemoConfederation.Cantons.Where(c => c.PactRateBp is not null).Select(c => c.Id))}.");
             context.Console.WriteLine("Sign in on the web pages as one of these persons:");
