@@ -15,6 +15,7 @@ public sealed record DemoCanton(
     string Id, string Name, string Currency, string Locale, string TimeZone, int RateBp, int MaxOrganizations, string Unallocated,
     int VotingAge, int MinimumResidenceDays, long TaxMajor, int? PreviousRateBp = null, int? PactRateBp = null);
 
+/// <summary>An organization of the demo, recognized by the confederation admin.</summary>
 public sealed record DemoOrganization(string Id, string Name, string Kind, bool AcceptsRedistribution);
 
 /// <summary>What a seed did: its writes by kind (a rerun counts the recorded answers it was given back again) and
