@@ -74,7 +74,7 @@ public static class Cli
 {
     public static RootCommand Build(CliContext context) => new("Confederal's command-line tool.")
     {
-        DevCommands.Build(),
+        DevCommands.Build(context),
         AuditCommands.Build(context),
         ProjectionCommands.Build(context),
     };

@@ -2,13 +2,16 @@ using System.CommandLine;
 using Confederal.Api.Infrastructure;
 using Confederal.Domain;
 using Microsoft.Extensions.Configuration;
+using Spectre.Console;
 
 namespace Confederal.Cli;
 
-/// <summary>`confederal dev token`: development helpers.</summary>
+/// <summary>`confederal dev token | seed`: development helpers.</summary>
 public static class DevCommands
 {
-    public static Command Build()
+    public static Command Build(CliContext context) => new("dev", "Development helpers.") { Token(), Seed(context) };
+
+    private static Command Token()
     {
         var role = new Option<string>("--role") { Description = $"The caller's role: {string.Join(", ", Roles.All)}.", Required = true };
         var canton = new Option<string?>("--canton") { Description = "The municipality's canton (role municipality)." };
@@ -65,6 +68,60 @@ public static class DevCommands
             return 0;
         });
 
-        return new Command("dev", "Development helpers.") { token };
+        return token;
+    }
+
+    private static Command Seed(CliContext context)
+    {
+        var api = new Option<string>("--api") { Description = "The running API's base address.", DefaultValueFactory = _ => "http://127.0.0.1:5080" };
+        var seed = new Command("seed",
+            "Fill a running API (Development or embedded database, on this machine's data folder) with a small demo confederation, " +
+            "written over its REST API with development tokens of each role. Safe to run again.")
+        {
+            api,
+        };
+        api.Validators.Add(result =>
+        {
+            if (!Uri.TryCreate(result.GetValueOrDefault<string>(), UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+            {
+                result.AddError("--api must be an http(s) address, e.g. http://127.0.0.1:5080.");
+            }
+        });
+        seed.SetAction(Cli.Guarded(context, async (parse, ct) =>
+        {
+            var uri = new Uri(parse.GetValue(api)!);
+            var key = DevTokens.LoadOrCreateKey(DataDirectory.Resolve(context.Configuration));
+            using var client = context.Http(uri, null);
+            var demo = new DemoConfederation(client, key, TimeProvider.System, line => context.Console.WriteLine(line));
+            DemoSummary summary;
+            try
+            {
+                summary = await demo.SeedAsync(ct);
+            }
+            catch (HttpRequestException e)
+            {
+                throw new CliException($"The API at {uri} cannot be reached ({e.Message}). Start it in another terminal with " +
+                                       "`dotnet run --project src/Confederal.Api`, wait for it to listen, and run this again.");
+            }
+
+            context.Console.WriteLine(summary.AlreadySeeded
+                ? $"The demo confederation is already in {uri} (its last step, the suspension of {DemoConfederation.SuspendedOrganization}, is there): nothing was written."
+                : $"Seeded {uri}, writes:");
+            foreach (var (what, count) in summary.Writes)
+            {
+                context.Console.WriteLine($"  {what}: {count}");
+            }
+
+            context.Console.WriteLine($"Cantons: {string.Join(", ", DemoConfederation.Cantons.Select(c => $"{c.Id} {c.Name} ({c.Currency})"))}; " +
+                                      $"pact {DemoConfederation.Pact}: {string.Join(", ", DemoConfederation.Cantons.Where(c => c.PactRateBp is not null).Select(c => c.Id))}.");
+            context.Console.WriteLine("Sign in on the web pages as one of these persons:");
+            foreach (var (person, what) in summary.Examples)
+            {
+                context.Console.WriteLine($"  {person,-9} {what}");
+            }
+
+            return ExitCodes.Ok;
+        }));
+        return seed;
     }
 }

@@ -12,7 +12,11 @@ namespace Confederal.Api.Tests;
 /// output to a string, its platform keys come from the API's data folder.</summary>
 public static class CliRunner
 {
-    public static async Task<(int Code, string Output)> RunAsync(ApiFactory api, params string[] args)
+    public static Task<(int Code, string Output)> RunAsync(ApiFactory api, params string[] args) =>
+        RunAsync((_, _) => api.CreateClient(), api.Services.GetRequiredService<IConfiguration>()[DataDirectory.Setting]!, args);
+
+    /// <summary>The tool with its HTTP made by <paramref name="http"/> and its platform keys in <paramref name="dataDirectory"/>.</summary>
+    public static async Task<(int Code, string Output)> RunAsync(Func<Uri, string?, HttpClient> http, string dataDirectory, params string[] args)
     {
         var output = new StringWriter();
         var console = AnsiConsole.Create(new AnsiConsoleSettings
@@ -23,10 +27,8 @@ public static class CliRunner
             Interactive = InteractionSupport.No,
         });
         console.Profile.Width = 400;
-        var configuration = new ConfigurationBuilder()
-            .AddInMemoryCollection([new(DataDirectory.Setting, api.Services.GetRequiredService<IConfiguration>()[DataDirectory.Setting])])
-            .Build();
-        var context = new CliContext(console, console, (_, _) => api.CreateClient(), configuration)
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection([new(DataDirectory.Setting, dataDirectory)]).Build();
+        var context = new CliContext(console, console, http, configuration)
         {
             EnvironmentName = "Development",
             ServedWait = TimeSpan.FromSeconds(10),
