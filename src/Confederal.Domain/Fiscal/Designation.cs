@@ -72,6 +72,10 @@ public sealed class Designation : IEquatable<Designation>
         return new Designation(choices.OrderBy(c => c.OrganizationId, StringComparer.Ordinal).ToList(), standing);
     }
 
+    /// <summary>What each choice receives of <paramref name="designableMinor"/>, in <see cref="Choices"/> order: the split
+    /// by largest remainder on the shares that the budgets and the person's own view both use.</summary>
+    public long[] Amounts(long designableMinor) => Money.SplitByLargestRemainder(designableMinor, [.. Choices.Select(c => (long)c.ShareBp)]);
+
     /// <summary>Which record applies to <paramref name="year"/>: the latest one at or before it, if it is for that very
     /// year or standing. A withdrawal is recorded as null and ends any carry-over.</summary>
     public static (Designation? Designation, int? FromYear) EffectiveFor(SortedList<int, Designation?> records, int year)

@@ -141,9 +141,7 @@ public static class Designate
             var tax = await BudgetProjection.AssessedTaxAsync(db, cantonId, year, personId, ct);
             long? designable = tax is { } t && policy is not null ? Money.Designable(t, policy.DesignationRateBp) : null;
             var choices = designation?.Choices ?? [];
-            var amounts = designable is { } d && choices.Count > 0
-                ? Money.SplitByLargestRemainder(d, [.. choices.Select(c => (long)c.ShareBp)])
-                : null;
+            var amounts = designable is { } d && designation is not null ? designation.Amounts(d) : null;
             return new DesignationView(
                 cantonId, year, personId,
                 [.. choices.Select((c, i) => new ChoiceView(c.OrganizationId, c.ShareBp, amounts?[i]))],
