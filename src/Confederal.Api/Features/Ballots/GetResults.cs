@@ -37,6 +37,43 @@ public sealed record BallotResultsView(
         return From(ballot, page, ballots);
     }
 
+    /// <summary>The counted ballot with <paramref name="receipt"/>, or null when no counted ballot has it: a binary search
+    /// over the pages, which hold the receipts in ordinal order.</summary>
+    public static async Task<CountedBallotView?> FindAsync(EventLog events, Ballot ballot, string receipt, CancellationToken ct)
+    {
+        var (low, high) = (0, ballot.Certified!.Pages - 1);
+        while (low <= high)
+        {
+            var page = low + ((high - low) / 2);
+            BallotsCounted? counted = null;
+            await foreach (var e in events.ReadStreamAsync(Ballot.BoxStreamId(ballot.Called.BallotId), page + 1, page + 1, ct))
+            {
+                counted = (BallotsCounted)e.Data;
+            }
+
+            if (counted is not { Receipts.Count: > 0 })
+            {
+                return null;
+            }
+
+            if (string.CompareOrdinal(receipt, counted.Receipts[0]) < 0)
+            {
+                high = page - 1;
+            }
+            else if (string.CompareOrdinal(receipt, counted.Receipts[^1]) > 0)
+            {
+                low = page + 1;
+            }
+            else
+            {
+                var i = counted.Receipts.ToList().BinarySearch(receipt, StringComparer.Ordinal);
+                return i < 0 ? null : new CountedBallotView(receipt, ballot.Called.Options[counted.Options[i]]);
+            }
+        }
+
+        return null;
+    }
+
     /// <summary>The ballots of one sealed page, with their options by name.</summary>
     public static IEnumerable<CountedBallotView> Counted(BallotCalled called, BallotsCounted counted) =>
         counted.Receipts.Select((receipt, i) => new CountedBallotView(receipt, called.Options[counted.Options[i]]));
