@@ -8,6 +8,7 @@ using Confederal.Api.Features.Fiscal;
 using Confederal.Api.Features.Organizations;
 using Confederal.Api.Features.Pacts;
 using Confederal.Api.Infrastructure;
+using Confederal.Api.Pages;
 using Confederal.EventStore;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -49,6 +50,11 @@ builder.Services.Configure<JsonOptions>(o =>
 });
 builder.Services.AddRateLimits(builder.Configuration);
 builder.Services.AddRequestDeadlines(builder.Configuration);
+builder.Services.AddRazorPages(o =>
+{
+    o.Conventions.AuthorizeFolder("/Person", PageSession.Policy);
+    o.Conventions.ConfigureFilter(new PageBasics());
+});
 builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", tags: ["ready"]);
 builder.Services.AddOpenApi("v1", o =>
 {
@@ -75,6 +81,7 @@ app.UseMiddleware<Idempotency>();
 app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false }).DisableRateLimiting().DisableRequestTimeout();
 app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") }).DisableRateLimiting().DisableRequestTimeout();
 app.MapOpenApi("/openapi/{documentName}.json");
+app.MapRazorPages();
 
 var api = app.MapGroup("/api/v1").KeepsCommittedWrites()
     .ProducesProblem(StatusCodes.Status429TooManyRequests).ProducesProblem(StatusCodes.Status503ServiceUnavailable);

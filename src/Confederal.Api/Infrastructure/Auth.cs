@@ -133,7 +133,17 @@ public static class AuthSetup
             ? (Required(auth, "Issuer"), Required(auth, "Audience"), string.IsNullOrWhiteSpace(signingKey) ? null : HmacKey(signingKey))
             : (DevTokens.Issuer, DevTokens.Audience, DevTokens.LoadOrCreateKey(DataDirectory.Resolve(builder.Configuration)));
 
-        builder.Services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme).AddJwtBearer(options =>
+        builder.Services.AddSingleton(new PageSignIn(external ? null : key));
+        builder.Services.AddAuthentication(PageSession.Caller)
+            .AddPolicyScheme(PageSession.Caller, "The REST API's bearer token, or the pages' session", o => o.ForwardDefaultSelector = PageSession.SchemeOf)
+            .AddJwtBearer(Bearer)
+            .AddJwtBearer(PageSession.Scheme, options =>
+            {
+                Bearer(options);
+                options.Events = PageSession.Events;
+            });
+
+        void Bearer(JwtBearerOptions options)
         {
             options.MapInboundClaims = false;
             options.TokenValidationParameters = new TokenValidationParameters
@@ -151,12 +161,13 @@ public static class AuthSetup
                 IssuerSigningKey = key,
             };
             options.Authority = string.IsNullOrWhiteSpace(authority) ? null : authority;
-        });
+        }
 
         builder.Services.AddAuthorizationBuilder()
             .AddPolicy(Roles.Admin, p => p.RequireRole(Roles.Admin))
             .AddPolicy(Roles.Municipality, p => p.RequireRole(Roles.Municipality).RequireClaim(Roles.CantonClaim))
             .AddPolicy(Roles.Person, p => p.RequireRole(Roles.Person).RequireClaim("sub"))
+            .AddPolicy(PageSession.Policy, p => p.AddAuthenticationSchemes(PageSession.Scheme).RequireRole(Roles.Person).RequireClaim("sub"))
             .AddPolicy(Roles.Auditor, p => p.RequireRole(Roles.Auditor))
             .AddPolicy(Roles.Organization, p => p.RequireRole(Roles.Organization).RequireClaim("sub"))
             .AddPolicy(Scopes.CantonMunicipality, p => p.RequireRole(Roles.Municipality)
