@@ -25,7 +25,16 @@ public static class PageSession
     {
         OnMessageReceived = context =>
         {
-            context.Token = context.Request.Cookies[Cookie];
+            // Only the cookie: without one the bearer handler would fall back to the Authorization header.
+            if (context.Request.Cookies[Cookie] is { Length: > 0 } token)
+            {
+                context.Token = token;
+            }
+            else
+            {
+                context.NoResult();
+            }
+
             return Task.CompletedTask;
         },
         // A page asked for without a session (or with an expired one) leads to the sign-in, then back.

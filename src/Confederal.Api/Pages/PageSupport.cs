@@ -26,7 +26,20 @@ public sealed class CantonFormat
         _minorPerMajor = (decimal)Math.Pow(10, digits);
         _money = (NumberFormatInfo)Culture.NumberFormat.Clone();
         _money.CurrencyDecimalDigits = digits;
-        _money.CurrencySymbol = LocalSymbol(Culture, currency) ?? currency;
+        if (LocalSymbol(Culture, currency) is { } symbol)
+        {
+            _money.CurrencySymbol = symbol;
+        }
+        else
+        {
+            // An ISO code reads as a word: never glued to the number ("CHF 1,234.56", not "CHF1,234.56").
+            _money.CurrencySymbol = currency;
+            _money.CurrencyPositivePattern = _money.CurrencyPositivePattern switch { 0 => 2, 1 => 3, var p => p };
+            _money.CurrencyNegativePattern = _money.CurrencyNegativePattern switch
+            {
+                0 => 14, 1 => 9, 2 => 12, 3 => 11, 4 => 15, 5 => 8, 6 => 13, 7 => 10, var p => p,
+            };
+        }
     }
 
     public static CantonFormat For(CantonView canton) => new(canton.Currency, canton.Locale, canton.TimeZone);

@@ -236,6 +236,59 @@ public sealed class PeoplePagesTests(BrowserSite site)
     }
 
     [Fact]
+    public async Task Organizations_are_found_by_name_and_kind_and_a_withdrawal_leaves_no_choice()
+    {
+        var (canton, person) = ("find-" + Suffix(), "find-" + Suffix());
+        await GenevaLikeCantonAsync(canton, deadlineIn: TimeSpan.FromDays(30));
+        await _fiscal.AssessAsync(canton, person, Year, 400_000);
+        await Fiscal.Ok(_fiscal.DesignateAsync(canton, Year, person, true, ($"{canton}-oceans", 10_000)));
+        await using var context = await site.NewContextAsync();
+        var page = await SignInAsync(context, person, $"/me/designations?canton={canton}&year={Year}");
+        Assert.Equal("Standing: it carries over to later years until you change or withdraw it.", (await page.Locator("#current + p").InnerTextAsync()).Trim());
+
+        await page.GetByLabel("Kind").SelectOptionAsync("cultural");
+        await page.GetByLabel("Name contains").FillAsync(canton);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Filter the lists" }).ClickAsync();
+        var offered = await page.Locator("#org-1 option").AllInnerTextsAsync();
+        Assert.Equal(["— none —", $"{canton}-culture (Cultural)"], offered);
+        // The row holding a choice keeps it even when the filter hides it.
+        Assert.Equal($"{canton}-oceans", await page.Locator("#org-0").InputValueAsync());
+
+        await page.GetByRole(AriaRole.Button, new() { Name = "Withdraw my designation" }).ClickAsync();
+        await Assertions.Expect(page.Locator("#done")).ToContainTextAsync("withdrawn");
+        await Assertions.Expect(page.Locator("#no-choice")).ToBeVisibleAsync();
+        var saved = await _fiscal.Person(person).GetFromJsonAsync<JsonElement>($"/api/v1/cantons/{canton}/fiscal-years/{Year}/designations/{person}");
+        Assert.Equal(0, saved.GetProperty("choices").GetArrayLength());
+        await page.AssertAccessibleAsync();
+    }
+
+    [Fact]
+    public async Task A_pasted_token_signs_in_a_person_and_no_one_else()
+    {
+        var person = "paste-" + Suffix();
+        await using var context = await site.NewContextAsync();
+        var page = await context.NewPageAsync();
+        await page.GotoAsync("/sign-in");
+
+        foreach (var refused in new[]
+                 {
+                     DevTokens.Issue(site.Api.SigningKey, Roles.Municipality, canton: "ge"),
+                     DevTokens.Issue(new Microsoft.IdentityModel.Tokens.SymmetricSecurityKey(new byte[32]), Roles.Person, person),
+                     "not a token",
+                 })
+        {
+            await page.GetByLabel("Bearer token from the confederation's identity provider").FillAsync(refused);
+            await page.GetByRole(AriaRole.Button, new() { Name = "Sign in with this token" }).ClickAsync();
+            await Assertions.Expect(page.Locator("#sign-in-refusal")).ToBeVisibleAsync();
+            Assert.DoesNotContain(await context.CookiesAsync(), c => c.Name == PageSession.Cookie);
+        }
+
+        await page.GetByLabel("Bearer token from the confederation's identity provider").FillAsync(DevTokens.Issue(site.Api.SigningKey, Roles.Person, person));
+        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in with this token" }).ClickAsync();
+        await Assertions.Expect(page.GetByTestId("signed-in-as")).ToHaveTextAsync(person);
+    }
+
+    [Fact]
     public async Task The_home_page_lists_the_cantons_and_passes_the_accessibility_check()
     {
         var canton = "home-" + Suffix();
