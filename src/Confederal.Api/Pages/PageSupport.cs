@@ -18,7 +18,6 @@ public sealed class CantonFormat
 
     public CantonFormat(string currency, string locale, string timeZone)
     {
-        Currency = currency;
         // Stored locales and zones were checked when the canton was registered; one the platform lost since reads as en/UTC.
         Culture = CantonLocales.Culture(locale) ?? CultureInfo.GetCultureInfo("en");
         TimeZone = CantonLocales.TimeZone(timeZone) ?? TimeZoneInfo.Utc;
@@ -44,15 +43,13 @@ public sealed class CantonFormat
 
     public static CantonFormat For(CantonView canton) => new(canton.Currency, canton.Locale, canton.TimeZone);
 
-    public string Currency { get; }
-
     public CultureInfo Culture { get; }
 
     public TimeZoneInfo TimeZone { get; }
 
     public string Money(long minor) => (minor / _minorPerMajor).ToString("C", _money);
 
-    /// <summary>The amount as typed in a form of this locale, without the currency.</summary>
+    /// <summary>A count (taxpayers, voters, votes) as the canton's locale writes it.</summary>
     public string Number(long value) => value.ToString("N0", Culture);
 
     public string Share(long basisPoints) => (basisPoints / (decimal)Domain.Fiscal.Money.BasisPoints).ToString("P2", Culture);
