@@ -20,17 +20,14 @@ var builder = WebApplication.CreateBuilder(args);
 builder.Services.AddSingleton<Database>();
 builder.Services.AddSingleton(sp => sp.GetRequiredService<Database>().DataSource);
 builder.Services.AddSingleton(sp => new Pseudonyms(sp.GetRequiredService<AuditKeys>().PseudonymKey));
-builder.Services.AddSingleton(sp => new EventLog(
-    sp.GetRequiredService<Npgsql.NpgsqlDataSource>(), Events.Types(), loggerFactory: sp.GetRequiredService<ILoggerFactory>(),
-    authenticator: new EventAuthenticator(sp.GetRequiredService<AuditKeys>().EventKey)));
-builder.Services.AddSingleton<Notary>();
 builder.Services.AddSingleton<IProjection, CantonDirectory>();
 builder.Services.AddSingleton<IProjection, OrganizationDirectory>();
 builder.Services.AddSingleton<IProjection, BudgetProjection>();
 builder.Services.AddSingleton<IProjection, BallotDirectory>();
+builder.Services.AddConfederalStore(Events.Types(), sp => sp.GetRequiredService<AuditKeys>().EventKey);
+builder.Services.AddSingleton<Notary>();
 builder.Services.AddSingleton(TimeProvider.System);
 builder.Services.AddSingleton<CalledBallots>();
-builder.Services.AddSingleton<ProjectionDaemon>();
 builder.Services.AddHostedService<EventStoreHost>();
 builder.Services.AddHostedService<IdempotencyRetention>();
 

@@ -74,9 +74,9 @@ public static class ProjectionCommands
 
         await using (db)
         {
-            var log = new EventLog(db, Events.Types());
             var projections = Projections();
-            var daemon = new ProjectionDaemon(log, projections);
+            using var store = new OpenStore(db, Events.Types(), projections);
+            var (log, daemon) = (store.Log, store.Daemon);
             var selected = name == "all" ? [.. projections.Select(p => p.Name)] : new[] { name };
             long head;
             try

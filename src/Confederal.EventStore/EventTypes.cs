@@ -1,11 +1,14 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Marten.Events;
+using Marten.Services.Json.Transformations;
 
 namespace Confederal.EventStore;
 
 /// <summary>
-/// Maps CLR event types to explicit, versioned names (never CLR type names) and back.
-/// An event stored under an older version is upcast, one version at a time, to the registered one.
+/// Maps CLR event types to explicit, versioned names (never CLR type names) and back: Marten stores each event under the
+/// alias <c>{name}.v{version}</c> (<see cref="EventName.Alias"/>). An event stored under an older version is upcast, one
+/// version at a time, to the registered one, by Marten's upcasting on every read.
 /// </summary>
 public sealed class EventTypes
 {
@@ -53,11 +56,49 @@ public sealed class EventTypes
     public object Read(string name, int version, string json, long position, string streamId) =>
         Deserialize(name, version, json, position, streamId);
 
+    /// <summary>Every alias <paramref name="type"/> is stored under: its registered version's and the older ones'.</summary>
+    public IEnumerable<string> AliasesOf(Type type)
+    {
+        var name = NameOf(type);
+        return Enumerable.Range(1, name.Version).Select(v => new EventName(name.Name, v).Alias);
+    }
+
     /// <summary>Whether <paramref name="name"/> is a registered event type.</summary>
     public bool IsRegistered(string name) => _current.ContainsKey(name);
 
     /// <summary>Every registered name.</summary>
     public IEnumerable<string> Names => _current.Keys;
+
+    /// <summary>Maps every registered type to its alias in Marten, and every older version's alias to an upcaster into the
+    /// registered type; Marten serializes events with <see cref="SerializerOptions"/>.</summary>
+    internal void MapInto(IEventStoreOptions events)
+    {
+        foreach (var (type, name) in _names)
+        {
+            events.MapEventType(type, name.Alias);
+            for (var version = 1; version < name.Version; version++)
+            {
+                var stored = new EventName(name.Name, version);
+                events.Upcast(type, stored.Alias, new JsonTransformation(
+                    (_, reader, index) => Deserialize(stored.Name, stored.Version, reader.GetFieldValue<string>(index), 0, "")));
+            }
+        }
+    }
+
+    /// <summary>Gives Marten's serializer the same options as ours, so that Marten stores the JSON we authenticate.</summary>
+    internal void CopySerializerOptionsTo(JsonSerializerOptions target)
+    {
+        target.PropertyNamingPolicy = SerializerOptions.PropertyNamingPolicy;
+        target.PropertyNameCaseInsensitive = SerializerOptions.PropertyNameCaseInsensitive;
+        target.NumberHandling = SerializerOptions.NumberHandling;
+        target.DefaultIgnoreCondition = SerializerOptions.DefaultIgnoreCondition;
+        target.UnmappedMemberHandling = SerializerOptions.UnmappedMemberHandling;
+        target.Converters.Clear();
+        foreach (var converter in SerializerOptions.Converters)
+        {
+            target.Converters.Add(converter);
+        }
+    }
 
     internal string SerializeToString(object @event) =>
         JsonSerializer.Serialize(@event, @event.GetType(), SerializerOptions);
@@ -113,4 +154,18 @@ public sealed class EventTypes
             inner);
 }
 
-public readonly record struct EventName(string Name, int Version);
+public readonly record struct EventName(string Name, int Version)
+{
+    /// <summary>The name Marten stores: <c>canton-registered.v2</c>.</summary>
+    public string Alias => $"{Name}.v{Version}";
+
+    /// <summary>Reads an alias back into its name and version.</summary>
+    /// <exception cref="FormatException">Not an alias of ours.</exception>
+    public static EventName FromAlias(string alias)
+    {
+        var dot = alias.LastIndexOf(".v", StringComparison.Ordinal);
+        return dot > 0 && int.TryParse(alias.AsSpan(dot + 2), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var version) && version >= 1
+            ? new EventName(alias[..dot], version)
+            : throw new FormatException($"'{alias}' is not a versioned event type name.");
+    }
+}

@@ -24,8 +24,8 @@ public readonly record struct ExpectedVersion(long Value)
     public bool IsAny => Value < 0;
 }
 
-/// <summary>An event as stored. <see cref="Position"/> is its place in the global order (1, 2, 3, … without gaps),
-/// or 0 while the sequencer has not numbered it yet (only possible when reading one stream).</summary>
+/// <summary>An event as stored. <see cref="Position"/> is its place in the global order: Marten's sequence number,
+/// increasing, with a hole wherever a transaction that had taken a number rolled back.</summary>
 public sealed record RecordedEvent(
     long Position,
     string StreamId,
@@ -34,7 +34,19 @@ public sealed record RecordedEvent(
     string Type,
     object Data,
     EventMetadata Metadata,
-    DateTimeOffset RecordedAt);
+    DateTimeOffset RecordedAt)
+{
+    /// <summary>An event as Marten read it, as we read events.</summary>
+    public static RecordedEvent From(JasperFx.Events.IEvent e) => new(
+        e.Sequence,
+        e.StreamKey ?? throw new EventStoreException($"Event {e.Id} has no stream key.", e.Sequence),
+        e.Version,
+        e.Id,
+        EventName.FromAlias(e.EventTypeName).Name,
+        e.Data,
+        new EventMetadata(e.CorrelationId, e.CausationId, e.UserName),
+        e.Timestamp);
+}
 
 /// <summary>What <see cref="EventLog.DecideAsync{T}"/> decided: the state after it, the stream's version and the events
 /// appended (none when there was nothing to record).</summary>
@@ -76,8 +88,9 @@ public static class RecordedEvents
     }
 }
 
-/// <summary>An event exactly as stored: its payload as the database's JSON text, not deserialized, and its
-/// authentication code (null when written without a key). What integrity checks and audit feeds read.</summary>
+/// <summary>An event exactly as stored: its payload as the database's JSON text, not deserialized, its type name and
+/// version as read from Marten's alias, and its authentication code (null when written without a key). What integrity
+/// checks and audit feeds read.</summary>
 public sealed record StoredEvent(
     long Position,
     string StreamId,
@@ -90,21 +103,22 @@ public sealed record StoredEvent(
     DateTimeOffset RecordedAt,
     byte[]? Code)
 {
-    /// <summary>Reads a row's position, stream_id, version, event_id, type, type_version, data (as text), correlation_id,
-    /// causation_id, actor and recorded_at from column <paramref name="first"/> on, in that order (so that a sequential
-    /// reader may stream them), and the mac after them when <paramref name="withCode"/>.</summary>
-    public static StoredEvent Read(Npgsql.NpgsqlDataReader reader, int first = 0, bool withCode = false) => new(
-        reader.GetInt64(first),
-        reader.GetString(first + 1),
-        reader.GetInt64(first + 2),
-        reader.GetGuid(first + 3),
-        reader.GetString(first + 4),
-        reader.GetInt32(first + 5),
-        reader.GetString(first + 6),
-        new EventMetadata(
+    /// <summary>Reads the columns of <see cref="EventLog.StoredColumns"/> from column <paramref name="first"/> on, in
+    /// their order (so that a sequential reader may stream them).</summary>
+    public static StoredEvent Read(Npgsql.NpgsqlDataReader reader, int first = 0)
+    {
+        var position = reader.GetInt64(first);
+        var streamId = reader.GetString(first + 1);
+        var version = reader.GetInt64(first + 2);
+        var eventId = reader.GetGuid(first + 3);
+        var name = EventName.FromAlias(reader.GetString(first + 4));
+        var json = reader.GetString(first + 5);
+        var metadata = new EventMetadata(
+            reader.IsDBNull(first + 6) ? null : reader.GetString(first + 6),
             reader.IsDBNull(first + 7) ? null : reader.GetString(first + 7),
-            reader.IsDBNull(first + 8) ? null : reader.GetString(first + 8),
-            reader.IsDBNull(first + 9) ? null : reader.GetString(first + 9)),
-        reader.GetFieldValue<DateTimeOffset>(first + 10),
-        withCode && !reader.IsDBNull(first + 11) ? reader.GetFieldValue<byte[]>(first + 11) : null);
+            reader.IsDBNull(first + 8) ? null : reader.GetString(first + 8));
+        var recordedAt = reader.GetFieldValue<DateTimeOffset>(first + 9);
+        var code = reader.IsDBNull(first + 10) ? null : Convert.FromBase64String(reader.GetString(first + 10));
+        return new StoredEvent(position, streamId, version, eventId, name.Name, name.Version, json, metadata, recordedAt, code);
+    }
 }

@@ -6,50 +6,22 @@ namespace Confederal.EventStore;
 public sealed record Migration(string Id, string Sql);
 
 /// <summary>
-/// Creates and migrates the schema: every migration runs once, in its own transaction, recorded in
+/// Creates and migrates the schema: Marten's (its events, streams, progress and functions, by Marten's own schema
+/// migration), then ours, the read models' tables, each migration once, in its own transaction, recorded in
 /// es.schema_migrations. Concurrent starts serialize on an advisory lock, so running it again is harmless.
 /// </summary>
 public static class Schema
 {
     private const long MigrationLock = 0x436f6e6665646572; // "Confeder"
 
-    /// <summary>The event store's own tables.</summary>
-    public static readonly IReadOnlyList<Migration> EventStore =
-    [
-        new("es-0001-events", """
-            CREATE TABLE es.events (
-                seq            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                position       bigint,
-                tx_id          xid8 NOT NULL DEFAULT pg_current_xact_id(),
-                stream_id      text NOT NULL,
-                version        bigint NOT NULL,
-                event_id       uuid NOT NULL,
-                type           text NOT NULL,
-                type_version   int NOT NULL,
-                data           jsonb NOT NULL,
-                correlation_id text,
-                causation_id   text,
-                actor          text,
-                recorded_at    timestamptz NOT NULL DEFAULT now(),
-                CONSTRAINT events_stream_version UNIQUE (stream_id, version)
-            );
-            -- Partial: an append inserts nothing here; the sequencer's numbering does.
-            CREATE UNIQUE INDEX events_position ON es.events (position) WHERE position IS NOT NULL;
-            -- Events the sequencer has not numbered yet: a small, hot partial index.
-            CREATE INDEX events_unsequenced ON es.events (tx_id, seq) WHERE position IS NULL;
-
-            CREATE TABLE es.projection_checkpoints (
-                name       text PRIMARY KEY,
-                position   bigint NOT NULL,
-                updated_at timestamptz NOT NULL DEFAULT now()
-            );
-            """),
-        // Each event's authentication code (see EventAuthenticator): null for events written without a key.
-        new("es-0002-event-codes", "ALTER TABLE es.events ADD COLUMN mac bytea"),
-    ];
-
     public static async Task MigrateAsync(NpgsqlDataSource dataSource, IEnumerable<Migration> migrations, CancellationToken ct = default)
     {
+        // Marten's event schema depends only on how events are stored, not on which types or projections there are.
+        using (var marten = new Marten.DocumentStore(MartenStore.Options(dataSource, new EventTypes(), [])))
+        {
+            await marten.Storage.ApplyAllConfiguredChangesToDatabaseAsync();
+        }
+
         var ordered = migrations.OrderBy(m => m.Id, StringComparer.Ordinal).ToList();
         if (ordered.Select(m => m.Id).Distinct(StringComparer.Ordinal).Count() != ordered.Count)
         {

@@ -45,7 +45,7 @@ public sealed class WriteScope : IAsyncDisposable
         return _transaction;
     }
 
-    /// <summary>Commits every write made in the scope; the sequencer numbers them next.</summary>
+    /// <summary>Commits every write made in the scope.</summary>
     public async Task CommitAsync(CancellationToken ct = default)
     {
         ObjectDisposedException.ThrowIf(_ended, this);
@@ -54,7 +54,6 @@ public sealed class WriteScope : IAsyncDisposable
         {
             WriteOutcome.CommitSending();
             await _transaction.CommitAsync(ct);
-            _log.Sequencer.Notify();
         }
     }
 

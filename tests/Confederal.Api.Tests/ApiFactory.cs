@@ -104,11 +104,10 @@ public sealed class ApiFactory : WebApplicationFactory<Program>, IAsyncLifetime
 
     public HttpClient Admin() => ClientAs(Roles.Admin, subject: "admin");
 
-    /// <summary>Waits until every event appended so far is numbered and applied by the projection.</summary>
+    /// <summary>Waits until every event appended so far is applied by the projection.</summary>
     public async Task ProjectedAsync(string projection)
     {
-        var events = Services.GetRequiredService<EventLog>();
-        var head = await events.Sequencer.SequenceAsync();
+        var head = await Services.GetRequiredService<EventLog>().ReadLastCommittedAsync();
         try
         {
             await Services.GetRequiredService<ProjectionDaemon>().WaitForAsync(projection, head).WaitAsync(TimeSpan.FromSeconds(30));
@@ -120,10 +119,11 @@ public sealed class ApiFactory : WebApplicationFactory<Program>, IAsyncLifetime
         }
     }
 
-    /// <summary>Numbers and seals every event appended so far; returns the last sealed position.</summary>
+    /// <summary>Seals every event appended so far, once the high-water mark has passed it; returns the last sealed position.</summary>
     public async Task<long> SealedAsync()
     {
-        await Services.GetRequiredService<EventLog>().Sequencer.SequenceAsync();
+        var head = await Services.GetRequiredService<EventLog>().ReadLastCommittedAsync();
+        await Services.GetRequiredService<ProjectionDaemon>().WaitForHighWaterMarkAsync(head).WaitAsync(TimeSpan.FromSeconds(30));
         return await Services.GetRequiredService<Features.Audit.Notary>().SealAsync();
     }
 
@@ -146,7 +146,7 @@ public sealed class ApiFactory : WebApplicationFactory<Program>, IAsyncLifetime
 
     public async Task<long> CountEventsAsync()
     {
-        await using var command = Services.GetRequiredService<Npgsql.NpgsqlDataSource>().CreateCommand("SELECT count(*) FROM es.events");
+        await using var command = Services.GetRequiredService<Npgsql.NpgsqlDataSource>().CreateCommand($"SELECT count(*) FROM {EventLog.Table}");
         return (long)(await command.ExecuteScalarAsync())!;
     }
 

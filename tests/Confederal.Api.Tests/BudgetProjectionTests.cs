@@ -2,6 +2,7 @@ using Stopwatch = System.Diagnostics.Stopwatch;
 using System.Net.Http.Json;
 using System.Text;
 using Confederal.Api.Features.Fiscal;
+using Confederal.Api.Infrastructure;
 using Confederal.EventStore;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
@@ -90,11 +91,19 @@ public sealed class BudgetProjectionTests(ApiFactory api) : IClassFixture<ApiFac
     {
         await HistoryAsync();
         var live = await SnapshotAsync();
-        var log = api.Services.GetRequiredService<EventLog>();
+        var db = api.Services.GetRequiredService<NpgsqlDataSource>();
 
-        await new ProjectionDaemon(log, [new BudgetProjection(pageSize: 7)]).RebuildAsync(BudgetProjection.ProjectionName);
+        using (var store = new OpenStore(db, Events.Types(), [new BudgetProjection(pageSize: 7)]))
+        {
+            await store.Daemon.RebuildAsync(BudgetProjection.ProjectionName);
+        }
+
         var smallPages = await SnapshotAsync();
-        await new ProjectionDaemon(log, [new BudgetProjection()]).RebuildAsync(BudgetProjection.ProjectionName);
+        using (var store = new OpenStore(db, Events.Types(), [new BudgetProjection()]))
+        {
+            await store.Daemon.RebuildAsync(BudgetProjection.ProjectionName);
+        }
+
         var onePage = await SnapshotAsync();
 
         Assert.Contains("hist-b", live, StringComparison.Ordinal);

@@ -250,7 +250,7 @@ public sealed class CantonRegisteredVersionTests
     public async Task A_v1_canton_missing_a_field_fails_with_an_error_naming_its_position(string missing)
     {
         await using var db = NpgsqlDataSource.Create(await Confederal.Testing.TestPostgres.CreateDatabaseAsync(Database.Migrations));
-        var log = new EventLog(db, Events.Types());
+        var log = new OpenStore(db, Events.Types(), []).Log;
         var payload = new JsonObject { ["cantonId"] = "ge", ["name"] = "Genève", ["currency"] = "CHF" };
         await FiscalPolicyV1.InsertAsync(db, log, "canton-vd", new JsonObject { ["cantonId"] = "vd", ["name"] = "Vaud", ["currency"] = "CHF" }, "canton-registered");
         payload.Remove(missing);

@@ -28,43 +28,52 @@ internal static class FiscalPolicyV1
         ["eligibleOrganizations"] = eligible is null ? null : new JsonArray([.. eligible.Select(e => JsonValue.Create(e))]),
     };
 
-    /// <summary>Inserts the row with SQL (type_version 1; fiscal-policy-set unless another <paramref name="type"/> is
-    /// named) with the authentication code its writer computed (every event carries one), lets the sequencer number it
-    /// and returns its position.</summary>
+    /// <summary>Inserts the row into Marten's tables with SQL (type version 1; fiscal-policy-set unless another
+    /// <paramref name="type"/> is named), as a writer of that version stored it, with the authentication code its writer
+    /// computed (every event carries one); returns its position.</summary>
     public static async Task<long> InsertAsync(NpgsqlDataSource db, EventLog log, string stream, JsonNode payload, string type = "fiscal-policy-set")
     {
         var version = await log.StreamVersionAsync(stream) + 1;
         var id = Guid.NewGuid();
         var json = payload.ToJsonString();
         var code = log.Authenticator?.Compute(stream, version, id, type, 1, CanonicalJson.Serialize(json), EventMetadata.None);
-        await using var insert = db.CreateCommand("""
-            INSERT INTO es.events (stream_id, version, event_id, type, type_version, data, mac)
-            VALUES ($1, $2, $3, $6, 1, $4::jsonb, $5)
-            RETURNING seq
-            """);
-        insert.Parameters.Add(new NpgsqlParameter { Value = stream });
-        insert.Parameters.Add(new NpgsqlParameter { Value = version });
-        insert.Parameters.Add(new NpgsqlParameter { Value = id });
-        insert.Parameters.Add(new NpgsqlParameter { Value = json });
-        insert.Parameters.Add(new NpgsqlParameter { Value = (object?)code ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bytea });
-        insert.Parameters.Add(new NpgsqlParameter { Value = type });
-        var seq = (long)(await insert.ExecuteScalarAsync())!;
-        await log.Sequencer.SequenceAsync();
-        await using var position = db.CreateCommand("SELECT position FROM es.events WHERE seq = $1");
-        position.Parameters.Add(new NpgsqlParameter { Value = seq });
-        return (long)(await position.ExecuteScalarAsync())!;
+        await using var batch = db.CreateBatch();
+        batch.BatchCommands.Add(new NpgsqlBatchCommand($"""
+            INSERT INTO {MartenStore.Schema}.mt_streams (id, version) VALUES ($1, $2)
+            ON CONFLICT (id) DO UPDATE SET version = excluded.version
+            """) { Parameters = { new() { Value = stream }, new() { Value = version } } });
+        batch.BatchCommands.Add(new NpgsqlBatchCommand($"""
+            INSERT INTO {EventLog.Table} (seq_id, id, stream_id, version, data, type, timestamp, headers)
+            VALUES (nextval('{MartenStore.Schema}.mt_events_sequence'), $1, $2, $3, $4::jsonb, $5, now(),
+                    CASE WHEN $6::text IS NULL THEN NULL ELSE jsonb_build_object('{MartenStore.CodeHeader}', $6::text) END)
+            RETURNING seq_id
+            """)
+        {
+            Parameters =
+            {
+                new() { Value = id },
+                new() { Value = stream },
+                new() { Value = version },
+                new() { Value = json },
+                new() { Value = new EventName(type, 1).Alias },
+                new() { Value = code is null ? DBNull.Value : Convert.ToBase64String(code), NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text },
+            },
+        });
+        await using var reader = await batch.ExecuteReaderAsync();
+        await reader.ReadAsync();
+        return reader.GetInt64(0);
     }
 
-    /// <summary>The stored rows of a stream as they are: (version, type_version, data).</summary>
+    /// <summary>The stored rows of a stream as they are: (version, type version, data).</summary>
     public static async Task<List<(long Version, int TypeVersion, string Data)>> StoredAsync(NpgsqlDataSource db, string stream)
     {
-        await using var command = db.CreateCommand("SELECT version, type_version, data::text FROM es.events WHERE stream_id = $1 ORDER BY version");
+        await using var command = db.CreateCommand($"SELECT version, type, data::text FROM {EventLog.Table} WHERE stream_id = $1 ORDER BY version");
         command.Parameters.Add(new NpgsqlParameter { Value = stream });
         var rows = new List<(long, int, string)>();
         await using var reader = await command.ExecuteReaderAsync();
         while (await reader.ReadAsync())
         {
-            rows.Add((reader.GetInt64(0), reader.GetInt32(1), reader.GetString(2)));
+            rows.Add((reader.GetInt64(0), EventName.FromAlias(reader.GetString(1)).Version, reader.GetString(2)));
         }
 
         return rows;
@@ -87,7 +96,7 @@ public sealed class FiscalPolicyVersionTests
     private static async Task<(NpgsqlDataSource Db, EventLog Log)> StoreAsync()
     {
         var db = NpgsqlDataSource.Create(await TestPostgres.CreateDatabaseAsync(Database.Migrations));
-        return (db, new EventLog(db, Events.Types()));
+        return (db, new OpenStore(db, Events.Types(), []).Log);
     }
 
     [Fact]
@@ -284,7 +293,11 @@ public sealed class FiscalPolicyVersionApiTests(ApiFactory api) : IClassFixture<
 
         // Rebuilt from position 0 over the mix of v1 and v2 rows, and folded as of the head: the same budgets.
         var live = (await BudgetJsonAsync("v1-ge"), await BudgetJsonAsync("v1-vd"));
-        await new ProjectionDaemon(log, [new BudgetProjection(pageSize: 5)]).RebuildAsync(BudgetProjection.ProjectionName);
+        using (var store = new OpenStore(Db, Events.Types(), [new BudgetProjection(pageSize: 5)]))
+        {
+            await store.Daemon.RebuildAsync(BudgetProjection.ProjectionName);
+        }
+
         Assert.Equal(live, (await BudgetJsonAsync("v1-ge"), await BudgetJsonAsync("v1-vd")));
         Assert.Equal(live, (await BudgetJsonAsync("v1-ge", $"?asOf={vd.Position}"), await BudgetJsonAsync("v1-vd", $"?asOf={vd.Position}")));
 

@@ -118,7 +118,6 @@ public sealed class FuzzTests(ApiFactory api) : IClassFixture<ApiFactory>
     /// <summary>The number of rows of every table of the database.</summary>
     private async Task<Dictionary<string, long>> RowsAsync()
     {
-        await api.Services.GetRequiredService<EventLog>().Sequencer.SequenceAsync();
         foreach (var projection in api.Services.GetServices<IProjection>())
         {
             await api.ProjectedAsync(projection.Name);

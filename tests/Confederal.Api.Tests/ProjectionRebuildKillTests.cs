@@ -36,11 +36,12 @@ public sealed class ProjectionRebuildKillTests(ITestOutputHelper output)
 
             // The log, written with the event codes of the data folder's keys (the API's notary seals it later), and
             // its read models built from nothing: the clean rebuild.
-            var log = new EventLog(db, Events.Types(), authenticator: new EventAuthenticator(AuditKeys.LoadOrCreate(data).EventKey));
-            await FiscalHistory.AppendAsync(log, LogEvents);
-            var head = await log.Sequencer.SequenceAsync();
+            using var store = new OpenStore(
+                db, Events.Types(), ProjectionCommands.Projections(), new EventAuthenticator(AuditKeys.LoadOrCreate(data).EventKey));
+            await FiscalHistory.AppendAsync(store.Log, LogEvents);
+            var daemon = store.Daemon;
+            var head = await daemon.CatchUpAsync();
             var written = clock.Elapsed;
-            var daemon = new ProjectionDaemon(log, ProjectionCommands.Projections());
             foreach (var projection in ProjectionCommands.Projections())
             {
                 await daemon.RebuildAsync(projection.Name);

@@ -217,11 +217,7 @@ public static class Workload
     {
         public string Name => "bench-totals";
 
-        public async Task ResetAsync(NpgsqlConnection connection, CancellationToken ct)
-        {
-            await using var command = new NpgsqlCommand("TRUNCATE bench_totals", connection);
-            await command.ExecuteNonQueryAsync(ct);
-        }
+        public IReadOnlyList<string> Tables { get; } = ["public.bench_totals"];
 
         public async Task ApplyAsync(NpgsqlConnection connection, IReadOnlyList<RecordedEvent> events, CancellationToken ct)
         {

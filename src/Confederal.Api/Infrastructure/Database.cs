@@ -47,8 +47,8 @@ public sealed class Database : IAsyncDisposable
     public static bool IsEmbedded(IConfiguration configuration) =>
         string.IsNullOrWhiteSpace(configuration.GetConnectionString(ConnectionStringName));
 
-    /// <summary>Every migration the application runs at start, event store first.</summary>
-    public static IReadOnlyList<Migration> Migrations { get; } = [.. Schema.EventStore, .. CantonDirectory.Migrations, .. OrganizationDirectory.Migrations, .. BudgetProjection.Migrations,
+    /// <summary>Every migration of our read models' tables the application runs at start, after Marten's.</summary>
+    public static IReadOnlyList<Migration> Migrations { get; } = [.. CantonDirectory.Migrations, .. OrganizationDirectory.Migrations, .. BudgetProjection.Migrations,
         .. Features.Census.Residences.Migrations, .. Features.Ballots.BallotBox.Migrations, .. Features.Ballots.BallotDirectory.Migrations, .. Features.Audit.Notary.Migrations, .. Idempotency.Migrations];
 
     public NpgsqlDataSource DataSource => _dataSource.Value;
@@ -92,9 +92,9 @@ public sealed class Database : IAsyncDisposable
     }
 }
 
-/// <summary>Migrates the schema before the server accepts requests, then runs the sequencer, the projections and the
-/// notary that seals the log.</summary>
-internal sealed class EventStoreHost(Database database, EventLog store, ProjectionDaemon daemon, Features.Audit.Notary notary) : BackgroundService
+/// <summary>Migrates the schema (Marten's, then ours) before the server accepts requests, then runs Marten's projection
+/// daemon and the notary that seals the log.</summary>
+internal sealed class EventStoreHost(Database database, ProjectionDaemon daemon, Features.Audit.Notary notary) : BackgroundService
 {
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -103,5 +103,5 @@ internal sealed class EventStoreHost(Database database, EventLog store, Projecti
     }
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        Task.WhenAll(store.Sequencer.RunAsync(stoppingToken), daemon.RunAsync(stoppingToken), notary.RunAsync(stoppingToken));
+        Task.WhenAll(daemon.RunAsync(stoppingToken), notary.RunAsync(stoppingToken));
 }

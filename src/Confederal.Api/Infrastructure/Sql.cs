@@ -33,10 +33,4 @@ public static class Sql
 
         await batch.ExecuteNonQueryAsync(ct);
     }
-
-    public static async Task TruncateAsync(NpgsqlConnection connection, string tables, CancellationToken ct)
-    {
-        await using var command = new NpgsqlCommand($"TRUNCATE {tables}", connection);
-        await command.ExecuteNonQueryAsync(ct);
-    }
 }

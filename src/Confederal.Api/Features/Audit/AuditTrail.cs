@@ -166,17 +166,16 @@ public static class DatabaseTrail
         }
 
         await using var connection = await db.OpenConnectionAsync(ct);
-        await using var events = new NpgsqlCommand("""
-            SELECT h.position, e.position, e.stream_id, e.version, e.event_id, e.type, e.type_version, e.data::text,
-                   e.correlation_id, e.causation_id, e.actor, e.recorded_at, e.mac, h.hash
-            FROM (SELECT * FROM es.events WHERE position IS NOT NULL) e FULL JOIN audit_hashes h ON h.position = e.position
-            ORDER BY coalesce(e.position, h.position)
+        await using var events = new NpgsqlCommand($"""
+            SELECT h.position, {EventLog.StoredColumns}, h.hash
+            FROM {EventLog.Table} e FULL JOIN audit_hashes h ON h.position = e.seq_id
+            ORDER BY coalesce(e.seq_id, h.position)
             """, connection);
         await using var rows = await events.ExecuteReaderAsync(CommandBehavior.SequentialAccess, ct);
         while (await rows.ReadAsync(ct))
         {
             var hashed = rows.IsDBNull(0) ? 0 : rows.GetInt64(0);
-            var stored = rows.IsDBNull(1) ? null : StoredEvent.Read(rows, first: 1, withCode: true);
+            var stored = rows.IsDBNull(1) ? null : StoredEvent.Read(rows, first: 1);
             var position = stored?.Position ?? hashed;
             while (seals.Count > 0 && seals.Peek().ToPosition < position)
             {
@@ -189,7 +188,7 @@ public static class DatabaseTrail
                 continue;
             }
 
-            var hash = rows.IsDBNull(13) ? "" : Convert.ToHexStringLower(rows.GetFieldValue<byte[]>(13));
+            var hash = rows.IsDBNull(12) ? "" : Convert.ToHexStringLower(rows.GetFieldValue<byte[]>(12));
             var e = AuditEvent.From(stored, pseudonyms, authenticator, out var authentic) with { Hash = hash };
             yield return new AuditEntry(stored.Position, e, null, authentic);
         }

@@ -52,14 +52,14 @@ public static class GetAuditEvents
                 throw new ValidationException([new ValidationFailure("after", $"'after' is beyond the last sealed position, {sealedThrough}.")]);
             }
 
-            await using var command = new NpgsqlCommand("""
-                SELECT e.position, e.stream_id, e.version, e.event_id, e.type, e.type_version, e.data::text, e.correlation_id,
-                       e.causation_id, e.actor, e.recorded_at, h.hash
-                FROM es.events e JOIN audit_hashes h ON h.position = e.position
-                WHERE e.position > $1 AND e.position <= $2
-                  AND ($4::text IS NULL OR e.type = $4)
+            // Marten stores a type under its alias, name.v{version}: the filter names the type whatever its version.
+            await using var command = new NpgsqlCommand($"""
+                SELECT {EventLog.StoredColumns}, h.hash
+                FROM {EventLog.Table} e JOIN audit_hashes h ON h.position = e.seq_id
+                WHERE e.seq_id > $1 AND e.seq_id <= $2
+                  AND ($4::text IS NULL OR starts_with(e.type, $4 || '.v'))
                   AND ($5::text IS NULL OR e.data->>'cantonId' = $5)
-                ORDER BY e.position
+                ORDER BY e.seq_id
                 LIMIT $3
                 """, connection, tx)
             {

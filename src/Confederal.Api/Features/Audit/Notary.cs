@@ -1,4 +1,3 @@
-using System.Threading.Channels;
 using Confederal.EventStore;
 using Npgsql;
 
@@ -13,11 +12,18 @@ public sealed class AuditIntegrityException(long position, string reason)
 }
 
 /// <summary>
-/// Seals the global log as it grows, like a Certificate Transparency log: each round takes the numbered events after
-/// the last seal (at most <see cref="MaxSealSize"/>), checks each one's authentication code, hashes it chained to its
-/// stream predecessor, and records the hashes and a signed seal over them (Merkle root, chained to the previous seal)
-/// in one transaction. An event without a valid code is never sealed: sealing stops there, loudly.
+/// Seals the global log as it grows, like a Certificate Transparency log: each round takes the events after the last
+/// seal up to Marten's high-water mark (below which no event can still appear), at most <see cref="MaxSealSize"/>
+/// positions, checks each one's authentication code, hashes it chained to its stream predecessor, and records the hashes
+/// and a signed seal over them (Merkle root, chained to the previous seal) in one transaction. An event without a valid
+/// code, or whose stream predecessor is missing, is never sealed: sealing stops there, loudly.
 /// </summary>
+/// <remarks>
+/// Marten's positions have holes: a transaction that took sequence numbers and rolled back leaves them unused. So the
+/// chain decides, not the numbers: a seal covers a range of positions and the Merkle root of the hashes of exactly the
+/// events in it, in order, so removing a sealed event breaks its seal, and an event removed before it was sealed breaks
+/// its stream's chain at the next event of that stream (its version is missing).
+/// </remarks>
 public sealed class Notary(EventLog events, AuditKeys keys, Pseudonyms pseudonyms, TimeProvider clock, ILogger<Notary> logger) : IDisposable
 {
     public const int MaxSealSize = 20_000;
@@ -47,18 +53,17 @@ public sealed class Notary(EventLog events, AuditKeys keys, Pseudonyms pseudonym
     ];
 
     private readonly SemaphoreSlim _round = new(1, 1);
-    private readonly Channel<bool> _numbered = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
 
     // The last hashed event of recently seen streams, so that a chain link rarely needs the database.
     private readonly Dictionary<string, (long Version, byte[] Hash)> _heads = new(StringComparer.Ordinal);
     private long _reportedPosition;
 
-    /// <summary>How long a round waits after events are numbered, so that one seal covers many appends.</summary>
+    /// <summary>How long the notary waits between rounds, so that one seal covers many appends.</summary>
     public TimeSpan Coalesce { get; init; } = TimeSpan.FromMilliseconds(200);
 
     public void Dispose() => _round.Dispose();
 
-    /// <summary>Seals every numbered event; returns the last sealed position.</summary>
+    /// <summary>Seals every event up to the high-water mark; returns the last sealed position.</summary>
     /// <exception cref="AuditIntegrityException">An event is missing, altered or forged.</exception>
     public async Task<long> SealAsync(CancellationToken ct = default)
     {
@@ -80,10 +85,9 @@ public sealed class Notary(EventLog events, AuditKeys keys, Pseudonyms pseudonym
         }
     }
 
-    /// <summary>Runs until cancelled: seals events shortly after they are numbered.</summary>
+    /// <summary>Runs until cancelled: seals events shortly after the high-water mark passes them.</summary>
     public async Task RunAsync(CancellationToken ct)
     {
-        events.Sequencer.Sequenced += _ => _numbered.Writer.TryWrite(true);
         var backoff = new Backoff(logger, "Sealing");
         while (!ct.IsCancellationRequested)
         {
@@ -91,15 +95,7 @@ public sealed class Notary(EventLog events, AuditKeys keys, Pseudonyms pseudonym
             {
                 await SealAsync(ct);
                 backoff.Succeeded();
-                using var idle = CancellationTokenSource.CreateLinkedTokenSource(ct);
-                idle.CancelAfter(TimeSpan.FromSeconds(1));
-                await _numbered.Reader.WaitToReadAsync(idle.Token);
-                _numbered.Reader.TryRead(out _);
-                await Task.Delay(Coalesce, clock, ct);
-            }
-            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
-            {
-                // idle: look for events numbered by other processes
+                await Task.Delay(Coalesce, ct);
             }
             catch (AuditIntegrityException e) when (!ct.IsCancellationRequested)
             {
@@ -129,7 +125,7 @@ public sealed class Notary(EventLog events, AuditKeys keys, Pseudonyms pseudonym
         var last = await ReadLastSealAsync(connection, tx, ct);
         var lastThrough = last?.ToPosition ?? 0;
         long head;
-        await using (var headCommand = new NpgsqlCommand("SELECT coalesce(max(position), 0) FROM es.events", connection, tx))
+        await using (var headCommand = new NpgsqlCommand(EventLog.HeadSql, connection, tx))
         {
             head = (long)(await headCommand.ExecuteScalarAsync(ct))!;
         }
@@ -139,16 +135,9 @@ public sealed class Notary(EventLog events, AuditKeys keys, Pseudonyms pseudonym
             return (lastThrough, false);
         }
 
-        var through = Math.Min(head, lastThrough + MaxSealSize);
-        var batch = new List<AuditEvent>((int)(through - lastThrough));
-        await foreach (var stored in events.ReadStoredAsync(lastThrough, through, ct))
+        var batch = new List<AuditEvent>();
+        await foreach (var stored in events.ReadStoredAsync(lastThrough, head, MaxSealSize, ct))
         {
-            var expected = lastThrough + batch.Count + 1;
-            if (stored.Position != expected)
-            {
-                throw new AuditIntegrityException(expected, "the event is missing");
-            }
-
             batch.Add(AuditEvent.From(stored, pseudonyms, events.Authenticator, out var authentic));
             if (!authentic)
             {
@@ -156,11 +145,12 @@ public sealed class Notary(EventLog events, AuditKeys keys, Pseudonyms pseudonym
             }
         }
 
-        if (batch.Count != through - lastThrough)
+        if (batch.Count == 0)
         {
-            throw new AuditIntegrityException(lastThrough + batch.Count + 1, "the event is missing");
+            return (lastThrough, false); // only unused numbers: the next seal covers them with the events after them
         }
 
+        var through = batch.Count == MaxSealSize ? batch[^1].Position : head;
         await LoadPredecessorsAsync(connection, tx, batch, ct);
         var positions = new long[batch.Count];
         var hashes = new byte[batch.Count][];
@@ -245,12 +235,12 @@ public sealed class Notary(EventLog events, AuditKeys keys, Pseudonyms pseudonym
             return;
         }
 
-        await using var command = new NpgsqlCommand("""
+        await using var command = new NpgsqlCommand($"""
             SELECT q.n, h.hash
             FROM unnest($1::bigint[]) WITH ORDINALITY AS q(position, n)
-            JOIN es.events self ON self.position = q.position
-            JOIN es.events e ON e.stream_id = self.stream_id AND e.version = self.version - 1
-            JOIN audit_hashes h ON h.position = e.position
+            JOIN {EventLog.Table} self ON self.seq_id = q.position
+            JOIN {EventLog.Table} e ON e.stream_id = self.stream_id AND e.version = self.version - 1
+            JOIN audit_hashes h ON h.position = e.seq_id
             """, connection, tx);
         command.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = [.. positions] });
         await using var reader = await command.ExecuteReaderAsync(ct);

@@ -33,7 +33,7 @@ public sealed class BallotDirectory : IProjection
 
     public IReadOnlyCollection<Type> EventsRead => [typeof(BallotCalled)];
 
-    public Task ResetAsync(NpgsqlConnection connection, CancellationToken ct) => Sql.TruncateAsync(connection, "ballots", ct);
+    public IReadOnlyList<string> Tables { get; } = ["public.ballots"];
 
     public Task ApplyAsync(NpgsqlConnection connection, IReadOnlyList<RecordedEvent> events, CancellationToken ct) =>
         Sql.ExecuteAsync(connection, [.. events.Select(e => e.Data switch

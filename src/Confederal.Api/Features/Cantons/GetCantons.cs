@@ -38,7 +38,7 @@ public sealed class CantonDirectory : IProjection
 
     public IReadOnlyCollection<Type> EventsRead => [typeof(CantonRegistered), typeof(CantonRenamed), typeof(CantonLocaleSet)];
 
-    public Task ResetAsync(NpgsqlConnection connection, CancellationToken ct) => Sql.TruncateAsync(connection, "cantons", ct);
+    public IReadOnlyList<string> Tables { get; } = ["public.cantons"];
 
     public Task ApplyAsync(NpgsqlConnection connection, IReadOnlyList<RecordedEvent> events, CancellationToken ct) =>
         Sql.ExecuteAsync(connection, [.. events.Select(e => e.Data switch

@@ -152,8 +152,7 @@ public sealed class BudgetProjection(int pageSize = 10_000) : IProjection
 
     public IReadOnlyCollection<Type> EventsRead => EventsFolded;
 
-    public Task ResetAsync(NpgsqlConnection connection, CancellationToken ct) => Sql.TruncateAsync(connection,
-        "fiscal_cantons, fiscal_organizations, fiscal_taxpayers, budgets, budget_tallies, organization_receipts, pacts, pact_members, pact_lines, census_days", ct);
+    public IReadOnlyList<string> Tables { get; } = ["public.fiscal_cantons", "public.fiscal_organizations", "public.fiscal_taxpayers", "public.budgets", "public.budget_tallies", "public.organization_receipts", "public.pacts", "public.pact_members", "public.pact_lines", "public.census_days"];
 
     public async Task ApplyAsync(NpgsqlConnection connection, IReadOnlyList<RecordedEvent> events, CancellationToken ct)
     {

@@ -35,7 +35,7 @@ public sealed class OrganizationDirectory : IProjection
     public IReadOnlyCollection<Type> EventsRead =>
         [typeof(OrganizationRecognized), typeof(OrganizationUpdated), typeof(OrganizationSuspended), typeof(OrganizationReinstated)];
 
-    public Task ResetAsync(NpgsqlConnection connection, CancellationToken ct) => Sql.TruncateAsync(connection, "organizations", ct);
+    public IReadOnlyList<string> Tables { get; } = ["public.organizations"];
 
     public Task ApplyAsync(NpgsqlConnection connection, IReadOnlyList<RecordedEvent> events, CancellationToken ct) =>
         Sql.ExecuteAsync(connection, [.. events.Select(e => e.Data switch
