@@ -20,6 +20,7 @@ var builder = WebApplication.CreateBuilder(args);
 builder.Services.AddSingleton<Database>();
 builder.Services.AddSingleton(sp => sp.GetRequiredService<Database>().DataSource);
 builder.Services.AddSingleton(sp => new Pseudonyms(sp.GetRequiredService<AuditKeys>().PseudonymKey));
+builder.Services.AddHostedService<EventStoreHost>(); // first: the schema is migrated before Marten's daemon starts
 builder.Services.AddSingleton<IProjection, CantonDirectory>();
 builder.Services.AddSingleton<IProjection, OrganizationDirectory>();
 builder.Services.AddSingleton<IProjection, BudgetProjection>();
@@ -28,7 +29,6 @@ builder.Services.AddConfederalStore(Events.Types(), sp => sp.GetRequiredService<
 builder.Services.AddSingleton<Notary>();
 builder.Services.AddSingleton(TimeProvider.System);
 builder.Services.AddSingleton<CalledBallots>();
-builder.Services.AddHostedService<EventStoreHost>();
 builder.Services.AddHostedService<IdempotencyRetention>();
 
 builder.Services.AddMediation(typeof(Program).Assembly);

@@ -277,7 +277,7 @@ public static class AuditCommands
         long head;
         try
         {
-            await using var command = db.CreateCommand("SELECT coalesce(max(position), 0) FROM es.events");
+            await using var command = db.CreateCommand(Confederal.EventStore.EventLog.HeadSql);
             head = (long)(await command.ExecuteScalarAsync(ct))!;
         }
         catch (Exception e) when (e is NpgsqlException or InvalidOperationException)

@@ -203,7 +203,16 @@ public sealed class EventLog(IDocumentStore store, NpgsqlDataSource dataSource, 
         await batch.Execute(ct);
         foreach (var (id, fetch) in fetches)
         {
-            var events = await fetch;
+            IReadOnlyList<IEvent> events;
+            try
+            {
+                events = await fetch;
+            }
+            catch (Marten.Exceptions.EventDeserializationFailureException e)
+            {
+                throw await UnreadableAsync(e);
+            }
+
             if (events.Count > 0)
             {
                 streams[id] = [.. events.Select(RecordedEvent.From)];
@@ -239,8 +248,17 @@ public sealed class EventLog(IDocumentStore store, NpgsqlDataSource dataSource, 
         string streamId, long fromVersion = 1, long toVersion = long.MaxValue, [EnumeratorCancellation] CancellationToken ct = default)
     {
         await using var session = Store.QuerySession();
-        var events = await session.Events.FetchStreamAsync(
-            streamId, version: toVersion == long.MaxValue ? 0 : toVersion, fromVersion: fromVersion, token: ct);
+        IReadOnlyList<IEvent> events;
+        try
+        {
+            events = await session.Events.FetchStreamAsync(
+                streamId, version: toVersion == long.MaxValue ? 0 : toVersion, fromVersion: fromVersion, token: ct);
+        }
+        catch (Marten.Exceptions.EventDeserializationFailureException e)
+        {
+            throw await UnreadableAsync(e);
+        }
+
         foreach (var e in events)
         {
             yield return RecordedEvent.From(e);
@@ -257,9 +275,9 @@ public sealed class EventLog(IDocumentStore store, NpgsqlDataSource dataSource, 
         var query = session.Events.QueryAllRawEvents()
             .Where(e => e.Sequence > afterPosition && e.Sequence <= head)
             .OrderBy(e => e.Sequence);
-        await foreach (var e in (limit is { } l ? query.Take(l) : query).ToAsyncEnumerable(ct))
+        await foreach (var e in Readable(limit is { } l ? query.Take(l) : query, ct))
         {
-            yield return RecordedEvent.From(e);
+            yield return e;
         }
     }
 
@@ -273,9 +291,40 @@ public sealed class EventLog(IDocumentStore store, NpgsqlDataSource dataSource, 
         var query = session.Events.QueryAllRawEvents()
             .Where(e => e.Sequence <= toPosition && aliases.Contains(e.EventTypeName))
             .OrderBy(e => e.Sequence);
-        await foreach (var e in query.ToAsyncEnumerable(ct))
+        await foreach (var e in Readable(query, ct))
         {
-            yield return RecordedEvent.From(e);
+            yield return e;
+        }
+    }
+
+    /// <summary>Marten could not read the event at a sequence: our error, naming its position and stream.</summary>
+    private async Task<EventStoreException> UnreadableAsync(Marten.Exceptions.EventDeserializationFailureException e)
+    {
+        await using var command = DataSource.CreateCommand($"SELECT stream_id FROM {Table} WHERE seq_id = $1");
+        command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = e.Sequence });
+        var stream = await command.ExecuteScalarAsync() as string;
+        var reason = (e.InnerException as UnreadableEventException)?.Reason ?? e.InnerException?.Message ?? e.Message;
+        return new EventStoreException($"Event at position {e.Sequence} (stream '{stream}') cannot be read: {reason}.", e.Sequence, e);
+    }
+
+    private async IAsyncEnumerable<RecordedEvent> Readable(IQueryable<IEvent> query, [EnumeratorCancellation] CancellationToken ct)
+    {
+        await using var events = query.ToAsyncEnumerable(ct).GetAsyncEnumerator(ct);
+        while (true)
+        {
+            try
+            {
+                if (!await events.MoveNextAsync())
+                {
+                    yield break;
+                }
+            }
+            catch (Marten.Exceptions.EventDeserializationFailureException e)
+            {
+                throw await UnreadableAsync(e);
+            }
+
+            yield return RecordedEvent.From(events.Current);
         }
     }
 

@@ -146,10 +146,11 @@ public sealed class EventTypes
         }
     }
 
-    private static EventStoreException Unreadable(long position, string streamId, string reason, Exception? inner = null) =>
+    private static UnreadableEventException Unreadable(long position, string streamId, string reason, Exception? inner = null) =>
         new(position > 0
                 ? $"Event at position {position} (stream '{streamId}') cannot be read: {reason}."
-                : $"Event in stream '{streamId}' cannot be read: {reason}.",
+                : $"Event cannot be read: {reason}.",
+            reason,
             position,
             inner);
 }

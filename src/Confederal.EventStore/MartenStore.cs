@@ -23,12 +23,15 @@ public static class MartenStore
     /// <summary>The header that holds an event's authentication code (base64).</summary>
     public const string CodeHeader = "mac";
 
-    public static StoreOptions Options(NpgsqlDataSource dataSource, EventTypes types, IEnumerable<IProjection> projections)
+    /// <summary>The store's options. Marten's schema is created and migrated by <see cref="EventStore.Schema.MigrateAsync"/>
+    /// (<paramref name="autoCreate"/> there); a running store does not look at it again.</summary>
+    public static StoreOptions Options(
+        NpgsqlDataSource dataSource, EventTypes types, IEnumerable<IProjection> projections, AutoCreate autoCreate = AutoCreate.None)
     {
         var options = new StoreOptions();
         options.Connection(dataSource);
         options.DatabaseSchemaName = Schema;
-        options.AutoCreateSchemaObjects = AutoCreate.CreateOrUpdate;
+        options.AutoCreateSchemaObjects = autoCreate;
         options.Events.StreamIdentity = StreamIdentity.AsString;
         options.Events.AppendMode = EventAppendMode.Quick;
         options.Events.MetadataConfig.CorrelationIdEnabled = true;
@@ -45,6 +48,11 @@ public static class MartenStore
         options.Projections.UseTransactionEvidenceForGapSkipping = true;
         options.Projections.SkipStaleGapsDespiteLiveTransactionsAfter = null;
         options.Projections.StaleSequenceThreshold = TimeSpan.FromMilliseconds(500);
+        // After an outage, Marten's watchdog restarts high-water detection that stopped cycling or advancing.
+        options.Projections.HealthCheckPollingTime = TimeSpan.FromSeconds(1);
+        options.Projections.LeadershipPollingTime = 500;
+        options.Projections.HighWaterStalenessThreshold = TimeSpan.FromSeconds(5);
+        options.Projections.HighWaterProgressStallThreshold = TimeSpan.FromSeconds(5);
         // An event a projection cannot apply stops that projection (it is retried, never passed over).
         options.Projections.Errors.SkipApplyErrors = false;
         options.Projections.Errors.SkipSerializationErrors = false;
@@ -100,12 +108,15 @@ public sealed class OpenStore : IDisposable
 public static class ConfederalStoreServices
 {
     /// <summary>Marten's document store on the registered <see cref="NpgsqlDataSource"/>, with the registered
-    /// <see cref="IProjection"/>s, and our layer over it: <see cref="EventLog"/> (its events authenticated with the key
-    /// <paramref name="eventKey"/> gives) and <see cref="ProjectionDaemon"/>.</summary>
+    /// <see cref="IProjection"/>s run by Marten's hosted async daemon (hot/cold: one process of those on the database runs
+    /// them, another takes over when it stops; its health check restarts what an outage stopped), and our layer over it:
+    /// <see cref="EventLog"/> (its events authenticated with the key <paramref name="eventKey"/> gives) and
+    /// <see cref="ProjectionDaemon"/>. Register what must run before the daemon starts (the schema's migration) first.</summary>
     public static IServiceCollection AddConfederalStore(this IServiceCollection services, EventTypes types, Func<IServiceProvider, byte[]> eventKey)
     {
         services.AddSingleton(types);
-        services.AddMarten(sp => MartenStore.Options(sp.GetRequiredService<NpgsqlDataSource>(), types, sp.GetServices<IProjection>()));
+        services.AddMarten(sp => MartenStore.Options(sp.GetRequiredService<NpgsqlDataSource>(), types, sp.GetServices<IProjection>()))
+            .AddAsyncDaemon(JasperFx.Events.Daemon.DaemonMode.HotCold);
         services.AddSingleton(sp => new EventLog(
             sp.GetRequiredService<IDocumentStore>(), sp.GetRequiredService<NpgsqlDataSource>(), types, new EventAuthenticator(eventKey(sp))));
         services.AddSingleton(sp => new ProjectionDaemon(

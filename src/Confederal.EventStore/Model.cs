@@ -61,6 +61,13 @@ public class EventStoreException(string message, long position = 0, Exception? i
     public long Position { get; } = position;
 }
 
+/// <summary>A stored payload that is not valid for its type, or of a type or version that is not registered.</summary>
+public sealed class UnreadableEventException(string message, string reason, long position = 0, Exception? inner = null)
+    : EventStoreException(message, position, inner)
+{
+    public string Reason { get; } = reason;
+}
+
 /// <summary>The stream's version was not the expected one: somebody else appended first.</summary>
 public sealed class ConcurrencyException(string streamId, ExpectedVersion expected, long actual)
     : EventStoreException($"Stream '{streamId}' is at version {actual}, not at the expected {expected.Value}.")

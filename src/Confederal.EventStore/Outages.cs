@@ -19,7 +19,9 @@ public sealed class Backoff(ILogger logger, string loop)
     private long _reported;
 
     /// <summary>The database did not answer or broke off: worth retrying as is.</summary>
-    public static bool IsUnavailable(Exception e) => e is NpgsqlException { IsTransient: true } or TimeoutException;
+    public static bool IsUnavailable(Exception e) =>
+        e is NpgsqlException { IsTransient: true } or TimeoutException
+        || e.InnerException is { } inner && IsUnavailable(inner); // Marten wraps what Npgsql threw
 
     /// <summary>Logs the failure as the policy says and waits before the next try.</summary>
     public Task FailedAsync(Exception e, CancellationToken ct) => Task.Delay(Failed(e), ct);

@@ -70,7 +70,8 @@ public sealed class ProjectionDaemon(IDocumentStore store, NpgsqlDataSource data
     /// <summary>How often <see cref="WaitForAsync"/> looks at the stored progress.</summary>
     public TimeSpan Poll { get; init; } = TimeSpan.FromMilliseconds(20);
 
-    /// <summary>Runs every projection until cancelled. Marten's daemon retries a down database by itself.</summary>
+    /// <summary>Runs every projection until cancelled, for a process without a host (a host runs Marten's own hosted
+    /// daemon, see <see cref="ConfederalStoreServices.AddConfederalStore"/>).</summary>
     public async Task RunAsync(CancellationToken ct)
     {
         using var daemon = await store.BuildProjectionDaemonAsync();

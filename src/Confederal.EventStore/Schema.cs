@@ -16,8 +16,9 @@ public static class Schema
 
     public static async Task MigrateAsync(NpgsqlDataSource dataSource, IEnumerable<Migration> migrations, CancellationToken ct = default)
     {
-        // Marten's event schema depends only on how events are stored, not on which types or projections there are.
-        using (var marten = new Marten.DocumentStore(MartenStore.Options(dataSource, new EventTypes(), [])))
+        // Marten's event schema depends only on how events are stored, not on which types or projections there are; but
+        // Marten creates it only for a store that has at least one event type.
+        using (var marten = new Marten.DocumentStore(MartenStore.Options(dataSource, new EventTypes().Register<SchemaOnly>("schema-only"), [], JasperFx.AutoCreate.CreateOrUpdate)))
         {
             await marten.Storage.ApplyAllConfiguredChangesToDatabaseAsync();
         }
@@ -77,3 +78,6 @@ public static class Schema
         }
     }
 }
+
+/// <summary>The event type of the store that only creates Marten's schema: never appended.</summary>
+internal sealed record SchemaOnly;

@@ -114,8 +114,11 @@ public sealed class ApiFactory : WebApplicationFactory<Program>, IAsyncLifetime
         }
         catch (TimeoutException e)
         {
-            var failures = Logs.Lines.Where(l => l.Contains("Exception", StringComparison.Ordinal)).TakeLast(3);
-            throw new TimeoutException($"Projection {projection} did not reach {head}. {string.Join(Environment.NewLine, failures)}", e);
+            var failures = Logs.Lines.Where(l => l.Contains("Exception", StringComparison.Ordinal) || l.Contains("warn", StringComparison.Ordinal)).TakeLast(6);
+            await using var progress = Services.GetRequiredService<Npgsql.NpgsqlDataSource>().CreateCommand(
+                "SELECT string_agg(name || '=' || last_seq_id, ', ' ORDER BY name) FROM marten.mt_event_progression");
+            throw new TimeoutException(
+                $"Projection {projection} did not reach {head} (Marten's progress: {await progress.ExecuteScalarAsync()}). {string.Join(Environment.NewLine, failures)}", e);
         }
     }
 

@@ -71,10 +71,17 @@ public sealed class Audit(ApiFactory api)
         await command.ExecuteNonQueryAsync();
     }
 
+    /// <summary>The position of the last event stored, whoever wrote it.</summary>
+    public async Task<long> LastPositionAsync()
+    {
+        await using var command = api.Services.GetRequiredService<NpgsqlDataSource>().CreateCommand("SELECT max(seq_id) FROM marten.mt_events");
+        return (long)(await command.ExecuteScalarAsync())!;
+    }
+
     public async Task<long> PositionOfAsync(string type, int nth = 1)
     {
         await using var command = api.Services.GetRequiredService<NpgsqlDataSource>().CreateCommand(
-            $"SELECT position FROM es.events WHERE type = '{type}' ORDER BY position OFFSET {nth - 1} LIMIT 1");
+            $"SELECT seq_id FROM marten.mt_events WHERE starts_with(type, '{type}.v') ORDER BY seq_id OFFSET {nth - 1} LIMIT 1");
         return (long)(await command.ExecuteScalarAsync())!;
     }
 }

@@ -46,7 +46,7 @@ public sealed class AuditTamperTests
         var (api, audit, _, _) = await SealedHistoryAsync();
         await using var _ = api;
         var position = await audit.PositionOfAsync("tax-assessed", 2);
-        await audit.ExecuteAsync($"UPDATE es.events SET data = jsonb_set(data, '{{amountMinor}}', '1') WHERE position = {position}");
+        await audit.ExecuteAsync($"UPDATE marten.mt_events SET data = jsonb_set(data, '{{amountMinor}}', '1') WHERE seq_id = {position}");
 
         await AssertFailsAtAsync(position, await audit.VerifyDatabaseAsync());
         await AssertFailsAtAsync(position, await audit.VerifyFeedAsync());
@@ -58,7 +58,7 @@ public sealed class AuditTamperTests
         var (api, audit, _, _) = await SealedHistoryAsync();
         await using var _ = api;
         var position = await audit.PositionOfAsync("designation-chosen", 1);
-        await audit.ExecuteAsync($"DELETE FROM es.events WHERE position = {position}");
+        await audit.ExecuteAsync($"DELETE FROM marten.mt_events WHERE seq_id = {position}");
 
         await AssertFailsAtAsync(position, await audit.VerifyDatabaseAsync());
         await AssertFailsAtAsync(position, await audit.VerifyFeedAsync());
@@ -72,9 +72,9 @@ public sealed class AuditTamperTests
         var first = await audit.PositionOfAsync("tax-assessed", 1);
         var second = await audit.PositionOfAsync("tax-assessed", 2);
         await audit.ExecuteAsync($"""
-            UPDATE es.events SET position = -1 WHERE position = {first};
-            UPDATE es.events SET position = {first} WHERE position = {second};
-            UPDATE es.events SET position = {second} WHERE position = -1;
+            UPDATE marten.mt_events SET seq_id = -1 WHERE seq_id = {first};
+            UPDATE marten.mt_events SET seq_id = {first} WHERE seq_id = {second};
+            UPDATE marten.mt_events SET seq_id = {second} WHERE seq_id = -1;
             """);
 
         await AssertFailsAtAsync(first, await audit.VerifyDatabaseAsync());
@@ -84,33 +84,35 @@ public sealed class AuditTamperTests
     [Fact]
     public async Task A_forged_event_is_found_and_never_sealed()
     {
-        var (api, audit, head, _) = await SealedHistoryAsync();
+        var (api, audit, _, _) = await SealedHistoryAsync();
         await using var _ = api;
-        await audit.ExecuteAsync($$"""
-            INSERT INTO es.events (position, stream_id, version, event_id, type, type_version, data)
-            VALUES ({{head + 1}}, 'tax-filing-ge-forged', 1, gen_random_uuid(), 'tax-assessed', 1,
+        await audit.ExecuteAsync("""
+            INSERT INTO marten.mt_streams (id, version) VALUES ('tax-filing-ge-forged', 1);
+            INSERT INTO marten.mt_events (seq_id, id, stream_id, version, type, timestamp, data)
+            VALUES (nextval('marten.mt_events_sequence'), gen_random_uuid(), 'tax-filing-ge-forged', 1, 'tax-assessed.v1', now(),
                     '{"cantonId": "ge", "personId": "mallory", "fiscalYear": 2026, "amountMinor": 1}')
             """);
+        var forged = await audit.LastPositionAsync();
 
-        await AssertFailsAtAsync(head + 1, await audit.VerifyDatabaseAsync());
+        await AssertFailsAtAsync(forged, await audit.VerifyDatabaseAsync());
         var refused = await Assert.ThrowsAsync<AuditIntegrityException>(() => api.SealedAsync());
-        Assert.Equal(head + 1, refused.Position);
+        Assert.Equal(forged, refused.Position);
         Assert.True((await audit.VerifyFeedAsync()).Passed, "the feed serves only what was sealed");
     }
 
     [Fact]
     public async Task A_copied_event_with_its_code_is_found_as_forged()
     {
-        var (api, audit, head, _) = await SealedHistoryAsync();
+        var (api, audit, _, _) = await SealedHistoryAsync();
         await using var _ = api;
         var position = await audit.PositionOfAsync("tax-assessed", 1);
         await audit.ExecuteAsync($"""
-            INSERT INTO es.events (position, stream_id, version, event_id, type, type_version, data, correlation_id, causation_id, actor, mac)
-            SELECT {head + 1}, stream_id, version + 1, event_id, type, type_version, data, correlation_id, causation_id, actor, mac
-            FROM es.events WHERE position = {position}
+            INSERT INTO marten.mt_events (seq_id, id, stream_id, version, type, timestamp, data, correlation_id, causation_id, user_name, headers)
+            SELECT nextval('marten.mt_events_sequence'), id, stream_id, version + 1, type, timestamp, data, correlation_id, causation_id, user_name, headers
+            FROM marten.mt_events WHERE seq_id = {position}
             """);
 
-        await AssertFailsAtAsync(head + 1, await audit.VerifyDatabaseAsync());
+        await AssertFailsAtAsync(await audit.LastPositionAsync(), await audit.VerifyDatabaseAsync());
     }
 
     [Fact]
@@ -118,7 +120,7 @@ public sealed class AuditTamperTests
     {
         var (api, audit, head, seals) = await SealedHistoryAsync();
         await using var _ = api;
-        await audit.ExecuteAsync($"DELETE FROM es.events WHERE position > {head - 2}");
+        await audit.ExecuteAsync($"DELETE FROM marten.mt_events WHERE seq_id > {head - 2}");
 
         await AssertFailsAtAsync(head - 1, await audit.VerifyDatabaseAsync());
         await AssertFailsAtAsync(head - 1, await audit.VerifyFeedAsync());

@@ -16,7 +16,7 @@ public sealed class BindingBallotTests(ApiFactory api) : IClassFixture<ApiFactor
     private async Task<List<(string Type, string Data, string? Causation, Guid Id)>> StreamAsync(string stream)
     {
         var events = new List<(string, string, string?, Guid)>();
-        await using var command = Db.CreateCommand("SELECT type, data::text, causation_id, event_id FROM es.events WHERE stream_id = $1 ORDER BY version");
+        await using var command = Db.CreateCommand("SELECT regexp_replace(type, '\\.v[0-9]+$', ''), data::text, causation_id, id FROM marten.mt_events WHERE stream_id = $1 ORDER BY version");
         command.Parameters.Add(new NpgsqlParameter { Value = stream });
         await using var reader = await command.ExecuteReaderAsync();
         while (await reader.ReadAsync())

@@ -97,15 +97,16 @@ public sealed class BudgetAsOfTests(ApiFactory api) : IClassFixture<ApiFactory>
         return served;
     }
 
-    private async Task<List<DateTimeOffset>> RecordedAtAsync()
+    /// <summary>Each event's position and when it was recorded, in order.</summary>
+    private async Task<List<(long Position, DateTimeOffset At)>> RecordedAtAsync()
     {
         await using var command = api.Services.GetRequiredService<NpgsqlDataSource>().CreateCommand(
-            "SELECT recorded_at FROM es.events WHERE position IS NOT NULL ORDER BY position");
-        var recorded = new List<DateTimeOffset> { DateTimeOffset.MinValue }; // recorded[p] is position p's
+            "SELECT seq_id, timestamp FROM marten.mt_events ORDER BY seq_id");
+        var recorded = new List<(long, DateTimeOffset)>();
         await using var reader = await command.ExecuteReaderAsync();
         while (await reader.ReadAsync())
         {
-            recorded.Add(reader.GetFieldValue<DateTimeOffset>(0));
+            recorded.Add((reader.GetInt64(0), reader.GetFieldValue<DateTimeOffset>(1)));
         }
 
         return recorded;
@@ -130,8 +131,9 @@ public sealed class BudgetAsOfTests(ApiFactory api) : IClassFixture<ApiFactory>
             }
 
             // An instant between this step and the next one is this step's budget, whatever the offset it is written with.
-            var at = recorded[(int)position];
-            var between = at + ((position + 1 < recorded.Count ? recorded[(int)position + 1] : api.Clock.GetUtcNow()) - at) / 2;
+            var at = recorded.Last(r => r.Position <= position).At;
+            var next = recorded.FirstOrDefault(r => r.Position > position);
+            var between = at + ((next.Position > 0 ? next.At : api.Clock.GetUtcNow()) - at) / 2;
             Assert.Equal(json[("at-ge", 2026)], (await ServedAsync("at-ge", 2026, $"?asOf={Instant(between, TimeSpan.Zero)}")).Json);
             Assert.Equal(json[("at-vd", 2026)], (await ServedAsync("at-vd", 2026, $"?asOf={Instant(between, TimeSpan.FromHours(2))}")).Json);
             Assert.Equal(json[("at-ge", 2027)], (await ServedAsync("at-ge", 2027, $"?asOf={Instant(at, TimeSpan.FromHours(-5))}")).Json);
@@ -171,7 +173,7 @@ public sealed class BudgetAsOfTests(ApiFactory api) : IClassFixture<ApiFactory>
         var registeredLate = served[^1].Position;
 
         var before = await api.CreateClient().GetAsync($"/api/v1/cantons/nf-late/budgets/2026?asOf={registeredLate - 1}");
-        var beforeAnyEvent = await api.CreateClient().GetAsync($"/api/v1/cantons/nf-ge/budgets/2026?asOf={Instant(recorded[1].AddSeconds(-1), TimeSpan.Zero)}");
+        var beforeAnyEvent = await api.CreateClient().GetAsync($"/api/v1/cantons/nf-ge/budgets/2026?asOf={Instant(recorded[0].At.AddSeconds(-1), TimeSpan.Zero)}");
         var never = await api.CreateClient().GetAsync("/api/v1/cantons/nf-never/budgets/2026?asOf=1");
 
         await api.AssertRefusedAsync(before, HttpStatusCode.NotFound, null);

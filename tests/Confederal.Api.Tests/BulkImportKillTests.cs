@@ -37,15 +37,18 @@ public sealed class BulkImportKillTests(ITestOutputHelper output) : IAsyncLifeti
 
     private async Task<long> RecordedAsync(string tag)
     {
-        await using var command = _db.CreateCommand("SELECT count(*) FROM es.events WHERE type = 'tax-assessed' AND data->>'personId' LIKE $1");
+        await using var command = _db.CreateCommand("SELECT count(*) FROM marten.mt_events WHERE type = 'tax-assessed.v1' AND data->>'personId' LIKE $1");
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = tag + "-%" });
         return (long)(await command.ExecuteScalarAsync())!;
     }
 
+    /// <summary>The import's transaction is open and has appended (its last statement was one of Marten's appends).</summary>
     private async Task<bool> CopyingAsync()
     {
-        await using var command = _db.CreateCommand(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'COPY es.events%' AND state = 'active'");
+        await using var command = _db.CreateCommand("""
+            SELECT count(*) FROM pg_stat_activity
+            WHERE datname = current_database() AND backend_xid IS NOT NULL AND query LIKE '%mt_quick_append_events%'
+            """);
         return (long)(await command.ExecuteScalarAsync())! > 0;
     }
 

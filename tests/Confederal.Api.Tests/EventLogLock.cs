@@ -3,7 +3,7 @@ using Npgsql;
 
 namespace Confederal.Api.Tests;
 
-/// <summary>A transaction of the test holding ACCESS EXCLUSIVE on es.events: every statement of the API that touches the
+/// <summary>A transaction of the test holding ACCESS EXCLUSIVE on marten.mt_events: every statement of the API that touches the
 /// log waits until it is disposed (a long vacuum, a stuck migration, a slow disk, as the API sees them).</summary>
 public sealed class EventLogLock : IAsyncDisposable
 {
@@ -19,7 +19,7 @@ public sealed class EventLogLock : IAsyncDisposable
         var dataSource = api.Services.GetRequiredService<NpgsqlDataSource>();
         var connection = await dataSource.OpenConnectionAsync();
         var transaction = await connection.BeginTransactionAsync();
-        await using var command = new NpgsqlCommand("LOCK TABLE es.events IN ACCESS EXCLUSIVE MODE", connection, transaction);
+        await using var command = new NpgsqlCommand("LOCK TABLE marten.mt_events IN ACCESS EXCLUSIVE MODE", connection, transaction);
         await command.ExecuteNonQueryAsync();
         return new EventLogLock(dataSource, connection, transaction);
     }

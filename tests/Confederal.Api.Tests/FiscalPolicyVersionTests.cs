@@ -93,10 +93,18 @@ public sealed class FiscalPolicyVersionTests
 {
     private static readonly DateTimeOffset Deadline = new(2027, 3, 31, 22, 0, 0, TimeSpan.Zero);
 
+    /// <summary>A store on a database of its own, whose log is read after <see cref="HeadAsync"/> moved its head.</summary>
     private static async Task<(NpgsqlDataSource Db, EventLog Log)> StoreAsync()
     {
         var db = NpgsqlDataSource.Create(await TestPostgres.CreateDatabaseAsync(Database.Migrations));
         return (db, new OpenStore(db, Events.Types(), []).Log);
+    }
+
+    /// <summary>Moves the high-water mark over everything committed, as a running daemon would.</summary>
+    private static async Task HeadAsync(NpgsqlDataSource db)
+    {
+        using var store = new OpenStore(db, Events.Types(), []);
+        await store.Daemon.CatchUpAsync();
     }
 
     [Fact]
@@ -115,6 +123,7 @@ public sealed class FiscalPolicyVersionTests
             new("vd", 2026, 100, 3, UnallocatedPolicy.Retain, Deadline, Eligibility.Listed, ["linux", "oceans"]),
             new("ti", 2026, 0, 3, UnallocatedPolicy.Retain, Deadline, Eligibility.Listed, []),
         ];
+        await HeadAsync(db);
         var all = await log.ReadAllAsync(0).ToListAsync();
         var upTo = await log.ReadUpToAsync(3, BudgetProjection.EventsFolded).ToListAsync();
         var streams = await log.ReadStreamsAsync(["fiscal-policy-ge-2026", "fiscal-policy-vd-2026", "fiscal-policy-ti-2026"]);
@@ -178,6 +187,7 @@ public sealed class FiscalPolicyVersionTests
         }
 
         var position = await FiscalPolicyV1.InsertAsync(db, log, "fiscal-policy-ge-2026", payload);
+        await HeadAsync(db);
 
         foreach (var read in new Func<Task>[]
                  {

@@ -137,7 +137,7 @@ public sealed class FoundByFuzzingTests(ApiFactory api) : IClassFixture<ApiFacto
 
         Assert.True(response.StatusCode == HttpStatusCode.Created, $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
         await using var command = api.Services.GetRequiredService<Npgsql.NpgsqlDataSource>().CreateCommand(
-            "SELECT correlation_id FROM es.events WHERE stream_id LIKE '%' || $1");
+            "SELECT correlation_id FROM marten.mt_events WHERE stream_id LIKE '%' || $1");
         command.Parameters.Add(new Npgsql.NpgsqlParameter<string> { TypedValue = canton });
         var recorded = (string?)await command.ExecuteScalarAsync();
         Assert.Equal(kept, recorded == correlation);

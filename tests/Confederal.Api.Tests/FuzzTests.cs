@@ -138,7 +138,7 @@ public sealed class FuzzTests(ApiFactory api) : IClassFixture<ApiFactory>
             }
         }
 
-        Assert.Contains("es.events", tables);
+        Assert.Contains("marten.mt_events", tables);
         var rows = new Dictionary<string, long>();
         foreach (var table in tables)
         {

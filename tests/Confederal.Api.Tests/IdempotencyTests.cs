@@ -47,7 +47,7 @@ public sealed class IdempotencyTests(ApiFactory api) : IClassFixture<ApiFactory>
     }
 
     private Task<long> AssessmentsOfAsync(string person) =>
-        CountAsync("SELECT count(*) FROM es.events WHERE type = 'tax-assessed' AND data->>'personId' = $1", person);
+        CountAsync("SELECT count(*) FROM marten.mt_events WHERE type = 'tax-assessed.v1' AND data->>'personId' = $1", person);
 
     [Fact]
     public async Task A_retry_with_the_same_key_gets_the_first_answer_and_records_nothing()
@@ -137,7 +137,7 @@ public sealed class IdempotencyTests(ApiFactory api) : IClassFixture<ApiFactory>
         var retry = await Fiscal.Ok(Fiscal.Municipality("id-home").SendAsync(Import()));
 
         Assert.Equal(await first.Content.ReadAsStringAsync(), await retry.Content.ReadAsStringAsync());
-        Assert.Equal(500, await CountAsync("SELECT count(*) FROM es.events WHERE data->>'personId' LIKE 'id-bulk-%'"));
+        Assert.Equal(500, await CountAsync("SELECT count(*) FROM marten.mt_events WHERE data->>'personId' LIKE 'id-bulk-%'"));
     }
 
     [Fact]
@@ -186,7 +186,7 @@ public sealed class IdempotencyTests(ApiFactory api) : IClassFixture<ApiFactory>
         Assert.Equal(await first.Content.ReadAsStringAsync(), await retry.Content.ReadAsStringAsync());
         Assert.Equal("true", retry.Headers.GetValues(Idempotency.ReplayedHeader).Single());
         Assert.Equal(result.ToString(), (await _d.ResultsAsync("id-home", ballot)).ToString());
-        Assert.Equal(1, await CountAsync("SELECT count(*) FROM es.events WHERE type = 'ballot-certified' AND data->>'ballotId' = $1", ballot.ToString()));
+        Assert.Equal(1, await CountAsync("SELECT count(*) FROM marten.mt_events WHERE type = 'ballot-certified.v1' AND data->>'ballotId' = $1", ballot.ToString()));
     }
 
     [Fact]

@@ -133,8 +133,8 @@ public sealed class ProjectionRebuildKillTests(ITestOutputHelper output)
 
     private static async Task<long> CheckpointAsync(NpgsqlDataSource db, string projection)
     {
-        await using var command = db.CreateCommand("SELECT position FROM es.projection_checkpoints WHERE name = $1");
-        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = projection });
+        await using var command = db.CreateCommand("SELECT last_seq_id FROM marten.mt_event_progression WHERE name = $1");
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = $"{projection}:All" });
         return await command.ExecuteScalarAsync() is long position ? position : 0;
     }
 
@@ -158,7 +158,8 @@ public sealed class ProjectionRebuildKillTests(ITestOutputHelper output)
             dump[table] = await RowsAsync(db, $"SELECT t::text FROM public.\"{table}\" AS t ORDER BY t::text COLLATE \"C\"");
         }
 
-        dump["es.projection_checkpoints"] = await RowsAsync(db, "SELECT name || ' ' || position FROM es.projection_checkpoints ORDER BY name COLLATE \"C\"");
+        dump["marten.mt_event_progression"] = await RowsAsync(
+            db, "SELECT name || ' ' || last_seq_id FROM marten.mt_event_progression WHERE name LIKE '%:All' ORDER BY name COLLATE \"C\"");
         return dump;
     }
 

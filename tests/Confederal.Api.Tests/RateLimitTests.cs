@@ -167,7 +167,7 @@ public sealed class RateLimitTests
         {
             running.Add(api.ClientAs(Roles.Person, subject: "alice").GetAsync(asOf));
             running.Add(api.ClientAs(Roles.Person, subject: "bob").GetAsync(asOf));
-            await hold.WaitForBlockedAsync(2, "%recorded_at <=%");
+            await hold.WaitForBlockedAsync(2, "%AND timestamp <= $1%");
 
             var refused = await api.ClientAs(Roles.Person, subject: "carol").GetAsync(asOf);
 

@@ -117,7 +117,7 @@ public sealed class SecrecyTests(ApiFactory api) : IClassFixture<ApiFactory>
         Assert.Equal(castOrder.Order(StringComparer.Ordinal), published);
 
         // Sealed in one transaction: the log's timestamps say nothing about when anyone voted.
-        await using var sealedAt = Db.CreateCommand("SELECT count(DISTINCT recorded_at) FROM es.events WHERE stream_id LIKE $1");
+        await using var sealedAt = Db.CreateCommand("SELECT count(DISTINCT timestamp) FROM marten.mt_events WHERE stream_id LIKE $1");
         sealedAt.Parameters.Add(new NpgsqlParameter { Value = $"ballot-%{ballot:N}" });
         Assert.Equal(2L, await sealedAt.ExecuteScalarAsync()); // the call, then the close
         await using var box = Db.CreateCommand("SELECT count(*) FROM ballot_box WHERE ballot_id = $1");
@@ -156,7 +156,7 @@ public sealed class SecrecyTests(ApiFactory api) : IClassFixture<ApiFactory>
 
         // Counted ballots = participations: the sealed register names exactly the voters.
         var roll = new List<string>();
-        await using var command = Db.CreateCommand("SELECT data FROM es.events WHERE stream_id = $1 ORDER BY version");
+        await using var command = Db.CreateCommand("SELECT data FROM marten.mt_events WHERE stream_id = $1 ORDER BY version");
         command.Parameters.Add(new NpgsqlParameter { Value = $"ballot-roll-{ballot:N}" });
         await using var reader = await command.ExecuteReaderAsync();
         while (await reader.ReadAsync())

@@ -92,9 +92,9 @@ public sealed class Database : IAsyncDisposable
     }
 }
 
-/// <summary>Migrates the schema (Marten's, then ours) before the server accepts requests, then runs Marten's projection
-/// daemon and the notary that seals the log.</summary>
-internal sealed class EventStoreHost(Database database, ProjectionDaemon daemon, Features.Audit.Notary notary) : BackgroundService
+/// <summary>Migrates the schema (Marten's, then ours) before Marten's daemon and the server start, then runs the notary
+/// that seals the log.</summary>
+internal sealed class EventStoreHost(Database database, Features.Audit.Notary notary) : BackgroundService
 {
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -103,5 +103,5 @@ internal sealed class EventStoreHost(Database database, ProjectionDaemon daemon,
     }
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        Task.WhenAll(daemon.RunAsync(stoppingToken), notary.RunAsync(stoppingToken));
+        notary.RunAsync(stoppingToken);
 }

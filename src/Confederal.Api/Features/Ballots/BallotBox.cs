@@ -62,16 +62,16 @@ public static class BallotBox
 
     /// <summary>Records the participation and the ballot in one transaction (one round trip).</summary>
     /// <exception cref="DomainException">already-voted, or ballot-closed when the close came first.</exception>
-    public static async Task CastAsync(EventLog events, string certifiedType, Guid ballotId, string personId, string receipt, int option, CancellationToken ct)
+    public static async Task CastAsync(EventLog events, string[] certifiedTypes, Guid ballotId, string personId, string receipt, int option, CancellationToken ct)
     {
         var stream = Ballot.StreamId(ballotId);
-        const string Open = "NOT EXISTS (SELECT 1 FROM es.events WHERE stream_id = $2 AND type = $3)";
+        const string Open = $"NOT EXISTS (SELECT 1 FROM {EventLog.Table} WHERE stream_id = $2 AND type = ANY($3))";
         await using var batch = new NpgsqlBatch();
         batch.BatchCommands.Add(Sql.Command(SharedLockSql, stream));
         batch.BatchCommands.Add(Sql.Command(
-            $"INSERT INTO ballot_participations (ballot_id, person_id) SELECT $1, $4 WHERE {Open}", ballotId, stream, certifiedType, personId));
+            $"INSERT INTO ballot_participations (ballot_id, person_id) SELECT $1, $4 WHERE {Open}", ballotId, stream, certifiedTypes, personId));
         batch.BatchCommands.Add(Sql.Command(
-            $"INSERT INTO ballot_box (ballot_id, receipt, option) SELECT $1, $4, $5 WHERE {Open}", ballotId, stream, certifiedType, receipt, (short)option));
+            $"INSERT INTO ballot_box (ballot_id, receipt, option) SELECT $1, $4, $5 WHERE {Open}", ballotId, stream, certifiedTypes, receipt, (short)option));
         try
         {
             await events.ExecuteAsync(batch, ct);

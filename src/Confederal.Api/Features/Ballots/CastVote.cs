@@ -25,7 +25,7 @@ public static class CastVote
 
     public sealed class Handler(EventLog events, CalledBallots ballots, NpgsqlDataSource db, TimeProvider clock) : IRequestHandler<Command, VoteReceipt>
     {
-        private readonly string _certified = events.Types.NameOf(typeof(BallotCertified)).Name;
+        private readonly string[] _certified = [.. events.Types.AliasesOf(typeof(BallotCertified))];
 
         public async Task<VoteReceipt> Handle(Command command, CancellationToken cancellationToken)
         {

@@ -91,9 +91,10 @@ public static class BudgetAsOf
             throw Invalid($"asOf {instant:O} is in the future (it is now {now:O}).");
         }
 
-        // recorded_at is not indexed: one scan of the log, as the fold that follows reads it anyway.
+        // Marten's timestamp is not indexed: one scan of the log, as the fold that follows reads it anyway. Only below the
+        // head: an event above it may still be joined by an earlier one.
         await using var command = events.DataSource.CreateCommand(
-            "SELECT coalesce(max(position), 0) FROM es.events WHERE position IS NOT NULL AND recorded_at <= $1");
+            $"SELECT coalesce(max(seq_id), 0) FROM {EventLog.Table} WHERE seq_id <= ({EventLog.HeadSql}) AND timestamp <= $1");
         command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = instant.ToUniversalTime() });
         return (long)(await command.ExecuteScalarAsync(ct))!;
     }

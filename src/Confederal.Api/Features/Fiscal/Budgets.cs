@@ -773,7 +773,7 @@ public sealed class BudgetProjection(int pageSize = 10_000) : IProjection
 
     /// <summary>Reads the projection's checkpoint: the position up to which budgets and receipts are served.</summary>
     public static NpgsqlBatchCommand CheckpointCommand() =>
-        Sql.Command("SELECT position FROM es.projection_checkpoints WHERE name = $1", ProjectionName);
+        Sql.Command($"SELECT last_seq_id FROM {MartenStore.Schema}.mt_event_progression WHERE name = $1", $"{ProjectionName}:All");
 
     /// <summary>A person's assessed tax for a canton and year, as the read model has it (null: not assessed).</summary>
     public static async Task<long?> AssessedTaxAsync(NpgsqlDataSource db, string cantonId, int year, string personId, CancellationToken ct)

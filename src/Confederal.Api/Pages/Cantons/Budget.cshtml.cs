@@ -57,7 +57,8 @@ public sealed class BudgetModel(IMediator mediator, NpgsqlDataSource db) : PageM
 
     private async Task<DateTimeOffset?> RecordedAtAsync(long position, CancellationToken ct)
     {
-        await using var command = db.CreateCommand("SELECT recorded_at FROM es.events WHERE position = $1");
+        // The position is a projection's progress, which may stand on a number no event took: the event at or before it.
+        await using var command = db.CreateCommand($"SELECT timestamp FROM {Confederal.EventStore.EventLog.Table} WHERE seq_id <= $1 ORDER BY seq_id DESC LIMIT 1");
         command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = position });
         return await command.ExecuteScalarAsync(ct) is DateTime at ? new DateTimeOffset(at, TimeSpan.Zero) : null;
     }
