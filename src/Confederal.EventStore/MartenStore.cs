@@ -40,6 +40,9 @@ public static class MartenStore
         options.Events.MetadataConfig.HeadersEnabled = true;
         options.Events.UseListenNotifyForEventAppends = true;
         options.UseSystemTextJsonForSerialization(configure: types.CopySerializerOptionsTo);
+        // No retries inside Marten: a request the database failed answers 503 with Retry-After at once (the caller retries,
+        // with its Idempotency-Key), and the daemon's health check restarts what an outage stopped.
+        options.ConfigurePolly(_ => { });
         types.MapInto(options.Events);
 
         // Never skip: a gap in the sequence is waited out while a transaction that may still fill it is alive
