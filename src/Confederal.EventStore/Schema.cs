@@ -14,7 +14,11 @@ public static class Schema
 {
     private const long MigrationLock = 0x436f6e6665646572; // "Confeder"
 
-    public static async Task MigrateAsync(NpgsqlDataSource dataSource, IEnumerable<Migration> migrations, CancellationToken ct = default)
+    /// <summary>Migrates Marten's schema and ours; a database still holding the log of the store before Marten has it
+    /// moved into Marten (<see cref="PreMartenUpgrade"/>) and <paramref name="readModelTables"/> emptied for the daemon to
+    /// rebuild.</summary>
+    public static async Task MigrateAsync(
+        NpgsqlDataSource dataSource, IEnumerable<Migration> migrations, IReadOnlyList<string>? readModelTables = null, CancellationToken ct = default)
     {
         // Marten's event schema depends only on how events are stored, not on which types or projections there are; but
         // Marten creates it only for a store that has at least one event type.
@@ -70,6 +74,8 @@ public static class Schema
 
                 await tx.CommitAsync(ct);
             }
+
+            await PreMartenUpgrade.RunAsync(connection, readModelTables ?? [], ct);
         }
         finally
         {

@@ -94,11 +94,11 @@ public sealed class Database : IAsyncDisposable
 
 /// <summary>Migrates the schema (Marten's, then ours) before Marten's daemon and the server start, then runs the notary
 /// that seals the log.</summary>
-internal sealed class EventStoreHost(Database database, Features.Audit.Notary notary) : BackgroundService
+internal sealed class EventStoreHost(Database database, IEnumerable<IProjection> projections, Features.Audit.Notary notary) : BackgroundService
 {
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
-        await Schema.MigrateAsync(database.DataSource, Database.Migrations, cancellationToken);
+        await Schema.MigrateAsync(database.DataSource, Database.Migrations, [.. projections.SelectMany(p => p.Tables)], cancellationToken);
         await base.StartAsync(cancellationToken);
     }
 
