@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using Confederal.Api.Features.Audit;
 using FsCheck;
 using FsCheck.Fluent;
+using FsCheck.Xunit;
 
 namespace Confederal.Api.Tests;
 
@@ -30,33 +31,32 @@ public sealed class MerkleProperties
         return SHA256.HashData([1, .. Reference(leaves.Take(k).ToList()), .. Reference(leaves.Skip(k).ToList())]);
     }
 
-    [Fact]
-    public void The_streamed_root_is_the_RFC_6962_tree_hash()
-    {
-        var leaves = Arb.From(Gen.Choose(0, 300).Select(n => Enumerable.Range(0, n).Select(i => SHA256.HashData(BitConverter.GetBytes(i * 7919 + n))).ToList()));
-        Check.One(Config.QuickThrowOnFailure.WithMaxTest(300).WithQuietOnSuccess(true), Prop.ForAll(leaves, list =>
-            Assert.Equal(Reference(list), MerkleRoot.Of(list))));
-    }
+    /// <summary>Trees of 0 to 300 leaves, each leaf a SHA-256 hash.</summary>
+    public static Arbitrary<List<byte[]>> Leaves { get; } =
+        Arb.From(Gen.Choose(0, 300).Select(n => Enumerable.Range(0, n).Select(i => SHA256.HashData(BitConverter.GetBytes(i * 7919 + n))).ToList()));
 
-    [Fact]
-    public void Changing_dropping_or_swapping_a_leaf_changes_the_root()
+    /// <summary>A tree of N leaves and two distinct leaves I and J of it.</summary>
+    public static Arbitrary<(int N, int I, int J)> TwoLeaves { get; } = Arb.From(
+        from n in Gen.Choose(2, 200)
+        from i in Gen.Choose(0, n - 1)
+        from j in Gen.Choose(0, n - 1).Where(j => j != i)
+        select (N: n, I: i, J: j));
+
+    [Property(MaxTest = 300, Arbitrary = [typeof(MerkleProperties)])]
+    public void The_streamed_root_is_the_RFC_6962_tree_hash(List<byte[]> leaves) =>
+        Assert.Equal(Reference(leaves), MerkleRoot.Of(leaves));
+
+    [Property(MaxTest = 300, Arbitrary = [typeof(MerkleProperties)])]
+    public void Changing_dropping_or_swapping_a_leaf_changes_the_root((int N, int I, int J) c)
     {
-        var cases = Arb.From(
-            from n in Gen.Choose(2, 200)
-            from i in Gen.Choose(0, n - 1)
-            from j in Gen.Choose(0, n - 1).Where(j => j != i)
-            select (N: n, I: i, J: j));
-        Check.One(Config.QuickThrowOnFailure.WithMaxTest(300).WithQuietOnSuccess(true), Prop.ForAll(cases, c =>
-        {
-            var leaves = Enumerable.Range(0, c.N).Select(k => SHA256.HashData(BitConverter.GetBytes(k))).ToList();
-            var root = MerkleRoot.Of(leaves);
-            var changed = leaves.ToList();
-            changed[c.I] = SHA256.HashData(changed[c.I]);
-            var swapped = leaves.ToList();
-            (swapped[c.I], swapped[c.J]) = (swapped[c.J], swapped[c.I]);
-            Assert.NotEqual(root, MerkleRoot.Of(changed));
-            Assert.NotEqual(root, MerkleRoot.Of(leaves.Where((_, k) => k != c.I)));
-            Assert.NotEqual(root, MerkleRoot.Of(swapped));
-        }));
+        var leaves = Enumerable.Range(0, c.N).Select(k => SHA256.HashData(BitConverter.GetBytes(k))).ToList();
+        var root = MerkleRoot.Of(leaves);
+        var changed = leaves.ToList();
+        changed[c.I] = SHA256.HashData(changed[c.I]);
+        var swapped = leaves.ToList();
+        (swapped[c.I], swapped[c.J]) = (swapped[c.J], swapped[c.I]);
+        Assert.NotEqual(root, MerkleRoot.Of(changed));
+        Assert.NotEqual(root, MerkleRoot.Of(leaves.Where((_, k) => k != c.I)));
+        Assert.NotEqual(root, MerkleRoot.Of(swapped));
     }
 }

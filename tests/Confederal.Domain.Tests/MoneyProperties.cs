@@ -2,6 +2,7 @@ using System.Numerics;
 using Confederal.Domain.Fiscal;
 using FsCheck;
 using FsCheck.Fluent;
+using FsCheck.Xunit;
 
 namespace Confederal.Domain.Tests;
 
@@ -24,7 +25,8 @@ public sealed class MoneyProperties
         (1, Gen.Elements(3_333L, 3_334L, 5_000L, 1_000_000L)),
         (4, Gen.Choose(0, 1_000_000).Select(i => (long)i)));
 
-    private static readonly Arbitrary<SplitCase> Cases = Arb.From(
+    /// <summary>The splits drawn for a <see cref="SplitCase"/> parameter.</summary>
+    public static Arbitrary<SplitCase> Cases { get; } = Arb.From(
         from total in Totals
         from count in Gen.Choose(1, 10)
         from weights in Gen.ArrayOf(Weights, count).Where(w => w.Any(x => x > 0))
@@ -55,48 +57,42 @@ public sealed class MoneyProperties
         }
     }
 
-    private static readonly Config Runs = Config.QuickThrowOnFailure.WithMaxTest(2_000).WithQuietOnSuccess(true);
+    private const int Runs = 2_000;
 
-    [Fact]
-    public void A_largest_remainder_split_gives_everyone_the_floor_or_one_more_and_sums_to_the_total()
+    [Property(MaxTest = Runs, Arbitrary = [typeof(MoneyProperties)])]
+    public void A_largest_remainder_split_gives_everyone_the_floor_or_one_more_and_sums_to_the_total(SplitCase split)
     {
-        Check.One(Runs, Prop.ForAll(Cases, split =>
-        {
-            var parts = Money.SplitByLargestRemainder(split.Total, split.Weights);
+        var parts = Money.SplitByLargestRemainder(split.Total, split.Weights);
 
-            var sum = split.Weights.Aggregate(BigInteger.Zero, (s, w) => s + w);
-            Assert.Equal(split.Weights.Length, parts.Length);
-            Assert.Equal(split.Total, parts.Aggregate(BigInteger.Zero, (s, p) => s + p));
-            for (var i = 0; i < parts.Length; i++)
-            {
-                var floor = (long)(split.Total * (BigInteger)split.Weights[i] / sum);
-                Assert.InRange(parts[i], floor, floor + 1);
-                Assert.True(parts[i] >= 0);
-            }
-        }));
+        var sum = split.Weights.Aggregate(BigInteger.Zero, (s, w) => s + w);
+        Assert.Equal(split.Weights.Length, parts.Length);
+        Assert.Equal(split.Total, parts.Aggregate(BigInteger.Zero, (s, p) => s + p));
+        for (var i = 0; i < parts.Length; i++)
+        {
+            var floor = (long)(split.Total * (BigInteger)split.Weights[i] / sum);
+            Assert.InRange(parts[i], floor, floor + 1);
+            Assert.True(parts[i] >= 0);
+        }
     }
 
-    [Fact]
-    public void A_largest_remainder_split_rounds_up_the_largest_remainders_first_ties_to_the_lower_index()
+    [Property(MaxTest = Runs, Arbitrary = [typeof(MoneyProperties)])]
+    public void A_largest_remainder_split_rounds_up_the_largest_remainders_first_ties_to_the_lower_index(SplitCase split)
     {
-        Check.One(Runs, Prop.ForAll(Cases, split =>
-        {
-            var parts = Money.SplitByLargestRemainder(split.Total, split.Weights);
+        var parts = Money.SplitByLargestRemainder(split.Total, split.Weights);
 
-            var sum = split.Weights.Aggregate(BigInteger.Zero, (s, w) => s + w);
-            var remainders = split.Weights.Select(w => split.Total * (BigInteger)w % sum).ToArray();
-            var roundedUp = parts.Select((p, i) => p != (long)(split.Total * (BigInteger)split.Weights[i] / sum)).ToArray();
-            for (var up = 0; up < parts.Length; up++)
+        var sum = split.Weights.Aggregate(BigInteger.Zero, (s, w) => s + w);
+        var remainders = split.Weights.Select(w => split.Total * (BigInteger)w % sum).ToArray();
+        var roundedUp = parts.Select((p, i) => p != (long)(split.Total * (BigInteger)split.Weights[i] / sum)).ToArray();
+        for (var up = 0; up < parts.Length; up++)
+        {
+            for (var down = 0; down < parts.Length; down++)
             {
-                for (var down = 0; down < parts.Length; down++)
+                if (roundedUp[up] && !roundedUp[down])
                 {
-                    if (roundedUp[up] && !roundedUp[down])
-                    {
-                        Assert.True(remainders[up] > remainders[down] || (remainders[up] == remainders[down] && up < down),
-                            $"index {up} (remainder {remainders[up]}) was rounded up before index {down} (remainder {remainders[down]})");
-                    }
+                    Assert.True(remainders[up] > remainders[down] || (remainders[up] == remainders[down] && up < down),
+                        $"index {up} (remainder {remainders[up]}) was rounded up before index {down} (remainder {remainders[down]})");
                 }
             }
-        }));
+        }
     }
 }

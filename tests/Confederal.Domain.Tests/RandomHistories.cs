@@ -9,10 +9,10 @@ using FsCheck.Fluent;
 namespace Confederal.Domain.Tests;
 
 /// <summary>An event as the log holds it: in global order (its index), recorded at an instant.</summary>
-internal sealed record Recorded(object Event, DateTimeOffset At);
+public sealed record Recorded(object Event, DateTimeOffset At);
 
 /// <summary>A random fiscal history, printed one event a line when a property fails.</summary>
-internal sealed class History(IReadOnlyList<Recorded> events)
+public sealed class History(IReadOnlyList<Recorded> events)
 {
     public IReadOnlyList<Recorded> Events { get; } = events;
 

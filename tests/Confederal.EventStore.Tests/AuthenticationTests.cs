@@ -1,13 +1,14 @@
 using System.Security.Cryptography;
 using FsCheck;
 using FsCheck.Fluent;
+using FsCheck.Xunit;
 using Npgsql;
 
 namespace Confederal.EventStore.Tests;
 
 public sealed record Noted(string Text, long Amount, string[] Tags, Dictionary<string, long> Counts, bool Flag);
 
-public sealed class AuthenticationTests
+public sealed class AuthenticationTests(AuthenticationTests.NotesLog notes) : IClassFixture<AuthenticationTests.NotesLog>
 {
     private static readonly EventAuthenticator Authenticator = new(RandomNumberGenerator.GetBytes(32));
 
@@ -89,33 +90,47 @@ public sealed class AuthenticationTests
         Assert.Null((await StoredAsync(test.Store)).Single().Code);
     }
 
-    [Fact]
-    public async Task Canonical_json_of_what_the_serializer_wrote_equals_that_of_what_jsonb_returns()
+    private static readonly Gen<string> Text = Gen.Frequency(
+        (3, ArbMap.Default.GeneratorFor<string>().Where(s => s is not null && !s.Contains('\0', StringComparison.Ordinal))),
+        (1, Gen.Elements("", "é", "\"quoted\"", "back\\slash", "line\nbreak", "\u2028", "😀", "<script>&amp;")));
+
+    /// <summary>The notes drawn for a <see cref="Noted"/> parameter: any text (escapes, line separators, astral
+    /// characters), any amount, up to four tags and three keys.</summary>
+    public static Arbitrary<Noted> Notes { get; } = Arb.From(
+        from t in Text
+        from amount in ArbMap.Default.GeneratorFor<long>()
+        from count in Gen.Choose(0, 4)
+        from tags in Gen.ArrayOf(Text, count)
+        from keys in Gen.ArrayOf(Text, 3)
+        from flag in ArbMap.Default.GeneratorFor<bool>()
+        select new Noted(t, amount, tags, keys.Distinct().ToDictionary(k => k, k => (long)k.Length), flag));
+
+    [Property(MaxTest = 200, Arbitrary = [typeof(AuthenticationTests)])]
+    public async Task Canonical_json_of_what_the_serializer_wrote_equals_that_of_what_jsonb_returns(Noted note)
     {
-        var (test, log) = await StoreAsync();
-        await using var _ = test;
-        var text = Gen.Frequency(
-            (3, ArbMap.Default.GeneratorFor<string>().Where(s => s is not null && !s.Contains('\0', StringComparison.Ordinal))),
-            (1, Gen.Elements("", "é", "\"quoted\"", "back\\slash", "line\nbreak", "\u2028", "😀", "<script>&amp;")));
-        var notes = Arb.From(
-            from t in text
-            from amount in ArbMap.Default.GeneratorFor<long>()
-            from count in Gen.Choose(0, 4)
-            from tags in Gen.ArrayOf(text, count)
-            from keys in Gen.ArrayOf(text, 3)
-            from flag in ArbMap.Default.GeneratorFor<bool>()
-            select new Noted(t, amount, tags, keys.Distinct().ToDictionary(k => k, k => (long)k.Length), flag));
-        var serializer = Types();
-        var version = 0L;
-        Check.One(Config.QuickThrowOnFailure.WithMaxTest(200).WithQuietOnSuccess(true), Prop.ForAll(notes, note =>
-        {
-            log.AppendAsync("notes", ExpectedVersion.Exactly(version), [note]).GetAwaiter().GetResult();
-            version++;
-            using var command = test.DataSource.CreateCommand("SELECT data::text FROM es.events WHERE stream_id = 'notes' AND version = $1");
-            command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = version });
-            var fromDatabase = (string)command.ExecuteScalar()!;
-            var written = System.Text.Json.JsonSerializer.Serialize(note, serializer.SerializerOptions);
-            Assert.Equal(CanonicalJson.Serialize(written), CanonicalJson.Serialize(fromDatabase));
-        }));
+        await notes.Log.AppendAsync("notes", ExpectedVersion.Exactly(notes.Version), [note]);
+        notes.Version++;
+        await using var command = notes.Test.DataSource.CreateCommand("SELECT data::text FROM es.events WHERE stream_id = 'notes' AND version = $1");
+        command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = notes.Version });
+        var fromDatabase = (string)(await command.ExecuteScalarAsync())!;
+        var written = System.Text.Json.JsonSerializer.Serialize(note, notes.Types.SerializerOptions);
+        Assert.Equal(CanonicalJson.Serialize(written), CanonicalJson.Serialize(fromDatabase));
+    }
+
+    /// <summary>One store for every note the property appends, one after the other to one stream.</summary>
+    public sealed class NotesLog : IAsyncLifetime
+    {
+        public TestStore Test { get; private set; } = null!;
+
+        public EventLog Log { get; private set; } = null!;
+
+        public EventTypes Types { get; } = AuthenticationTests.Types();
+
+        /// <summary>The stream's version: the number of notes appended so far.</summary>
+        public long Version { get; set; }
+
+        public async Task InitializeAsync() => (Test, Log) = await StoreAsync();
+
+        public async Task DisposeAsync() => await Test.DisposeAsync();
     }
 }

@@ -22,7 +22,7 @@ public static class Mediation
 
         services.AddScoped(typeof(IPipelineBehavior<,>), typeof(WriteOutcomeBehaviour<,>));
         services.AddScoped(typeof(IPipelineBehavior<,>), typeof(ValidationBehaviour<,>));
-        AssemblyScanner.FindValidatorsInAssembly(assembly).ForEach(v => services.AddSingleton(v.InterfaceType, v.ValidatorType));
+        services.AddValidatorsFromAssembly(assembly, ServiceLifetime.Singleton);
         return services;
     }
 }
