@@ -1,4 +1,6 @@
 using Confederal.Api.Features.Audit;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
 
 namespace Confederal.Api.Tests;
 
@@ -53,15 +55,46 @@ public sealed class AuditTamperTests
     }
 
     [Fact]
-    public async Task A_deleted_event_is_found_at_its_position()
+    public async Task A_deleted_event_is_found_at_its_position_and_by_its_seal()
     {
-        var (api, audit, _, _) = await SealedHistoryAsync();
+        var (api, audit, _, seals) = await SealedHistoryAsync();
         await using var _ = api;
         var position = await audit.PositionOfAsync("designation-chosen", 1);
         await audit.ExecuteAsync($"DELETE FROM marten.mt_events WHERE seq_id = {position}");
 
+        // The database still holds its recorded hash; the feed, which serves what is left, finds it by the seal that
+        // covers it (its Merkle root no longer matches) or by its stream's next event, whichever comes first.
         await AssertFailsAtAsync(position, await audit.VerifyDatabaseAsync());
-        await AssertFailsAtAsync(position, await audit.VerifyFeedAsync());
+        var seal = seals.First(s => s.FromPosition <= position && position <= s.ToPosition);
+        var feed = await audit.VerifyFeedAsync();
+        Assert.False(feed.Passed, "verification passed a log with an event removed");
+        Assert.InRange(feed.Failure!.Position, seal.FromPosition, seal.ToPosition);
+    }
+
+    [Fact]
+    public async Task A_number_left_unused_by_a_rolled_back_append_is_no_missing_event()
+    {
+        var (api, audit, _, _) = await SealedHistoryAsync();
+        await using var _ = api;
+        var log = api.Services.GetRequiredService<Confederal.EventStore.EventLog>();
+        await Assert.ThrowsAsync<InvalidOperationException>(() => log.TransactAsync<int>(async tx =>
+        {
+            await log.AppendAsync(tx, "canton-rolled-back", Confederal.EventStore.ExpectedVersion.NoStream, [new Domain.Cantons.CantonRegistered("rolled-back", "Never", "CHF")]);
+            throw new InvalidOperationException("the transaction rolls back after its append took a number");
+        }));
+        await new Fiscal(api).AssessAsync("ge", "dave", 2026, 300_000);
+        var head = await api.SealedAsync();
+
+        await using (var holes = api.Services.GetRequiredService<NpgsqlDataSource>().CreateCommand(
+                         $"SELECT {head} - count(*) FROM marten.mt_events WHERE seq_id <= {head}"))
+        {
+            Assert.True((long)(await holes.ExecuteScalarAsync())! >= 1, "the rolled-back append left a number unused");
+        }
+
+        var fromDatabase = await audit.VerifyDatabaseAsync();
+        Assert.True(fromDatabase.Passed, fromDatabase.Failure?.ToString());
+        var fromFeed = await audit.VerifyFeedAsync();
+        Assert.True(fromFeed.Passed, fromFeed.Failure?.ToString());
     }
 
     [Fact]

@@ -12,12 +12,15 @@ public sealed record VerifyReport(long Events, long Seals, long SealedThrough, l
 }
 
 /// <summary>
-/// Checks an audit trail from position 1, without trusting anything it says about itself: every position present once
-/// and in order, each event's authentication code (when the reader could check it), each stream's versions 1, 2, 3, …,
-/// each event's hash recomputed from its content and its stream predecessor's recomputed hash, and each seal: numbered
-/// in sequence, covering the positions since the last one, its Merkle root recomputed, chained to the previous seal's
-/// digest and signed by the platform's key. Seals known from an earlier export must all be there, unchanged: a log cut
-/// short or rewritten together with its seals still fails. Memory: one hash per stream, and a Merkle path.
+/// Checks an audit trail from position 1, without trusting anything it says about itself: positions strictly increasing
+/// (Marten leaves unused the numbers of transactions that rolled back, so a position may be missing: the chain decides,
+/// not the numbering), each event's authentication code (when the reader could check it), each stream's versions 1, 2,
+/// 3, …, each event's hash recomputed from its content and its stream predecessor's recomputed hash, and each seal:
+/// numbered in sequence, covering the positions since the last one, its Merkle root recomputed over exactly the events
+/// in them, chained to the previous seal's digest and signed by the platform's key. So a sealed event that was removed
+/// breaks its seal's root (and its stream's chain at the stream's next event); read from the database, its recorded hash
+/// names its position. Seals known from an earlier export must all be there, unchanged: a log cut short or rewritten
+/// together with its seals still fails. Memory: one hash per stream, and a Merkle path.
 /// </summary>
 public sealed class AuditVerifier(ECDsa publicKey, IReadOnlyList<Seal>? knownSeals = null)
 {
@@ -60,11 +63,9 @@ public sealed class AuditVerifier(ECDsa publicKey, IReadOnlyList<Seal>? knownSea
 
     private AuditFailure? CheckEvent(AuditEntry entry)
     {
-        if (entry.Position != _next)
+        if (entry.Position < _next)
         {
-            return entry.Position > _next
-                ? new AuditFailure(_next, "the event is missing")
-                : new AuditFailure(entry.Position, $"position {entry.Position} appears again after {_next - 1}");
+            return new AuditFailure(entry.Position, $"position {entry.Position} appears again after {_next - 1}");
         }
 
         if (entry.Event is not { } e)
@@ -102,7 +103,7 @@ public sealed class AuditVerifier(ECDsa publicKey, IReadOnlyList<Seal>? knownSea
 
         _streams[e.StreamId] = (e.Version, hash);
         _events++;
-        _next++;
+        _next = e.Position + 1;
         return null;
     }
 
@@ -116,19 +117,14 @@ public sealed class AuditVerifier(ECDsa publicKey, IReadOnlyList<Seal>? knownSea
             return new AuditFailure(from, $"{where} follows seal {number - 1}: seal {number} is missing");
         }
 
-        if (seal.ToPosition >= _next)
-        {
-            return new AuditFailure(_next, $"the event is missing: {where} covers it");
-        }
-
         if (_unsealed > 0)
         {
             return new AuditFailure(_firstUnsealed, $"the event's recorded hash is missing, yet {where} covers it");
         }
 
-        if (seal.FromPosition != from || seal.ToPosition != _next - 1)
+        if (seal.FromPosition != from || seal.ToPosition < _next - 1)
         {
-            return new AuditFailure(from, $"{where} does not cover exactly the positions {from}..{_next - 1} after the previous seal");
+            return new AuditFailure(from, $"{where} does not cover the positions {from}..{_next - 1} after the previous seal");
         }
 
         if (seal.Previous != (_lastSeal?.DigestHex() ?? Seal.First))
@@ -153,6 +149,7 @@ public sealed class AuditVerifier(ECDsa publicKey, IReadOnlyList<Seal>? knownSea
 
         _lastSeal = seal;
         _range = new MerkleRoot();
+        _next = seal.ToPosition + 1;
         return null;
     }
 
