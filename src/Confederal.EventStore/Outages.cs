@@ -5,7 +5,7 @@ using Npgsql;
 namespace Confederal.EventStore;
 
 /// <summary>
-/// How a background loop (the sequencer, each projection, the projections' listener, the API's notary) lives through
+/// How a background loop of ours (the notary) lives through
 /// failures. While the database is unreachable it retries soon (half a second, doubling up to five seconds), so that it
 /// resumes within seconds of the database's return; it logs the outage when it begins, once a minute while it lasts and
 /// when it ends, instead of a stack trace at every try. Any other failure (an event a projection cannot apply, say)
