@@ -18,7 +18,7 @@ using Npgsql;
 namespace Confederal.Benchmarks;
 
 /// <summary>
-/// The real API (Confederal.Api's Program, its services, middleware, sequencer and projection daemon) on Kestrel at
+/// The real API (Confederal.Api's Program, its services, middleware, Marten and its projection daemon) on Kestrel at
 /// 127.0.0.1 on a free port, in Development with a dev signing key, on a database of the benchmark's cluster.
 /// It logs warnings only: the per-request information line written to a terminal would measure the terminal.
 /// </summary>
@@ -128,22 +128,20 @@ public sealed class ApiHost : WebApplicationFactory<api::Program>
         }
     }
 
-    /// <summary>Waits until the host's sequencer has numbered every event and each of its projections has applied them
-    /// (not timed: so that one run's backlog does not slow the next).</summary>
+    /// <summary>Waits until Marten's high-water mark has passed every event committed so far and each of the host's
+    /// projections has applied them (not timed: so that one run's backlog does not slow the next); returns that position.</summary>
     public async Task<long> SettleAsync()
     {
         var log = Services.GetRequiredService<EventLog>();
         var daemon = Services.GetRequiredService<ProjectionDaemon>();
-        var head = await log.Sequencer.SequenceAsync();
+        var last = await log.ReadLastCommittedAsync();
+        await daemon.WaitForHighWaterMarkAsync(last);
         foreach (var projection in Services.GetServices<IProjection>())
         {
-            while (await daemon.ReadCheckpointAsync(projection.Name) < head)
-            {
-                await Task.Delay(50);
-            }
+            await daemon.WaitForAsync(projection.Name, last);
         }
 
-        return head;
+        return last;
     }
 
     public NpgsqlDataSource DataSource => Services.GetRequiredService<NpgsqlDataSource>();

@@ -136,7 +136,7 @@ public sealed class ApiProcess : IAsyncDisposable
     {
         if (!_process.HasExited)
         {
-            // SIGTERM: the host stops gracefully (the sequencer, projections and notary finish their batch).
+            // SIGTERM: the host stops gracefully (Marten's daemon, its projections and the notary finish their batch).
             using (var term = Process.Start("kill", ["-TERM", Pid.ToString(CultureInfo.InvariantCulture)]))
             {
                 await term.WaitForExitAsync();

@@ -16,29 +16,33 @@ namespace Confederal.Benchmarks;
 public sealed class AuditBenchmark : IAsyncDisposable
 {
     private readonly BenchDatabase _database;
-    private readonly EventLog _log;
+    private readonly OpenStore _store;
     private readonly AuditKeys _keys;
     private readonly Pseudonyms _pseudonyms;
     private readonly string _directory = Directory.CreateTempSubdirectory("confederal-audit-bench-").FullName;
     private long _head;
+    private long _count;
 
     private AuditBenchmark(BenchDatabase database)
     {
         _database = database;
         _keys = AuditKeys.LoadOrCreate(_directory);
         _pseudonyms = new Pseudonyms(_keys.PseudonymKey);
-        _log = new EventLog(database.DataSource, Events.Types(), authenticator: new EventAuthenticator(_keys.EventKey));
+        _store = new OpenStore(database.DataSource, Events.Types(), [], new EventAuthenticator(_keys.EventKey));
     }
+
+    private EventLog Log => _store.Log;
 
     public string ExportPath => Path.Combine(_directory, "export.ndjson");
 
     public static async Task<AuditBenchmark> PrepareAsync(EmbeddedPostgres cluster, int events)
     {
-        Console.WriteLine($"Writing a fiscal history of {events:N0} events of the API's types, with authentication codes (bulk COPY, numbered, not timed)...");
+        Console.WriteLine($"Writing a fiscal history of {events:N0} events of the API's types, with authentication codes (bulk appends, not timed)...");
         var benchmark = new AuditBenchmark(await BenchDatabase.CreateAsync(cluster, "audit", Database.Migrations));
-        await FiscalHistory.AppendAsync(benchmark._log, events);
-        benchmark._head = await benchmark._log.Sequencer.SequenceAsync();
-        await benchmark._database.ExecuteAsync("VACUUM ANALYZE es.events");
+        await FiscalHistory.AppendAsync(benchmark.Log, events);
+        benchmark._head = await benchmark._database.CatchUpHighWaterMarkAsync();
+        benchmark._count = await benchmark._database.CountAsync(0, benchmark._head);
+        await benchmark._database.ExecuteAsync($"VACUUM ANALYZE {EventLog.Table}");
         return benchmark;
     }
 
@@ -58,7 +62,7 @@ public sealed class AuditBenchmark : IAsyncDisposable
             rawDatabase.Add(await RawDatabaseReadAsync());
             seal.Add(await MeasureAsync(peaks["seal"], async () =>
             {
-                using var notary = new Notary(_log, _keys, _pseudonyms, TimeProvider.System, NullLogger<Notary>.Instance);
+                using var notary = new Notary(Log, _keys, _pseudonyms, TimeProvider.System, NullLogger<Notary>.Instance);
                 await notary.SealAsync();
             }));
             export.Add(await MeasureAsync(peaks["export"], ExportFromDatabaseAsync));
@@ -66,7 +70,7 @@ public sealed class AuditBenchmark : IAsyncDisposable
             verify.Add(await MeasureAsync(peaks["verify"], async () =>
             {
                 var report = await new AuditVerifier(Seal.PublicKey(_keys.PublicKey)).VerifyAsync(AuditExportFile.ReadAsync(ExportPath));
-                if (!report.Passed || report.Events != _head)
+                if (!report.Passed || report.Events != _count)
                 {
                     throw new InvalidOperationException($"The benchmark's export did not verify: {report}");
                 }
@@ -76,7 +80,7 @@ public sealed class AuditBenchmark : IAsyncDisposable
         Print("seal (notary, from PostgreSQL)", rawDatabase, seal, peaks["seal"]);
         Print("export (database → NDJSON)", rawDatabase, export, peaks["export"]);
         Print("verify (NDJSON file)", rawFile, verify, peaks["verify"]);
-        Console.WriteLine($"raw: a sequential read of the same {_head:N0} events, SELECT data … ORDER BY position streamed (seal, export), " +
+        Console.WriteLine($"raw: a sequential read of the same {_count:N0} events, SELECT data … ORDER BY seq_id streamed (seal, export), " +
                           "or the export's lines read and parsed as JSON (verify). Export file: " +
                           $"{new FileInfo(ExportPath).Length / 1024.0 / 1024.0:N0} MiB.");
         Console.WriteLine();
@@ -91,7 +95,7 @@ public sealed class AuditBenchmark : IAsyncDisposable
         await using var memory = new Stats.MemoryPeak();
         var started = Stopwatch.GetTimestamp();
         await run();
-        var rate = _head / Stopwatch.GetElapsedTime(started).TotalSeconds;
+        var rate = _count / Stopwatch.GetElapsedTime(started).TotalSeconds;
         await memory.DisposeAsync();
         peaks.Add((memory.WorkingSetMiB, memory.HeapMiB));
         return rate;
@@ -101,14 +105,15 @@ public sealed class AuditBenchmark : IAsyncDisposable
     {
         var started = Stopwatch.GetTimestamp();
         long bytes = 0;
-        await using var command = _database.DataSource.CreateCommand("SELECT data::text FROM es.events WHERE position IS NOT NULL ORDER BY position");
+        await using var command = _database.DataSource.CreateCommand($"SELECT data::text FROM {EventLog.Table} WHERE seq_id <= $1 ORDER BY seq_id");
+        command.Parameters.Add(new Npgsql.NpgsqlParameter<long> { TypedValue = _head });
         await using var reader = await command.ExecuteReaderAsync(System.Data.CommandBehavior.SequentialAccess);
         while (await reader.ReadAsync())
         {
             bytes += reader.GetString(0).Length;
         }
 
-        return bytes > 0 ? _head / Stopwatch.GetElapsedTime(started).TotalSeconds : 0;
+        return bytes > 0 ? _count / Stopwatch.GetElapsedTime(started).TotalSeconds : 0;
     }
 
     private async Task<double> RawFileReadAsync()
@@ -122,14 +127,14 @@ public sealed class AuditBenchmark : IAsyncDisposable
             lines += document.RootElement.ValueKind == JsonValueKind.Object ? 1 : 0;
         }
 
-        return _head / Stopwatch.GetElapsedTime(started).TotalSeconds;
+        return _count / Stopwatch.GetElapsedTime(started).TotalSeconds;
     }
 
     private async Task ExportFromDatabaseAsync()
     {
         await using var writer = new StreamWriter(ExportPath, append: false, new UTF8Encoding(false), bufferSize: 1 << 16);
         await writer.WriteLineAsync(AuditExportFile.HeaderLine(_keys.PublicKey));
-        await foreach (var entry in DatabaseTrail.ReadAsync(_database.DataSource, _log.Authenticator!, _pseudonyms))
+        await foreach (var entry in DatabaseTrail.ReadAsync(_database.DataSource, Log.Authenticator!, _pseudonyms))
         {
             await writer.WriteLineAsync(entry.Seal is { } seal ? AuditExportFile.Line(seal) : AuditExportFile.Line(entry.Event!));
         }
@@ -137,6 +142,7 @@ public sealed class AuditBenchmark : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        _store.Dispose();
         await _database.DisposeAsync();
         Directory.Delete(_directory, recursive: true);
     }

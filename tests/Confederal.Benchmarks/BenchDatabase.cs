@@ -32,14 +32,50 @@ public sealed class BenchDatabase : IAsyncDisposable
         await DropAsync(cluster, name);
         await cluster.CreateDatabaseAsync(name);
         var database = new BenchDatabase(cluster, name);
+        await CreateMartenTablesAsync(database.DataSource);
         await Schema.MigrateAsync(database.DataSource, migrations);
         return database;
     }
 
-    /// <summary>The highest numbered position.</summary>
-    public async Task<long> HeadAsync()
+    /// <summary>Marten's event tables, before any migration: the raw tables are made LIKE marten.mt_events.</summary>
+    public static async Task CreateMartenTablesAsync(NpgsqlDataSource dataSource)
     {
-        await using var command = DataSource.CreateCommand("SELECT coalesce(max(position), 0) FROM es.events");
+        // Marten creates its event tables only for a store that maps an event type; which one does not matter.
+        using var store = new OpenStore(dataSource, new EventTypes().Register<TaxAssessed>("tax-assessed"), []);
+        await store.Marten.Storage.ApplyAllConfiguredChangesToDatabaseAsync(JasperFx.AutoCreate.CreateOrUpdate);
+    }
+
+    /// <summary>The highest position of a committed event.</summary>
+    public async Task<long> LastCommittedAsync()
+    {
+        await using var command = DataSource.CreateCommand($"SELECT coalesce(max(seq_id), 0) FROM {EventLog.Table}");
+        return (long)(await command.ExecuteScalarAsync())!;
+    }
+
+    /// <summary>Marten's high-water mark: every event at or below it is committed, and projections may read it.</summary>
+    public async Task<long> HighWaterMarkAsync()
+    {
+        await using var command = DataSource.CreateCommand(EventLog.HeadSql);
+        return (long)(await command.ExecuteScalarAsync())!;
+    }
+
+    /// <summary>Brings Marten's high-water mark past every event committed so far (where a benchmark waited for the
+    /// sequencer's numbering; not timed), with a daemon that runs no projection; returns the last committed position.</summary>
+    public async Task<long> CatchUpHighWaterMarkAsync()
+    {
+        using var store = new OpenStore(DataSource, new EventTypes().Register<TaxAssessed>("tax-assessed"), []);
+        var last = await store.Log.ReadLastCommittedAsync();
+        var mark = await store.Daemon.CatchUpAsync();
+        return mark >= last ? last : throw new InvalidOperationException($"Marten's high-water mark stopped at {mark}, before the last event at {last}.");
+    }
+
+    /// <summary>The number of events at positions after <paramref name="after"/> up to <paramref name="upTo"/>
+    /// (positions have holes, so this is not their difference).</summary>
+    public async Task<long> CountAsync(long after, long upTo)
+    {
+        await using var command = DataSource.CreateCommand($"SELECT count(*) FROM {EventLog.Table} WHERE seq_id > $1 AND seq_id <= $2");
+        command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = after });
+        command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = upTo });
         return (long)(await command.ExecuteScalarAsync())!;
     }
 

@@ -13,7 +13,7 @@ namespace Confederal.Benchmarks;
 /// <summary>
 /// Designations written over HTTP by concurrent clients, each its own connection and its own people (a person token
 /// each), every PUT changing that person's choices so that each records an event; beside as many raw writers each
-/// inserting one event-sized row per request into a copy of es.events.
+/// inserting the same event's row per request into a table like marten.mt_events.
 /// </summary>
 public static class DesignationsBenchmark
 {
@@ -29,7 +29,7 @@ public static class DesignationsBenchmark
         [new("commons-a", 3_000), new("commons-b", 3_000), new("commons-c", 4_000)],
     ];
 
-    private static readonly Migration RawTable = new("raw-0002-designation-events", "CREATE TABLE raw_designation_events (LIKE es.events INCLUDING ALL)");
+    private static readonly Migration RawTable = Workload.RawEventsTable("raw-0002-designation-events", "raw_designation_events");
 
     public static async Task RunAsync(EmbeddedPostgres cluster, int clients, int seconds, int rounds, int warmup)
     {
@@ -110,27 +110,31 @@ public static class DesignationsBenchmark
         return run;
     }
 
-    /// <summary>The raw equivalent of a designation: one INSERT of an event row of the same size into a table with
-    /// es.events' columns and indexes, one statement per request.</summary>
+    /// <summary>The raw equivalent of a designation: one INSERT of the same event's row (the columns Marten writes for
+    /// ours, a code-sized header) into a table with marten.mt_events' columns and indexes, one statement per request.</summary>
     private static async Task<Workload.Run> RawAsync(BenchDatabase database, string[][] people, int[][] done, int seconds)
     {
         var options = Events.Types().SerializerOptions;
         var payloads = people.Select(ps => ps.Select(p => Variants
             .Select(v => JsonSerializer.Serialize(new DesignationChosen(Canton, p, Year, v, false), options))
             .ToArray()).ToArray()).ToArray();
+        var dotnetType = Workload.DotnetType(typeof(DesignationChosen));
+        var headers = Workload.CodeHeaders();
         return await Workload.MeasureAsync(people.Length, seconds, async (client, i) =>
         {
             var person = (int)(i % PersonsPerClient);
             var version = ++done[client][person];
             await using var command = database.DataSource.CreateCommand("""
-                INSERT INTO raw_designation_events (stream_id, version, event_id, type, type_version, data, correlation_id, causation_id, actor)
-                VALUES ($1, $2, $3, 'designation-chosen', 1, $4, $5, NULL, $6)
+                INSERT INTO raw_designation_events (id, stream_id, version, type, data, mt_dotnet_type, correlation_id, causation_id, headers, user_name)
+                VALUES ($1, $2, $3, 'designation-chosen.v1', $4, $5, $6, NULL, $7, $8)
                 """);
+            command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = Guid.CreateVersion7() });
             command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = $"designations-{Canton}-{people[client][person]}" });
             command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = version });
-            command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = Guid.CreateVersion7() });
             command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = payloads[client][person][version % Variants.Length], NpgsqlDbType = NpgsqlDbType.Jsonb });
+            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = dotnetType });
             command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = Guid.NewGuid().ToString("N") });
+            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = headers, NpgsqlDbType = NpgsqlDbType.Jsonb });
             command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = $"person:{people[client][person]}" });
             await command.ExecuteNonQueryAsync();
             return 1;

@@ -9,7 +9,7 @@ using Assessed = Confederal.Domain.Fiscal.TaxAssessed;
 namespace Confederal.Benchmarks;
 
 /// <summary>
-/// A realistic fiscal history made of the API's own events, written fast by bulk COPY: 10 cantons, 20 organizations,
+/// A realistic fiscal history made of the API's own events, written fast by bulk appends: 10 cantons, 20 organizations,
 /// a policy per canton for 2024–2026, then groups of 10 events: 8 tax assessments (one in 20 a correction of an earlier
 /// one) and 2 designations by people already assessed (one in 10 standing, from 2025). Every event is a pure function
 /// of its index, so a range can be written again after it was deleted. The projection reads only the events' data, so

@@ -14,7 +14,7 @@ namespace Confederal.Benchmarks;
 
 /// <summary>
 /// Bulk import of tax assessments end to end: one streamed NDJSON (or CSV) request to the real API over a socket, from
-/// the request's first byte to its 201, beside a raw binary COPY of the same rows into a copy of es.events. Each round
+/// the request's first byte to its 201, beside a raw binary COPY of the same rows into a table like marten.mt_events. Each round
 /// runs on a fresh database, so both sides write into empty tables with the same indexes.
 /// </summary>
 public static class ImportBenchmark
@@ -22,9 +22,9 @@ public static class ImportBenchmark
     private const string Canton = "ge";
     private const int FiscalYear = 2026;
 
-    private static readonly Migration RawTable = new("raw-0001-import-events", "CREATE TABLE raw_import_events (LIKE es.events INCLUDING ALL)");
+    private static readonly Migration RawTable = Workload.RawEventsTable("raw-0001-import-events", "raw_import_events");
 
-    private sealed record Run(double RowsPerSecond, double NumberedAfterSeconds, double AppMicros, double ServerMicros);
+    private sealed record Run(double RowsPerSecond, double HighWaterAfterSeconds, double AppMicros, double ServerMicros);
 
     public static async Task RunAsync(EmbeddedPostgres cluster, int rows, int rounds)
     {
@@ -42,7 +42,7 @@ public static class ImportBenchmark
             await RawCopyAsync(database, rows / 5);
         }
 
-        Console.WriteLine($"{$"import, {rows:N0} assessments",-34} {"raw COPY rows/s",16} {"ours rows/s",12} {"ratio",7} {"numbered +s",12} " +
+        Console.WriteLine($"{$"import, {rows:N0} assessments",-34} {"raw COPY rows/s",16} {"ours rows/s",12} {"ratio",7} {"high-water +s",14} " +
                           $"{"CPU µs/row raw",15} {"ours",10}");
         var raw = new List<Run>();
         var ours = new List<Run>();
@@ -72,7 +72,7 @@ public static class ImportBenchmark
         var rawMedian = Stats.Median(raw.Select(r => r.RowsPerSecond));
         var oursMedian = Stats.Median(ours.Select(r => r.RowsPerSecond));
         Console.WriteLine($"{"NDJSON over HTTP (median)",-34} {rawMedian,16:N0} {oursMedian,12:N0} {oursMedian / rawMedian,6:0.00}x " +
-                          $"{Stats.Median(ours.Select(r => r.NumberedAfterSeconds)),12:0.0} {Cpu(raw),15} {Cpu(ours),10}");
+                          $"{Stats.Median(ours.Select(r => r.HighWaterAfterSeconds)),14:0.0} {Cpu(raw),15} {Cpu(ours),10}");
 
         await using (var database = await BenchDatabase.CreateAsync(cluster, "import_csv", Database.Migrations))
         await using (var host = ApiHost.Start(database.ConnectionString))
@@ -81,8 +81,10 @@ public static class ImportBenchmark
             await host.SettleAsync();
             var csv = await OursAsync(host, database, rows, csv: true);
             Console.WriteLine($"{"CSV over HTTP (1 run)",-34} {"",16} {csv.RowsPerSecond,12:N0} {csv.RowsPerSecond / rawMedian,6:0.00}x " +
-                              $"{csv.NumberedAfterSeconds,12:0.0} {"",15} {Cpu([csv]),10}");
+                              $"{csv.HighWaterAfterSeconds,14:0.0} {"",15} {Cpu([csv]),10}");
         }
+
+        Console.WriteLine("high-water +s: how long after the 201 Marten's high-water mark passed the last imported row (projections may then read it).");
     }
 
     private static string Cpu(IReadOnlyList<Run> runs) =>
@@ -97,7 +99,7 @@ public static class ImportBenchmark
         await database.CheckpointAsync();
         using var client = host.Client(host.Token(Roles.Municipality, subject: $"{Canton}-admin", canton: Canton));
         (await client.GetAsync(new Uri("/health/live", UriKind.Relative))).Dispose(); // the connection is open before timing
-        var head = await database.HeadAsync();
+        var before = await database.LastCommittedAsync();
 
         using var request = new HttpRequestMessage(HttpMethod.Post, $"/api/v1/cantons/{Canton}/tax-assessments/batch")
         {
@@ -114,12 +116,19 @@ public static class ImportBenchmark
         }
 
         var answered = Stopwatch.GetTimestamp();
-        while (await database.HeadAsync() < head + rows)
+        var last = await database.LastCommittedAsync();
+        while (await database.HighWaterMarkAsync() < last)
         {
             await Task.Delay(10);
         }
 
-        return new Run(rows / seconds, Stopwatch.GetElapsedTime(answered).TotalSeconds,
+        var highWater = Stopwatch.GetElapsedTime(answered).TotalSeconds;
+        if (await database.CountAsync(before, last) != rows)
+        {
+            throw new InvalidOperationException($"The import's 201 came, but {rows:N0} rows are not all in the log.");
+        }
+
+        return new Run(rows / seconds, highWater,
             (cpuAfter.App - cpu.App) / rows * 1e6, (cpuAfter.Server - cpu.Server) / rows * 1e6);
     }
 
@@ -138,18 +147,20 @@ public static class ImportBenchmark
         var stream = Assessed.FilingStreamId(Canton, Guid.CreateVersion7());
         var correlation = Guid.NewGuid().ToString("N");
         var actor = $"municipality:{Canton}";
+        var dotnetType = Workload.DotnetType(typeof(Assessed));
+        var headers = Workload.CodeHeaders();
         await using var connection = await database.DataSource.OpenConnectionAsync();
         var cpu = Stats.CpuSeconds();
         var started = Stopwatch.GetTimestamp();
         await using (var tx = await connection.BeginTransactionAsync())
         {
             await using (var importer = await connection.BeginBinaryImportAsync(
-                             "COPY raw_import_events (stream_id, version, event_id, type, type_version, data, correlation_id, causation_id, actor) " +
+                             "COPY raw_import_events (id, stream_id, version, type, data, mt_dotnet_type, correlation_id, causation_id, headers, user_name) " +
                              "FROM STDIN (FORMAT BINARY)"))
             {
                 for (var i = 1; i <= rows; i++)
                 {
-                    await WriteRowAsync(importer, stream, i, payloads[i], correlation, actor);
+                    await WriteRowAsync(importer, stream, i, payloads[i], dotnetType, correlation, headers, actor);
                 }
 
                 await importer.CompleteAsync();
@@ -167,18 +178,20 @@ public static class ImportBenchmark
 
     // A method of its own, as BulkAppend.WriteAsync is: called once a row, the JIT tiers it up as it does ours (a loop
     // in a method called once a round only gets on-stack-replacement code).
-    private static async ValueTask WriteRowAsync(NpgsqlBinaryImporter importer, string stream, long version, string payload, string correlation, string actor)
+    private static async ValueTask WriteRowAsync(
+        NpgsqlBinaryImporter importer, string stream, long version, string payload, string dotnetType, string correlation, string headers, string actor)
     {
         await importer.StartRowAsync();
-        await importer.WriteAsync(stream, NpgsqlDbType.Text);
-        await importer.WriteAsync(version, NpgsqlDbType.Bigint);
         await importer.WriteAsync(Guid.CreateVersion7(), NpgsqlDbType.Uuid);
-        await importer.WriteAsync("tax-assessed", NpgsqlDbType.Text);
-        await importer.WriteAsync(1, NpgsqlDbType.Integer);
+        await importer.WriteAsync(stream, NpgsqlDbType.Varchar);
+        await importer.WriteAsync(version, NpgsqlDbType.Bigint);
+        await importer.WriteAsync("tax-assessed.v1", NpgsqlDbType.Varchar);
         await importer.WriteAsync(payload, NpgsqlDbType.Jsonb);
-        await importer.WriteAsync(correlation, NpgsqlDbType.Text);
+        await importer.WriteAsync(dotnetType, NpgsqlDbType.Varchar);
+        await importer.WriteAsync(correlation, NpgsqlDbType.Varchar);
         await importer.WriteNullAsync();
-        await importer.WriteAsync(actor, NpgsqlDbType.Text);
+        await importer.WriteAsync(headers, NpgsqlDbType.Jsonb);
+        await importer.WriteAsync(actor, NpgsqlDbType.Varchar);
     }
 
     /// <summary>A request body written as it is sent (chunked), never held whole in memory.</summary>

@@ -32,11 +32,13 @@ var builder = new NpgsqlDataSourceBuilder(cluster.ConnectionString("bench"));
 builder.ConnectionStringBuilder.MaxAutoPrepare = 32;
 builder.ConnectionStringBuilder.MaxPoolSize = 64;
 await using var dataSource = builder.Build();
-await Schema.MigrateAsync(dataSource, [.. Schema.EventStore, .. Workload.Migrations]);
+await BenchDatabase.CreateMartenTablesAsync(dataSource);
+await Schema.MigrateAsync(dataSource, Workload.Migrations);
 
 var types = new EventTypes().Register<TaxAssessed>("tax-assessed");
-// As the API appends: every event carries its authentication code.
-var log = new EventLog(dataSource, types, authenticator: new EventAuthenticator(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)));
+// As the API appends: every event carries its authentication code. No projection: the appends' catch-up (after each
+// run) only moves the high-water mark.
+using var ours = new OpenStore(dataSource, types, [], new EventAuthenticator(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)));
 
 Console.WriteLine($"Confederal event store benchmark: PostgreSQL {await Workload.ServerVersionAsync(dataSource)}, " +
                   $"{Environment.ProcessorCount} cores, {rounds} rounds of {seconds} s each, medians; ratio = ours / raw.");
@@ -47,26 +49,26 @@ Console.WriteLine($"{"append",-34} {"raw INSERT ev/s",16} {"ours ev/s",12} {"rat
 foreach (var (writers, perCommit) in new[] { (1, 1), (1, 10), (8, 1), (8, 10) })
 {
     var raw = new List<double>();
-    var ours = new List<Workload.Run>();
+    var runs = new List<Workload.Run>();
     for (var round = 0; round < rounds; round++)
     {
         // Alternate who goes first so that neither always meets the fuller table.
         if (round % 2 == 0)
         {
             raw.Add((await Workload.RawInsertAsync(dataSource, writers, perCommit, seconds)).EventsPerSecond);
-            ours.Add(await Workload.AppendAsync(log, writers, perCommit, seconds));
+            runs.Add(await Workload.AppendAsync(ours, writers, perCommit, seconds));
         }
         else
         {
-            ours.Add(await Workload.AppendAsync(log, writers, perCommit, seconds));
+            runs.Add(await Workload.AppendAsync(ours, writers, perCommit, seconds));
             raw.Add((await Workload.RawInsertAsync(dataSource, writers, perCommit, seconds)).EventsPerSecond);
         }
     }
 
     var rawMedian = Median(raw);
-    var oursMedian = Median(ours.Select(r => r.EventsPerSecond));
+    var oursMedian = Median(runs.Select(r => r.EventsPerSecond));
     Console.WriteLine($"{$"{writers} writer(s) x {perCommit} event(s)/commit",-34} {rawMedian,16:N0} {oursMedian,12:N0} {oursMedian / rawMedian,6:0.00}x " +
-                      $"{Median(ours.Select(r => r.P50Ms)),12:0.00} {Median(ours.Select(r => r.P99Ms)),12:0.00}");
+                      $"{Median(runs.Select(r => r.P50Ms)),12:0.00} {Median(runs.Select(r => r.P99Ms)),12:0.00}");
 }
 
 }
@@ -76,6 +78,7 @@ if (Runs("rebuild"))
 Console.WriteLine();
 Console.WriteLine($"Loading {rebuildEvents:N0} events for the rebuild (bulk SQL, not timed)...");
 await Workload.LoadForRebuildAsync(dataSource, rebuildEvents);
+using var totals = new OpenStore(dataSource, types, [new Workload.TotalsProjection()]);
 Console.WriteLine($"{"rebuild",-34} {"raw read ev/s",16} {"ours ev/s",12} {"ratio",7} {"peak MiB",12}");
 var rawRebuild = new List<double>();
 var oursRebuild = new List<double>();
@@ -83,7 +86,7 @@ var peaks = new List<double>();
 for (var round = 0; round < Math.Max(1, rounds / 2); round++)
 {
     rawRebuild.Add(await Workload.RawReadAsync(dataSource, types.SerializerOptions));
-    var (rate, peakMiB) = await Workload.RebuildAsync(log, rebuildEvents);
+    var (rate, peakMiB) = await Workload.RebuildAsync(totals.Daemon, rebuildEvents);
     oursRebuild.Add(rate);
     peaks.Add(peakMiB);
 }

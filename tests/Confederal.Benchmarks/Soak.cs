@@ -75,7 +75,7 @@ public static class SoakBenchmark
         ["RateLimiting__Client__Burst"] = "1000000",
     };
 
-    private static readonly Migration RawTable = new("raw-0004-soak-events", "CREATE TABLE raw_soak_events (LIKE es.events INCLUDING ALL)");
+    private static readonly Migration RawTable = Workload.RawEventsTable("raw-0004-soak-events", "raw_soak_events");
 
     /// <summary>Seeds, measures raw PostgreSQL's INSERTs with as many clients, then runs the mix for
     /// <paramref name="warmup"/> seconds (not counted) and <paramref name="minutes"/> minutes.</summary>
@@ -99,29 +99,33 @@ public static class SoakBenchmark
     }
 
     /// <summary>What PostgreSQL alone does with the same number of clients: one INSERT of an event-sized row (a tax assessment's
-    /// payload) per statement into a table with es.events' columns and indexes. Medians of <paramref name="rounds"/>.</summary>
+    /// payload, the columns Marten writes for ours) per statement into a table with marten.mt_events' columns and indexes.
+    /// Medians of <paramref name="rounds"/>.</summary>
     private static async Task<Workload.Run> RawBaselineAsync(BenchDatabase database, int clients, int seconds, int rounds)
     {
         var options = Events.Types().SerializerOptions;
+        var dotnetType = Workload.DotnetType(typeof(Confederal.Domain.Fiscal.TaxAssessed));
+        var headers = Workload.CodeHeaders();
         var runs = new List<Workload.Run>();
         for (var round = 0; round < rounds; round++)
         {
             runs.Add(await Workload.MeasureAsync(clients, seconds, async (_, i) =>
             {
                 await using var command = database.DataSource.CreateCommand("""
-                    INSERT INTO raw_soak_events (stream_id, version, event_id, type, type_version, data, correlation_id, actor)
-                    VALUES ($1, 1, $2, 'tax-assessed', 1, $3, $4, 'municipality:ge')
+                    INSERT INTO raw_soak_events (id, stream_id, version, type, data, mt_dotnet_type, correlation_id, headers, user_name)
+                    VALUES ($1, $2, 1, 'tax-assessed.v1', $3, $4, $5, $6, 'municipality:ge')
                     """);
-                var filing = Guid.CreateVersion7();
-                command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = $"filing-ge-{filing:N}" });
                 command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = Guid.CreateVersion7() });
+                command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = Confederal.Domain.Fiscal.TaxAssessed.FilingStreamId("ge", Guid.CreateVersion7()) });
                 command.Parameters.Add(new NpgsqlParameter<string>
                 {
                     TypedValue = JsonSerializer.Serialize(new Confederal.Domain.Fiscal.TaxAssessed("ge", Taxpayer("ge", (int)(i % TaxpayersPerCanton)), Year,
                         1_000_000 + i), options),
                     NpgsqlDbType = NpgsqlDbType.Jsonb,
                 });
+                command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = dotnetType });
                 command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = Guid.NewGuid().ToString("N") });
+                command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = headers, NpgsqlDbType = NpgsqlDbType.Jsonb });
                 await command.ExecuteNonQueryAsync();
                 return 1;
             }));
@@ -336,16 +340,17 @@ public static class SoakBenchmark
         return new { personId = person, residentSince = since, birthDate = birth };
     }
 
-    /// <summary>Waits until the sequencer has numbered every event and every projection has applied them.</summary>
+    /// <summary>Waits until Marten's high-water mark has passed every committed event and every projection has applied them.</summary>
     private static async Task<TimeSpan> SettleAsync(BenchDatabase database)
     {
         var started = Stopwatch.GetTimestamp();
         while (true)
         {
-            await using var command = database.DataSource.CreateCommand("""
-                SELECT NOT EXISTS (SELECT 1 FROM es.events WHERE position IS NULL)
-                   AND NOT EXISTS (SELECT 1 FROM es.projection_checkpoints
-                                   WHERE position < (SELECT coalesce(max(position), 0) FROM es.events WHERE position IS NOT NULL))
+            await using var command = database.DataSource.CreateCommand($"""
+                SELECT NOT EXISTS (SELECT 1 FROM {MartenStore.Schema}.mt_event_progression
+                                   WHERE (name = 'HighWaterMark' OR name LIKE '%:All')
+                                     AND last_seq_id < (SELECT coalesce(max(seq_id), 0) FROM {EventLog.Table}))
+                   AND EXISTS (SELECT 1 FROM {MartenStore.Schema}.mt_event_progression WHERE name = 'HighWaterMark')
                 """);
             if ((bool)(await command.ExecuteScalarAsync())!)
             {
@@ -610,7 +615,7 @@ public static class SoakBenchmark
             Console.WriteLine($"  CPU per request: API {(_cpuAfter.Api - _cpuBefore.Api) / requests * 1e6:N0} µs, PostgreSQL " +
                               $"{(_cpuAfter.Server - _cpuBefore.Server) / requests * 1e6:N0} µs, load generator {(_cpuAfter.Driver - _cpuBefore.Driver) / requests * 1e6:N0} µs " +
                               $"({Environment.ProcessorCount} cores, shared by all three).");
-            Console.WriteLine($"  the sequencer and projections had caught up {settled.TotalSeconds:0.0} s after the load stopped.");
+            Console.WriteLine($"  the high-water mark and projections had caught up {settled.TotalSeconds:0.0} s after the load stopped.");
 
             foreach (var (key, count) in recorder.ErrorsByStatus.OrderByDescending(e => e.Value))
             {
@@ -669,11 +674,12 @@ public static class SoakBenchmark
 
         private async Task<(long Assessments, long Registrations, long Departures, long Votes)> FoundAsync()
         {
-            await using var command = database.DataSource.CreateCommand("""
-                SELECT count(*) FILTER (WHERE type = 'tax-assessed'),
-                       count(*) FILTER (WHERE type = 'resident-registered'),
-                       count(*) FILTER (WHERE type = 'resident-departed')
-                FROM es.events
+            var types = Events.Types();
+            await using var command = database.DataSource.CreateCommand($"""
+                SELECT count(*) FILTER (WHERE type = '{types.NameOf(typeof(Confederal.Domain.Fiscal.TaxAssessed)).Alias}'),
+                       count(*) FILTER (WHERE type = '{types.NameOf(typeof(Confederal.Domain.Census.ResidentRegistered)).Alias}'),
+                       count(*) FILTER (WHERE type = '{types.NameOf(typeof(Confederal.Domain.Census.ResidentDeparted)).Alias}')
+                FROM {EventLog.Table}
                 """);
             await using var reader = await command.ExecuteReaderAsync();
             await reader.ReadAsync();

@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Confederal.Api.Infrastructure;
+using Confederal.Domain.Census;
 using Confederal.EventStore;
 using Npgsql;
 
@@ -167,7 +168,7 @@ public static class VotesBenchmark
     }
 
     // Residents as the API records them: the register rows and (for voters, whose eligibility is read from their stream)
-    // the residence events, left for the sequencer to number.
+    // the residence streams and events, numbered from Marten's sequence, for Marten's daemon to project.
     private static async Task ResidentsAsync(BenchDatabase database, string canton, int count, bool withEvents)
     {
         var person = withEvents ? "'r' || lpad(g::text, 7, '0')" : $"'{canton}-' || g";
@@ -179,10 +180,13 @@ public static class VotesBenchmark
         {
             sql += $"""
 
-                INSERT INTO es.events (stream_id, version, event_id, type, type_version, data, actor)
-                SELECT 'residence-' || {person}, 1, gen_random_uuid(), 'resident-registered', 1,
+                INSERT INTO {MartenStore.Schema}.mt_streams (id, version)
+                SELECT 'residence-' || {person}, 1 FROM generate_series(0, {count - 1}) AS g;
+                INSERT INTO {EventLog.Table} (seq_id, id, stream_id, version, type, data, timestamp, mt_dotnet_type, user_name)
+                SELECT nextval('{MartenStore.Schema}.mt_events_sequence'), gen_random_uuid(), 'residence-' || {person}, 1,
+                       '{Events.Types().NameOf(typeof(ResidentRegistered)).Alias}',
                        jsonb_build_object('personId', {person}, 'cantonId', '{canton}', 'residentSince', '2010-01-01', 'birthDate', '1980-01-01'),
-                       'municipality:{canton}'
+                       now(), '{Workload.DotnetType(typeof(ResidentRegistered))}', 'municipality:{canton}'
                 FROM generate_series(0, {count - 1}) AS g;
                 """;
         }

@@ -16,16 +16,8 @@ public static class Workload
 
     public static readonly IReadOnlyList<Migration> Migrations =
     [
-        // Raw PostgreSQL: the same columns an event needs, without the event store around them.
-        new("bench-0001-raw", """
-            CREATE TABLE raw_events (
-                id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                stream_id   text NOT NULL,
-                version     bigint NOT NULL,
-                event_id    uuid NOT NULL,
-                type        text NOT NULL,
-                data        jsonb NOT NULL,
-                recorded_at timestamptz NOT NULL DEFAULT now());
+        RawEventsTable("bench-0001-raw", "raw_events"),
+        new("bench-0002-totals", """
             CREATE TABLE bench_totals (
                 canton_id   text NOT NULL,
                 fiscal_year int NOT NULL,
@@ -37,6 +29,22 @@ public static class Workload
 
     private static readonly string[] Cantons = ["ge", "vd", "ti", "zh", "be", "bs", "ur", "sz", "ne", "ju"];
 
+    /// <summary>Raw PostgreSQL's table for events: marten.mt_events' columns, constraints and indexes (not its foreign key
+    /// to the streams), numbered by a sequence of its own as Marten numbers by its own, recorded at now() as Marten's
+    /// append records them. A plain INSERT or COPY of the same row as ours, without the event store around it.</summary>
+    public static Migration RawEventsTable(string id, string table) => new(id, $"""
+        CREATE TABLE {table} (LIKE {EventLog.Table} INCLUDING ALL);
+        CREATE SEQUENCE {table}_seq OWNED BY {table}.seq_id;
+        ALTER TABLE {table} ALTER COLUMN seq_id SET DEFAULT nextval('{table}_seq'), ALTER COLUMN timestamp SET DEFAULT now();
+        """);
+
+    /// <summary>What Marten stores in mt_dotnet_type for an event of <paramref name="type"/>.</summary>
+    public static string DotnetType(Type type) => $"{type.FullName}, {type.Assembly.GetName().Name}";
+
+    /// <summary>An event's headers as ours are stored: its authentication code (32 bytes, base64), here random.</summary>
+    public static string CodeHeaders() =>
+        JsonSerializer.Serialize(new Dictionary<string, string> { [MartenStore.CodeHeader] = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)) });
+
     public static TaxAssessed Event(long i) =>
         new(Cantons[i % Cantons.Length], $"p-{i % 100_000:D6}", 2030 + (int)(i % 5), 100_000 + i % 977 * 13);
 
@@ -46,10 +54,11 @@ public static class Workload
         return (string)(await command.ExecuteScalarAsync())!;
     }
 
-    public static async Task<Run> AppendAsync(EventLog log, int writers, int perCommit, int seconds)
+    /// <summary>Our appends: <see cref="EventLog.AppendAsync(string, ExpectedVersion, IReadOnlyList{object}, EventMetadata?, CancellationToken)"/>
+    /// at the expected version, each event with its authentication code, as the API appends. Afterwards (not timed) Marten's
+    /// high-water mark is brought past the last event, so that no run leaves work to the next.</summary>
+    public static async Task<Run> AppendAsync(OpenStore store, int writers, int perCommit, int seconds)
     {
-        using var stop = new CancellationTokenSource();
-        var sequencer = log.Sequencer.RunAsync(stop.Token);
         var run = Guid.NewGuid().ToString("N")[..8];
         var result = await MeasureAsync(writers, seconds, async (writer, i) =>
         {
@@ -62,35 +71,46 @@ public static class Workload
                 events[e] = Event(i * perCommit + e);
             }
 
-            await log.AppendAsync(stream, ExpectedVersion.Exactly(version), events);
+            await store.Log.AppendAsync(stream, ExpectedVersion.Exactly(version), events);
             return perCommit;
         });
-        await stop.CancelAsync();
-        await sequencer.ContinueWith(_ => { }, TaskScheduler.Default);
-        await log.Sequencer.SequenceAsync();
+        var last = await store.Log.ReadLastCommittedAsync();
+        if (await store.Daemon.CatchUpAsync() < last)
+        {
+            throw new InvalidOperationException($"Marten's high-water mark did not reach the last appended event, {last}.");
+        }
+
         return result;
     }
 
+    /// <summary>Raw PostgreSQL: one INSERT of the same rows (the columns Marten writes for ours, the same payloads, a
+    /// code-sized header) into <c>raw_events</c>, one statement per commit.</summary>
     public static async Task<Run> RawInsertAsync(NpgsqlDataSource dataSource, int writers, int perCommit, int seconds)
     {
-        var sql = "INSERT INTO raw_events (stream_id, version, event_id, type, data) VALUES " +
-                  string.Join(", ", Enumerable.Range(0, perCommit).Select(e => $"(${e * 5 + 1}, ${e * 5 + 2}, ${e * 5 + 3}, ${e * 5 + 4}, ${e * 5 + 5})"));
+        const int Columns = 7;
+        var sql = "INSERT INTO raw_events (id, stream_id, version, type, data, mt_dotnet_type, headers) VALUES " +
+                  string.Join(", ", Enumerable.Range(0, perCommit).Select(e => $"({string.Join(", ", Enumerable.Range(1, Columns).Select(c => $"${e * Columns + c}"))})"));
         var options = new JsonSerializerOptions(JsonSerializerDefaults.Web);
+        var dotnetType = DotnetType(typeof(TaxAssessed));
+        var headers = CodeHeaders();
+        var run = Guid.NewGuid().ToString("N")[..8];
         return await MeasureAsync(writers, seconds, async (writer, i) =>
         {
             await using var connection = await dataSource.OpenConnectionAsync();
             await using var command = new NpgsqlCommand(sql, connection);
             for (var e = 0; e < perCommit; e++)
             {
-                command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = $"raw-{writer}-{i % 100}" });
-                command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = i / 100 * perCommit + e + 1 });
                 command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = Guid.CreateVersion7() });
-                command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = "tax-assessed" });
+                command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = $"raw-{run}-{writer}-{i % 100}" });
+                command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = i / 100 * perCommit + e + 1 });
+                command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = "tax-assessed.v1" });
                 command.Parameters.Add(new NpgsqlParameter<string>
                 {
                     TypedValue = JsonSerializer.Serialize(Event(i * perCommit + e), options),
                     NpgsqlDbType = NpgsqlDbType.Jsonb,
                 });
+                command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = dotnetType });
+                command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = headers, NpgsqlDbType = NpgsqlDbType.Jsonb });
             }
 
             await command.ExecuteNonQueryAsync();
@@ -98,25 +118,31 @@ public static class Workload
         });
     }
 
-    /// <summary>Fills both logs with the same <paramref name="count"/> events, numbered, outside the timed part.</summary>
+    /// <summary>Fills both logs with the same <paramref name="count"/> events at positions 1..count, outside the timed
+    /// part: Marten's (its streams, events and sequence, its progress emptied) and raw_events.</summary>
     public static async Task LoadForRebuildAsync(NpgsqlDataSource dataSource, int count)
     {
+        const int Streams = 50_000;
         await using var command = dataSource.CreateCommand($"""
-            TRUNCATE es.events, raw_events, es.projection_checkpoints;
-            INSERT INTO es.events (position, stream_id, version, event_id, type, type_version, data, actor)
-            SELECT g, 'assessment-' || (g % 50000), g / 50000 + 1, gen_random_uuid(), 'tax-assessed', 1,
+            TRUNCATE {EventLog.Table}, {MartenStore.Schema}.mt_streams, raw_events;
+            DELETE FROM {MartenStore.Schema}.mt_event_progression;
+            INSERT INTO {MartenStore.Schema}.mt_streams (id, version)
+            SELECT 'assessment-' || (g % {Streams}), max(g / {Streams} + 1) FROM generate_series(1, {count}) AS g GROUP BY 1;
+            INSERT INTO {EventLog.Table} (seq_id, id, stream_id, version, type, data, timestamp, mt_dotnet_type, user_name)
+            SELECT g, gen_random_uuid(), 'assessment-' || (g % {Streams}), g / {Streams} + 1, 'tax-assessed.v1',
                    jsonb_build_object('cantonId', (ARRAY[{string.Join(",", Cantons.Select(c => $"'{c}'"))}])[g % {Cantons.Length} + 1],
                                       'personId', 'p-' || lpad((g % 100000)::text, 6, '0'),
                                       'fiscalYear', 2030 + g % 5,
                                       'amountMinor', 100000 + g % 977 * 13),
-                   'municipality:bench'
+                   now(), '{DotnetType(typeof(TaxAssessed))}', 'municipality:bench'
             FROM generate_series(1, {count}) AS g;
-            INSERT INTO raw_events (stream_id, version, event_id, type, data)
-            SELECT stream_id, version, event_id, type, data FROM es.events ORDER BY position;
+            SELECT setval('{MartenStore.Schema}.mt_events_sequence', {count});
+            INSERT INTO raw_events SELECT * FROM {EventLog.Table} ORDER BY seq_id;
+            SELECT setval('raw_events_seq', {count});
             """);
         command.CommandTimeout = 0;
         await command.ExecuteNonQueryAsync();
-        foreach (var table in (string[])["es.events", "raw_events"])
+        foreach (var table in (string[])[EventLog.Table, $"{MartenStore.Schema}.mt_streams", "raw_events"])
         {
             await using var vacuum = dataSource.CreateCommand($"VACUUM ANALYZE {table}");
             vacuum.CommandTimeout = 0;
@@ -131,7 +157,7 @@ public static class Workload
         var totals = new Totals();
         long read = 0;
         await using var connection = await dataSource.OpenConnectionAsync();
-        await using (var command = new NpgsqlCommand("SELECT id, stream_id, data FROM raw_events ORDER BY id", connection))
+        await using (var command = new NpgsqlCommand("SELECT seq_id, stream_id, data FROM raw_events ORDER BY seq_id", connection))
         await using (var reader = await command.ExecuteReaderAsync(CommandBehavior.SequentialAccess))
         {
             while (await reader.ReadAsync())
@@ -148,8 +174,8 @@ public static class Workload
         return read / Stopwatch.GetElapsedTime(started).TotalSeconds;
     }
 
-    /// <summary>Rebuilds the totals projection from position 0 through the daemon; returns events/s and peak MiB.</summary>
-    public static async Task<(double Rate, double PeakMiB)> RebuildAsync(EventLog log, int count)
+    /// <summary>Rebuilds the totals projection from position 0 with Marten's rebuild; returns events/s and peak MiB.</summary>
+    public static async Task<(double Rate, double PeakMiB)> RebuildAsync(ProjectionDaemon daemon, int count)
     {
         GC.Collect();
         GC.WaitForPendingFinalizers();
@@ -166,7 +192,6 @@ public static class Workload
             }
         });
 
-        var daemon = new ProjectionDaemon(log, [new TotalsProjection()]);
         var started = Stopwatch.GetTimestamp();
         var checkpoint = await daemon.RebuildAsync("bench-totals");
         var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
@@ -213,7 +238,7 @@ public static class Workload
     }
 
     /// <summary>Totals per canton and fiscal year: a multi-stream projection of the shape of a budget.</summary>
-    private sealed class TotalsProjection : IProjection
+    public sealed class TotalsProjection : IProjection
     {
         public string Name => "bench-totals";
 
