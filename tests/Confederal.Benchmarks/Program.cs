@@ -39,38 +39,57 @@ var types = new EventTypes().Register<TaxAssessed>("tax-assessed");
 // As the API appends: every event carries its authentication code. No projection: the appends' catch-up (after each
 // run) only moves the high-water mark.
 using var ours = new OpenStore(dataSource, types, [], new EventAuthenticator(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)));
+// Plain Marten twice: in Rich mode, and with every default (Marten 9's default mode is not Rich).
+using var martenRich = Workload.PlainMarten(dataSource, "plain_marten_rich", JasperFx.Events.EventAppendMode.Rich);
+using var martenDefault = Workload.PlainMarten(dataSource, "plain_marten", appendMode: null);
+foreach (var store in new[] { martenRich, martenDefault })
+{
+    await store.Storage.ApplyAllConfiguredChangesToDatabaseAsync();
+}
 
 Console.WriteLine($"Confederal event store benchmark: PostgreSQL {await Workload.ServerVersionAsync(dataSource)}, " +
                   $"{Environment.ProcessorCount} cores, {rounds} rounds of {seconds} s each, medians; ratio = ours / raw.");
 Console.WriteLine();
 if (Runs("append"))
 {
-Console.WriteLine($"{"append",-34} {"raw INSERT ev/s",16} {"ours ev/s",12} {"ratio",7} {"ours p50 ms",12} {"ours p99 ms",12}");
+(string Name, Func<int, int, Task<Workload.Run>> Run)[] appenders =
+[
+    ("raw INSERT", (writers, perCommit) => Workload.RawInsertAsync(dataSource, writers, perCommit, seconds)),
+    ("plain Marten, Rich", (writers, perCommit) => Workload.PlainMartenAppendAsync(martenRich, writers, perCommit, seconds)),
+    ($"plain Marten, its default ({martenDefault.Options.Events.AppendMode})",
+        (writers, perCommit) => Workload.PlainMartenAppendAsync(martenDefault, writers, perCommit, seconds)),
+    ("ours (EventLog.AppendAsync on Marten)", (writers, perCommit) => Workload.AppendAsync(ours, writers, perCommit, seconds)),
+];
+var width = appenders.Max(a => a.Name.Length);
+Console.WriteLine($"{"append".PadRight(width + 2)} {"ev/s",10} {"ratio",7} {"p50 ms",8} {"p99 ms",8}");
 foreach (var (writers, perCommit) in new[] { (1, 1), (1, 10), (8, 1), (8, 10) })
 {
-    var raw = new List<double>();
-    var runs = new List<Workload.Run>();
+    var runs = appenders.Select(_ => new List<Workload.Run>()).ToArray();
     for (var round = 0; round < rounds; round++)
     {
-        // Alternate who goes first so that neither always meets the fuller table.
-        if (round % 2 == 0)
+        // Rotate who goes first so that none always meets the fullest tables.
+        for (var turn = 0; turn < appenders.Length; turn++)
         {
-            raw.Add((await Workload.RawInsertAsync(dataSource, writers, perCommit, seconds)).EventsPerSecond);
-            runs.Add(await Workload.AppendAsync(ours, writers, perCommit, seconds));
-        }
-        else
-        {
-            runs.Add(await Workload.AppendAsync(ours, writers, perCommit, seconds));
-            raw.Add((await Workload.RawInsertAsync(dataSource, writers, perCommit, seconds)).EventsPerSecond);
+            var a = (round + turn) % appenders.Length;
+            runs[a].Add(await appenders[a].Run(writers, perCommit));
         }
     }
 
-    var rawMedian = Median(raw);
-    var oursMedian = Median(runs.Select(r => r.EventsPerSecond));
-    Console.WriteLine($"{$"{writers} writer(s) x {perCommit} event(s)/commit",-34} {rawMedian,16:N0} {oursMedian,12:N0} {oursMedian / rawMedian,6:0.00}x " +
-                      $"{Median(runs.Select(r => r.P50Ms)),12:0.00} {Median(runs.Select(r => r.P99Ms)),12:0.00}");
+    Console.WriteLine($"{writers} writer(s) x {perCommit} event(s)/commit");
+    var rawMedian = Median(runs[0].Select(r => r.EventsPerSecond));
+    for (var a = 0; a < appenders.Length; a++)
+    {
+        var rate = Median(runs[a].Select(r => r.EventsPerSecond));
+        var ratio = a == 0 ? "" : $"{rate / rawMedian:0.00}x";
+        Console.WriteLine($"  {appenders[a].Name.PadRight(width)} {rate,10:N0} {ratio,7} {Median(runs[a].Select(r => r.P50Ms)),8:0.00} {Median(runs[a].Select(r => r.P99Ms)),8:0.00}");
+    }
 }
 
+Console.WriteLine();
+Console.WriteLine($"plain Marten {typeof(Marten.DocumentStore).Assembly.GetName().Version!.ToString(3)} (string stream keys, otherwise its defaults, " +
+                  "a schema of its own), as its documentation writes a command: a lightweight session, FetchForWriting (the aggregate " +
+                  "folded live from its stream), AppendOne, SaveChangesAsync. ours: at the expected version, Quick appends, metadata " +
+                  "columns and each event's authentication code. raw: one INSERT of our rows' columns per commit. Ratios are to raw.");
 }
 
 if (Runs("rebuild"))

@@ -2,6 +2,8 @@ using System.Data;
 using System.Diagnostics;
 using System.Text.Json;
 using Confederal.EventStore;
+using JasperFx.Events;
+using Marten;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -9,6 +11,15 @@ namespace Confederal.Benchmarks;
 
 /// <summary>The shape of event the platform appends most: a tax assessment.</summary>
 public sealed record TaxAssessed(string CantonId, string PersonId, int FiscalYear, long AmountMinor);
+
+/// <summary>A taxpayer's account, folded by plain Marten from its stream: the aggregate a command handler fetches for
+/// writing, as Marten's documentation writes one (a self-aggregating record with Create and Apply).</summary>
+public sealed record Account(string Id, long Assessments, long AmountMinor)
+{
+    public static Account Create(IEvent<TaxAssessed> e) => new(e.StreamKey!, 1, e.Data.AmountMinor);
+
+    public Account Apply(TaxAssessed e) => this with { Assessments = Assessments + 1, AmountMinor = AmountMinor + e.AmountMinor };
+}
 
 public static class Workload
 {
@@ -54,6 +65,22 @@ public static class Workload
         return (string)(await command.ExecuteScalarAsync())!;
     }
 
+    /// <summary>A document store as Marten's documentation configures one, in a schema of its own: string stream keys, the
+    /// <see cref="Account"/> aggregate folded live, <paramref name="appendMode"/> (null: Marten's default), everything else
+    /// Marten's defaults (no metadata columns, no authentication codes).</summary>
+    public static DocumentStore PlainMarten(NpgsqlDataSource dataSource, string schema, EventAppendMode? appendMode) => DocumentStore.For(options =>
+    {
+        options.Connection(dataSource);
+        options.DatabaseSchemaName = schema;
+        options.Events.StreamIdentity = StreamIdentity.AsString;
+        if (appendMode is { } mode)
+        {
+            options.Events.AppendMode = mode;
+        }
+
+        options.Projections.LiveStreamAggregation<Account>();
+    });
+
     /// <summary>Our appends: <see cref="EventLog.AppendAsync(string, ExpectedVersion, IReadOnlyList{object}, EventMetadata?, CancellationToken)"/>
     /// at the expected version, each event with its authentication code, as the API appends. Afterwards (not timed) Marten's
     /// high-water mark is brought past the last event, so that no run leaves work to the next.</summary>
@@ -78,6 +105,36 @@ public static class Workload
         if (await store.Daemon.CatchUpAsync() < last)
         {
             throw new InvalidOperationException($"Marten's high-water mark did not reach the last appended event, {last}.");
+        }
+
+        return result;
+    }
+
+    /// <summary>Plain Marten's appends as its documentation writes a command: a lightweight session per command, the
+    /// stream fetched for writing (its aggregate folded from its events), the events appended, the session saved.</summary>
+    public static async Task<Run> PlainMartenAppendAsync(IDocumentStore store, int writers, int perCommit, int seconds)
+    {
+        var run = Guid.NewGuid().ToString("N")[..8];
+        var result = await MeasureAsync(writers, seconds, async (writer, i) =>
+        {
+            await using var session = store.LightweightSession();
+            var stream = await session.Events.FetchForWriting<Account>($"plain-{run}-{writer}-{i % 100}");
+            for (var e = 0; e < perCommit; e++)
+            {
+                stream.AppendOne(Event(i * perCommit + e));
+            }
+
+            await session.SaveChangesAsync();
+            return perCommit;
+        });
+
+        // Not timed: Marten folded the aggregate it fetched, so the line measures what Marten's documentation does.
+        await using var query = store.QuerySession();
+        var account = await query.Events.AggregateStreamAsync<Account>($"plain-{run}-0-0");
+        var version = (await query.Events.FetchStreamStateAsync($"plain-{run}-0-0"))?.Version;
+        if (account is null || account.Assessments != version)
+        {
+            throw new InvalidOperationException($"Marten folded {account?.Assessments} assessments from a stream at version {version}.");
         }
 
         return result;
