@@ -38,7 +38,11 @@ public static class MartenStore
         options.Events.MetadataConfig.CausationIdEnabled = true;
         options.Events.MetadataConfig.UserNameEnabled = true;
         options.Events.MetadataConfig.HeadersEnabled = true;
-        options.Events.UseListenNotifyForEventAppends = true;
+        // No NOTIFY on appends: PostgreSQL commits a transaction that notified under one lock for the whole database, so
+        // concurrent appends would commit one at a time (8 writers: 468 against 888 events/s). The daemon polls instead.
+        options.Events.UseListenNotifyForEventAppends = false;
+        options.Projections.FastPollingTime = TimeSpan.FromMilliseconds(50);
+        options.Projections.SlowPollingTime = TimeSpan.FromMilliseconds(250);
         options.UseSystemTextJsonForSerialization(configure: types.CopySerializerOptionsTo);
         // No retries inside Marten: a request the database failed answers 503 with Retry-After at once (the caller retries,
         // with its Idempotency-Key), and the daemon's health check restarts what an outage stopped.
@@ -94,7 +98,9 @@ public sealed class OpenStore : IDisposable
 {
     public OpenStore(NpgsqlDataSource dataSource, EventTypes types, IReadOnlyList<IProjection> projections, EventAuthenticator? authenticator = null)
     {
-        Marten = new DocumentStore(MartenStore.Options(dataSource, types, projections));
+        var options = MartenStore.Options(dataSource, types, projections);
+        options.Projections.AsyncMode = JasperFx.Events.Daemon.DaemonMode.Solo; // its daemon is built on demand, not hosted
+        Marten = new DocumentStore(options);
         Log = new EventLog(Marten, dataSource, types, authenticator);
         Daemon = new ProjectionDaemon(Marten, dataSource, projections);
     }
