@@ -105,13 +105,24 @@ public sealed class EventLog(IDocumentStore store, NpgsqlDataSource dataSource, 
         {
             await session.SaveChangesAsync(ct);
         }
-        catch (Exception e) when (e is EventStreamUnexpectedMaxEventIdException or JasperFx.Events.ExistingStreamIdCollisionException or Marten.Exceptions.ExistingStreamIdCollisionException)
+        catch (Exception e) when (IsVersionConflict(e))
         {
             throw new ConcurrencyException(streamId, expected, await StreamVersionAsync(streamId, ct));
         }
 
         return new AppendResult(version + events.Count, ids);
     }
+
+    /// <summary>Marten's word for a stream that moved: the expected version did not hold, or two appends raced to the same
+    /// new stream or version and the database's unique keys refused the second.</summary>
+    private static bool IsVersionConflict(Exception e) => e switch
+    {
+        EventStreamUnexpectedMaxEventIdException or JasperFx.Events.ExistingStreamIdCollisionException
+            or Marten.Exceptions.ExistingStreamIdCollisionException => true,
+        PostgresException { SqlState: PostgresErrorCodes.UniqueViolation } unique =>
+            unique.TableName is "mt_streams" or "mt_events",
+        _ => e.InnerException is { } inner && IsVersionConflict(inner),
+    };
 
     /// <summary>Runs <paramref name="work"/> in one transaction and commits it (in a <see cref="WriteScope"/>: under a
     /// savepoint of the scope's transaction, committed with the scope). An exception rolls everything back.</summary>
