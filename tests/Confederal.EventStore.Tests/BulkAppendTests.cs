@@ -3,27 +3,29 @@ namespace Confederal.EventStore.Tests;
 public sealed class BulkAppendTests
 {
     [Fact]
-    public async Task A_committed_bulk_append_records_every_event_in_order_with_its_metadata_and_they_get_numbered()
+    public async Task A_committed_bulk_append_records_every_event_in_order_with_its_metadata_across_chunks()
     {
+        const int count = 2 * BulkAppend.ChunkSize + 17;
         await using var t = await TestStore.CreateAsync();
         var metadata = new EventMetadata("corr-bulk", null, "municipality:ge");
 
         await using (var bulk = await t.Store.BeginBulkAppendAsync("filing-1", metadata))
         {
-            for (var i = 1; i <= 10_000; i++)
+            for (var i = 1; i <= count; i++)
             {
                 await bulk.WriteAsync(new Deposited($"a{i % 7}", i));
             }
 
-            Assert.Equal(10_000, await bulk.CommitAsync());
+            Assert.Equal(count, bulk.Count);
+            Assert.Equal(count, await bulk.CommitAsync());
         }
 
-        await t.Store.Sequencer.SequenceAsync();
         var events = await t.ReadAllAsync();
-        Assert.Equal(Enumerable.Range(1, 10_000).Select(i => (long)i), events.Select(e => e.Version));
-        Assert.Equal(Enumerable.Range(1, 10_000).Select(i => (long)i), events.Select(e => e.Position));
+        Assert.Equal(Enumerable.Range(1, count).Select(i => (long)i), events.Select(e => e.Version));
+        Assert.True(events.Zip(events.Skip(1)).All(p => p.First.Position < p.Second.Position), "positions increase with versions");
         Assert.Equal(new Deposited("a3", 10), events[9].Data);
         Assert.All(events, e => Assert.Equal(metadata, e.Metadata));
+        Assert.Equal(count, await t.Store.StreamVersionAsync("filing-1"));
     }
 
     [Fact]
@@ -39,7 +41,8 @@ public sealed class BulkAppendTests
             }
         }
 
-        Assert.Equal(0L, await t.ScalarAsync<long>("SELECT count(*) FROM es.events"));
+        Assert.Equal(0L, await t.ScalarAsync<long>($"SELECT count(*) FROM {EventLog.Table}"));
+        Assert.Equal(0L, await t.ScalarAsync<long>($"SELECT count(*) FROM {MartenStore.Schema}.mt_streams"));
     }
 
     [Fact]
@@ -53,7 +56,46 @@ public sealed class BulkAppendTests
         await bulk.WriteAsync(new Deposited("a", 3));
 
         await Assert.ThrowsAsync<ConcurrencyException>(() => bulk.CommitAsync());
-        Assert.Equal(1L, await t.ScalarAsync<long>("SELECT count(*) FROM es.events"));
+        Assert.Equal(1L, await t.ScalarAsync<long>($"SELECT count(*) FROM {EventLog.Table}"));
+    }
+
+    [Fact]
+    public async Task Of_two_bulk_appends_to_one_new_stream_the_second_to_commit_is_a_concurrency_conflict()
+    {
+        await using var t = await TestStore.CreateAsync();
+
+        await using (var first = await t.Store.BeginBulkAppendAsync("filing-4"))
+        await using (var second = await t.Store.BeginBulkAppendAsync("filing-4"))
+        {
+            await first.WriteAsync(new Deposited("first", 1));
+            await second.WriteAsync(new Deposited("second", 1));
+            await second.WriteAsync(new Deposited("second", 2));
+            await first.CommitAsync();
+
+            await Assert.ThrowsAsync<ConcurrencyException>(() => second.CommitAsync());
+        }
+
+        await using (var third = await t.Store.BeginBulkAppendAsync("filing-4"))
+        {
+            await third.WriteAsync(new Deposited("third", 1));
+            await Assert.ThrowsAsync<ConcurrencyException>(() => third.CommitAsync());
+        }
+
+        Assert.Equal([new Deposited("first", 1)], await t.Store.ReadStreamAsync("filing-4").Select(e => e.Data).ToListAsync());
+    }
+
+    [Fact]
+    public async Task A_bulk_append_needs_an_event_and_is_done_once_committed()
+    {
+        await using var t = await TestStore.CreateAsync();
+        await using var bulk = await t.Store.BeginBulkAppendAsync("filing-5");
+        await Assert.ThrowsAsync<InvalidOperationException>(() => bulk.CommitAsync());
+
+        await bulk.WriteAsync(new Deposited("a", 1));
+        await bulk.CommitAsync();
+
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => bulk.WriteAsync(new Deposited("a", 2)).AsTask());
+        Assert.Equal(1, await t.Store.StreamVersionAsync("filing-5"));
     }
 
     [Fact]

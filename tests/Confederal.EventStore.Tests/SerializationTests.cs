@@ -1,67 +1,204 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Npgsql;
+
 namespace Confederal.EventStore.Tests;
 
 public sealed class SerializationTests
 {
     public sealed record DepositedV2(string Account, long AmountMinor, string Currency);
 
-    [Fact]
-    public async Task Events_are_stored_under_their_registered_name_and_version_not_the_clr_type()
+    /// <summary>deposited v2 beside withdrawn v1; a stored deposited v1 is upcast to v2.</summary>
+    private static EventTypes V2Types() => new EventTypes()
+        .Register<DepositedV2>("deposited", version: 2)
+        .Register<Withdrawn>("withdrawn")
+        .Upcast("deposited", fromVersion: 1, v1 => new JsonObject
+        {
+            ["account"] = v1["account"]?.GetValue<string>() ?? throw new JsonException("'account' is missing"),
+            ["amountMinor"] = (v1["amount"]?.GetValue<long>() ?? throw new JsonException("'amount' is missing")) * 100,
+            ["currency"] = "CHF",
+        });
+
+    /// <summary>Inserts an event with SQL into Marten's tables, as a writer of an older version of our code stored it
+    /// (with the authentication code it computed, when the log has an authenticator); returns its position.</summary>
+    internal static async Task<long> InsertStoredAsync(NpgsqlDataSource db, EventLog log, string stream, EventName type, string json)
     {
-        await using var t = await TestStore.CreateAsync();
-        await t.Store.AppendAsync("s", ExpectedVersion.NoStream, [new Deposited("a", 1)]);
-
-        Assert.Equal("deposited/1", await t.ScalarAsync<string>("SELECT type || '/' || type_version FROM es.events"));
-        Assert.Equal("""{"amount": 1, "account": "a"}""", await t.ScalarAsync<string>("SELECT data::text FROM es.events"));
-    }
-
-    [Fact]
-    public async Task An_event_stored_in_an_older_version_is_upcast_when_read()
-    {
-        await using var t = await TestStore.CreateAsync();
-        await t.Store.AppendAsync("s", ExpectedVersion.NoStream, [new Deposited("a", 250)]);
-
-        var v2 = new EventTypes()
-            .Register<DepositedV2>("deposited", version: 2)
-            .Upcast("deposited", fromVersion: 1, v1 => new System.Text.Json.Nodes.JsonObject
+        var version = await log.StreamVersionAsync(stream) + 1;
+        var id = Guid.NewGuid();
+        var code = log.Authenticator?.Compute(stream, version, id, type.Name, type.Version, CanonicalJson.Serialize(json), EventMetadata.None);
+        await using var batch = db.CreateBatch();
+        batch.BatchCommands.Add(new NpgsqlBatchCommand($"""
+            INSERT INTO {MartenStore.Schema}.mt_streams (id, version) VALUES ($1, $2)
+            ON CONFLICT (id) DO UPDATE SET version = excluded.version
+            """) { Parameters = { new() { Value = stream }, new() { Value = version } } });
+        batch.BatchCommands.Add(new NpgsqlBatchCommand($"""
+            INSERT INTO {EventLog.Table} (seq_id, id, stream_id, version, data, type, timestamp, headers)
+            VALUES (nextval('{MartenStore.Schema}.mt_events_sequence'), $1, $2, $3, $4::jsonb, $5, now(),
+                    CASE WHEN $6::text IS NULL THEN NULL ELSE jsonb_build_object('{MartenStore.CodeHeader}', $6::text) END)
+            RETURNING seq_id
+            """)
+        {
+            Parameters =
             {
-                ["account"] = v1["account"]!.GetValue<string>(),
-                ["amountMinor"] = v1["amount"]!.GetValue<long>(),
-                ["currency"] = "CHF",
-            });
-        var events = await t.OtherProcess(v2).ReadStreamAsync("s").ToListAsync();
-
-        Assert.Equal(new DepositedV2("a", 250, "CHF"), Assert.Single(events).Data);
+                new() { Value = id },
+                new() { Value = stream },
+                new() { Value = version },
+                new() { Value = json },
+                new() { Value = type.Alias },
+                new() { Value = code is null ? DBNull.Value : Convert.ToBase64String(code), NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text },
+            },
+        });
+        await using var reader = await batch.ExecuteReaderAsync();
+        await reader.ReadAsync();
+        return reader.GetInt64(0);
     }
 
     [Fact]
-    public async Task A_corrupt_payload_fails_with_an_error_naming_its_position()
+    public async Task Events_are_stored_under_their_registered_name_and_version_never_under_the_clr_type()
     {
         await using var t = await TestStore.CreateAsync();
-        await t.Store.AppendAsync("s", ExpectedVersion.NoStream, [new Deposited("a", 1), new Deposited("a", 2)]);
-        await t.Store.Sequencer.SequenceAsync();
-        await t.ExecuteAsync("""UPDATE es.events SET data = '{"account": "a", "amount": "lots"}' WHERE position = 2""");
+        await t.Store.AppendAsync("s", ExpectedVersion.NoStream, [new Deposited("a", 1), new Withdrawn("a", 1)]);
+        await t.OtherProcess(V2Types()).Log.AppendAsync("s", ExpectedVersion.Exactly(2), [new DepositedV2("a", 100, "CHF")]);
 
-        var error = await Assert.ThrowsAsync<EventStoreException>(() => t.ReadAllAsync());
-
-        Assert.Equal(2, error.Position);
-        Assert.Contains("position 2", error.Message, StringComparison.Ordinal);
+        Assert.Equal("deposited.v1,withdrawn.v1,deposited.v2", await t.ScalarAsync<string>($"SELECT string_agg(type, ',' ORDER BY seq_id) FROM {EventLog.Table}"));
+        Assert.Equal("""{"amount": 1, "account": "a"}""", await t.ScalarAsync<string>($"SELECT data::text FROM {EventLog.Table} WHERE version = 1"));
+        Assert.Equal(0L, await t.ScalarAsync<long>($"""
+            SELECT count(*) FROM {EventLog.Table}
+            WHERE type LIKE '%{nameof(Deposited)}%' OR type LIKE '%{nameof(Withdrawn)}%' OR type LIKE '%{typeof(Deposited).Namespace}%'
+            """));
     }
 
     [Fact]
-    public async Task An_unknown_event_type_fails_with_an_error_naming_its_position()
+    public async Task An_event_stored_in_an_older_version_is_upcast_by_every_read_and_every_projection_and_stays_as_stored()
+    {
+        var seen = new RecordingProjection();
+        await using var t = await TestStore.CreateAsync([seen], V2Types());
+        var old = await InsertStoredAsync(t.DataSource, t.Store, "s", new EventName("deposited", 1), """{"account": "a", "amount": 250}""");
+        await t.Store.AppendAsync("s", ExpectedVersion.Exactly(1), [new DepositedV2("a", 5, "EUR")]);
+        DepositedV2[] expected = [new("a", 25_000, "CHF"), new("a", 5, "EUR")];
+
+        var all = await t.ReadAllAsync();
+        Assert.Equal(expected, all.Select(e => e.Data));
+        Assert.Equal(old, all[0].Position);
+        Assert.Equal(["deposited", "deposited"], all.Select(e => e.Type));
+        Assert.Equal(expected, await t.Store.ReadStreamAsync("s").Select(e => e.Data).ToListAsync());
+        Assert.Equal(expected, (await t.Store.ReadStreamsAsync(["s"]))["s"].Select(e => e.Data));
+        Assert.Equal(expected, await t.Store.ReadUpToAsync(all[^1].Position, [typeof(DepositedV2)]).Select(e => e.Data).ToListAsync());
+        Assert.Equal(expected, seen.Data);
+        Assert.Equal("deposited.v1,deposited.v2", await t.ScalarAsync<string>($"SELECT string_agg(type, ',' ORDER BY seq_id) FROM {EventLog.Table}"));
+        Assert.Equal("""{"amount": 250, "account": "a"}""", await t.ScalarAsync<string>($"SELECT data::text FROM {EventLog.Table} WHERE version = 1"));
+    }
+
+    [Fact]
+    public async Task An_event_appended_by_an_older_version_of_the_code_is_upcast_when_read_by_the_newer()
+    {
+        await using var t = await TestStore.CreateAsync();
+        await t.Store.AppendAsync("s", ExpectedVersion.NoStream, [new Deposited("a", 250), new Withdrawn("a", 1)]);
+
+        var newer = t.OtherProcess(V2Types()).Log;
+
+        Assert.Equal([new DepositedV2("a", 25_000, "CHF"), new Withdrawn("a", 1)], await newer.ReadStreamAsync("s").Select(e => e.Data).ToListAsync());
+        await t.Daemon.CatchUpAsync();
+        Assert.Equal([new DepositedV2("a", 25_000, "CHF"), new Withdrawn("a", 1)], await newer.ReadAllAsync(0).Select(e => e.Data).ToListAsync());
+    }
+
+    [Fact]
+    public async Task An_event_is_read_as_the_type_its_stored_name_says_whatever_clr_type_name_marten_wrote_beside_it()
+    {
+        var authenticator = new EventAuthenticator(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+        await using var t = await TestStore.CreateAsync(authenticator: authenticator);
+        await t.Store.AppendAsync("s", ExpectedVersion.NoStream, [new Deposited("a", 1), new Deposited("a", 2)]);
+        // The column the authentication code does not cover: the CLR type name Marten records beside our name.
+        await t.ExecuteAsync($"UPDATE {EventLog.Table} SET mt_dotnet_type = '{typeof(Withdrawn).FullName}, {typeof(Withdrawn).Assembly.GetName().Name}' WHERE version = 2");
+
+        // The audit reads the row as a deposit whose code verifies; every other read must agree with it.
+        var stored = await t.Store.ReadStoredAsync(0).ToListAsync();
+        Assert.Equal(["deposited", "deposited"], stored.Select(e => e.Type));
+        Assert.All(stored, e => Assert.True(authenticator.Verify(
+            e.Code, e.StreamId, e.Version, e.EventId, e.Type, e.TypeVersion, CanonicalJson.Serialize(e.Json), e.Metadata)));
+        Assert.Equal(["deposited", "deposited"], await t.Store.ReadStreamAsync("s").Select(e => e.Type).ToListAsync());
+        Assert.Equal([new Deposited("a", 1), new Deposited("a", 2)], await t.Store.ReadStreamAsync("s").Select(e => e.Data).ToListAsync());
+    }
+
+    [Theory]
+    [InlineData("withdrawn.v1", """{"account": "a", "amount": "lots"}""")] // the registered version
+    [InlineData("deposited.v1", """{"account": "a"}""")] // an older version, upcast
+    public async Task A_corrupt_payload_fails_with_an_error_naming_its_position(string alias, string json)
+    {
+        await using var t = await TestStore.CreateAsync(types: V2Types());
+        await t.Store.AppendAsync("s", ExpectedVersion.NoStream, [new Withdrawn("a", 1)]);
+        var position = await InsertStoredAsync(t.DataSource, t.Store, "s", EventName.FromAlias(alias), json);
+
+        foreach (var read in new Func<Task>[]
+                 {
+                     () => t.ReadAllAsync(),
+                     () => t.Store.ReadStreamAsync("s").ToListAsync().AsTask(),
+                     () => t.Store.ReadUpToAsync(position, [typeof(DepositedV2), typeof(Withdrawn)]).ToListAsync().AsTask(),
+                 })
+        {
+            var error = await Assert.ThrowsAsync<EventStoreException>(read);
+            Assert.Equal(position, error.Position);
+            Assert.Contains($"position {position} (stream 's')", error.Message, StringComparison.Ordinal);
+        }
+    }
+
+    [Theory]
+    [InlineData(false)] // inserted with SQL, as another writer would
+    [InlineData(true)] // appended by Marten, which wrote a CLR type name beside it, then renamed in the table
+    public async Task An_unknown_event_type_fails_with_an_error_naming_its_position(bool appendedByMarten)
     {
         await using var t = await TestStore.CreateAsync();
         await t.Store.AppendAsync("s", ExpectedVersion.NoStream, [new Deposited("a", 1)]);
-        await t.Store.Sequencer.SequenceAsync();
-        await t.ExecuteAsync("UPDATE es.events SET type = 'vanished' WHERE position = 1");
+        long position;
+        if (appendedByMarten)
+        {
+            await t.Store.AppendAsync("s", ExpectedVersion.Exactly(1), [new Deposited("a", 2)]);
+            position = (await t.LoggedAsync())[^1].Position;
+            await t.ExecuteAsync($"UPDATE {EventLog.Table} SET type = 'vanished.v1' WHERE seq_id = {position}");
+        }
+        else
+        {
+            position = await InsertStoredAsync(t.DataSource, t.Store, "s", new EventName("vanished", 1), """{"account": "a", "amount": 2}""");
+        }
 
-        var error = await Assert.ThrowsAsync<EventStoreException>(() => t.ReadAllAsync());
-
-        Assert.Equal(1, error.Position);
-        Assert.Contains("unknown event type 'vanished'", error.Message, StringComparison.Ordinal);
+        foreach (var read in new Func<Task>[]
+                 {
+                     () => t.ReadAllAsync(),
+                     () => t.Store.ReadStreamAsync("s").ToListAsync().AsTask(),
+                 })
+        {
+            var error = await Assert.ThrowsAsync<EventStoreException>(read);
+            Assert.Equal(position, error.Position);
+            Assert.Contains("unknown event type 'vanished'", error.Message, StringComparison.Ordinal);
+        }
     }
 
     [Fact]
     public void Registering_a_name_twice_is_refused() =>
         Assert.Throws<InvalidOperationException>(() => new EventTypes().Register<Deposited>("x").Register<Withdrawn>("x"));
+
+    [Fact]
+    public void An_alias_reads_back_into_its_name_and_version_and_a_clr_name_is_not_an_alias()
+    {
+        Assert.Equal(new EventName("canton-registered", 2), EventName.FromAlias("canton-registered.v2"));
+        Assert.Equal(new EventName("a.v1.b", 10), EventName.FromAlias(new EventName("a.v1.b", 10).Alias));
+        Assert.Throws<FormatException>(() => EventName.FromAlias(typeof(Deposited).FullName!));
+        Assert.Throws<FormatException>(() => EventName.FromAlias("deposited.v0"));
+    }
+
+    /// <summary>Keeps the payloads it is given, in order.</summary>
+    private sealed class RecordingProjection : IProjection
+    {
+        public string Name => "recording";
+
+        public IReadOnlyList<string> Tables => [];
+
+        public List<object> Data { get; } = [];
+
+        public Task ApplyAsync(NpgsqlConnection connection, IReadOnlyList<RecordedEvent> events, CancellationToken ct)
+        {
+            Data.AddRange(events.Select(e => e.Data));
+            return Task.CompletedTask;
+        }
+    }
 }
