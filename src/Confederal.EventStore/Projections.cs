@@ -70,15 +70,29 @@ public sealed class ProjectionDaemon(IDocumentStore store, NpgsqlDataSource data
     /// <summary>How often <see cref="WaitForAsync"/> looks at the stored progress.</summary>
     public TimeSpan Poll { get; init; } = TimeSpan.FromMilliseconds(20);
 
+    /// <summary>How often <see cref="RunAsync"/> restarts a projection Marten's daemon paused after a failed page.</summary>
+    public TimeSpan Supervision { get; init; } = TimeSpan.FromSeconds(1);
+
     /// <summary>Runs every projection until cancelled, for a process without a host (a host runs Marten's own hosted
-    /// daemon, see <see cref="ConfederalStoreServices.AddConfederalStore"/>).</summary>
+    /// daemon, see <see cref="ConfederalStoreServices.AddConfederalStore"/>). Marten pauses a projection whose page
+    /// failed (the page and its progress rolled back); it is started again from its progress a second later, and again
+    /// while it keeps failing: a page is retried, never passed over.</summary>
     public async Task RunAsync(CancellationToken ct)
     {
         using var daemon = await store.BuildProjectionDaemonAsync();
         await daemon.StartAllAsync();
         try
         {
-            await Task.Delay(Timeout.Infinite, ct);
+            while (!ct.IsCancellationRequested)
+            {
+                await Task.Delay(Supervision, ct);
+                foreach (var paused in daemon.CurrentAgents().Where(a => a.Status == JasperFx.AgentStatus.Paused).ToList())
+                {
+                    var shard = paused.Name.Identity;
+                    daemon.EjectPausedShard(shard);
+                    await daemon.StartAgentAsync(shard, ct);
+                }
+            }
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {

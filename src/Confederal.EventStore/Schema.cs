@@ -20,13 +20,6 @@ public static class Schema
     public static async Task MigrateAsync(
         NpgsqlDataSource dataSource, IEnumerable<Migration> migrations, IReadOnlyList<string>? readModelTables = null, CancellationToken ct = default)
     {
-        // Marten's event schema depends only on how events are stored, not on which types or projections there are; but
-        // Marten creates it only for a store that has at least one event type.
-        using (var marten = new Marten.DocumentStore(MartenStore.Options(dataSource, new EventTypes().Register<SchemaOnly>("schema-only"), [], JasperFx.AutoCreate.CreateOrUpdate)))
-        {
-            await marten.Storage.ApplyAllConfiguredChangesToDatabaseAsync();
-        }
-
         var ordered = migrations.OrderBy(m => m.Id, StringComparer.Ordinal).ToList();
         if (ordered.Select(m => m.Id).Distinct(StringComparer.Ordinal).Count() != ordered.Count)
         {
@@ -48,6 +41,13 @@ public static class Schema
 
         try
         {
+            // Under the lock, so that processes starting together do not race on Marten's DDL. Marten's event schema depends only on how events are stored, not on which types or projections there are; but
+            // Marten creates it only for a store that has at least one event type.
+            using (var marten = new Marten.DocumentStore(MartenStore.Options(dataSource, new EventTypes().Register<SchemaOnly>("schema-only"), [], JasperFx.AutoCreate.CreateOrUpdate)))
+            {
+                await marten.Storage.ApplyAllConfiguredChangesToDatabaseAsync();
+            }
+
             var applied = new HashSet<string>(StringComparer.Ordinal);
             await using (var read = new NpgsqlCommand("SELECT id FROM es.schema_migrations", connection))
             await using (var reader = await read.ExecuteReaderAsync(ct))

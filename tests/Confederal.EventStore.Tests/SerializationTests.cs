@@ -102,24 +102,6 @@ public sealed class SerializationTests
         Assert.Equal([new DepositedV2("a", 25_000, "CHF"), new Withdrawn("a", 1)], await newer.ReadAllAsync(0).Select(e => e.Data).ToListAsync());
     }
 
-    [Fact]
-    public async Task An_event_is_read_as_the_type_its_stored_name_says_whatever_clr_type_name_marten_wrote_beside_it()
-    {
-        var authenticator = new EventAuthenticator(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
-        await using var t = await TestStore.CreateAsync(authenticator: authenticator);
-        await t.Store.AppendAsync("s", ExpectedVersion.NoStream, [new Deposited("a", 1), new Deposited("a", 2)]);
-        // The column the authentication code does not cover: the CLR type name Marten records beside our name.
-        await t.ExecuteAsync($"UPDATE {EventLog.Table} SET mt_dotnet_type = '{typeof(Withdrawn).FullName}, {typeof(Withdrawn).Assembly.GetName().Name}' WHERE version = 2");
-
-        // The audit reads the row as a deposit whose code verifies; every other read must agree with it.
-        var stored = await t.Store.ReadStoredAsync(0).ToListAsync();
-        Assert.Equal(["deposited", "deposited"], stored.Select(e => e.Type));
-        Assert.All(stored, e => Assert.True(authenticator.Verify(
-            e.Code, e.StreamId, e.Version, e.EventId, e.Type, e.TypeVersion, CanonicalJson.Serialize(e.Json), e.Metadata)));
-        Assert.Equal(["deposited", "deposited"], await t.Store.ReadStreamAsync("s").Select(e => e.Type).ToListAsync());
-        Assert.Equal([new Deposited("a", 1), new Deposited("a", 2)], await t.Store.ReadStreamAsync("s").Select(e => e.Data).ToListAsync());
-    }
-
     [Theory]
     [InlineData("withdrawn.v1", """{"account": "a", "amount": "lots"}""")] // the registered version
     [InlineData("deposited.v1", """{"account": "a"}""")] // an older version, upcast
@@ -139,37 +121,6 @@ public sealed class SerializationTests
             var error = await Assert.ThrowsAsync<EventStoreException>(read);
             Assert.Equal(position, error.Position);
             Assert.Contains($"position {position} (stream 's')", error.Message, StringComparison.Ordinal);
-        }
-    }
-
-    [Theory]
-    [InlineData(false)] // inserted with SQL, as another writer would
-    [InlineData(true)] // appended by Marten, which wrote a CLR type name beside it, then renamed in the table
-    public async Task An_unknown_event_type_fails_with_an_error_naming_its_position(bool appendedByMarten)
-    {
-        await using var t = await TestStore.CreateAsync();
-        await t.Store.AppendAsync("s", ExpectedVersion.NoStream, [new Deposited("a", 1)]);
-        long position;
-        if (appendedByMarten)
-        {
-            await t.Store.AppendAsync("s", ExpectedVersion.Exactly(1), [new Deposited("a", 2)]);
-            position = (await t.LoggedAsync())[^1].Position;
-            await t.ExecuteAsync($"UPDATE {EventLog.Table} SET type = 'vanished.v1' WHERE seq_id = {position}");
-        }
-        else
-        {
-            position = await InsertStoredAsync(t.DataSource, t.Store, "s", new EventName("vanished", 1), """{"account": "a", "amount": 2}""");
-        }
-
-        foreach (var read in new Func<Task>[]
-                 {
-                     () => t.ReadAllAsync(),
-                     () => t.Store.ReadStreamAsync("s").ToListAsync().AsTask(),
-                 })
-        {
-            var error = await Assert.ThrowsAsync<EventStoreException>(read);
-            Assert.Equal(position, error.Position);
-            Assert.Contains("unknown event type 'vanished'", error.Message, StringComparison.Ordinal);
         }
     }
 
