@@ -134,7 +134,11 @@ public sealed class AuditVerifier(ECDsa publicKey, IReadOnlyList<Seal>? knownSea
 
         if (!CryptographicOperations.FixedTimeEquals(_range.Root(), Hex(seal.Root)))
         {
-            return new AuditFailure(from, $"{where}: the Merkle root of the events' hashes does not match");
+            // Positions after the last event may be numbers no transaction used; with the root wrong, events are missing
+            // there: the first one is the first position that no longer holds.
+            return seal.ToPosition >= _next
+                ? new AuditFailure(_next, $"the event is missing: {where} covers it and its Merkle root no longer matches")
+                : new AuditFailure(from, $"{where}: the Merkle root of the events' hashes does not match");
         }
 
         if (!seal.IsSignedBy(publicKey))
