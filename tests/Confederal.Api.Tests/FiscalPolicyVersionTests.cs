@@ -31,38 +31,8 @@ internal static class FiscalPolicyV1
     /// <summary>Inserts the row into Marten's tables with SQL (type version 1; fiscal-policy-set unless another
     /// <paramref name="type"/> is named), as a writer of that version stored it, with the authentication code its writer
     /// computed (every event carries one); returns its position.</summary>
-    public static async Task<long> InsertAsync(NpgsqlDataSource db, EventLog log, string stream, JsonNode payload, string type = "fiscal-policy-set")
-    {
-        var version = await log.StreamVersionAsync(stream) + 1;
-        var id = Guid.NewGuid();
-        var json = payload.ToJsonString();
-        var code = log.Authenticator?.Compute(stream, version, id, type, 1, CanonicalJson.Serialize(json), EventMetadata.None);
-        await using var batch = db.CreateBatch();
-        batch.BatchCommands.Add(new NpgsqlBatchCommand($"""
-            INSERT INTO {MartenStore.Schema}.mt_streams (id, version) VALUES ($1, $2)
-            ON CONFLICT (id) DO UPDATE SET version = excluded.version
-            """) { Parameters = { new() { Value = stream }, new() { Value = version } } });
-        batch.BatchCommands.Add(new NpgsqlBatchCommand($"""
-            INSERT INTO {EventLog.Table} (seq_id, id, stream_id, version, data, type, timestamp, headers)
-            VALUES (nextval('{MartenStore.Schema}.mt_events_sequence'), $1, $2, $3, $4::jsonb, $5, now(),
-                    CASE WHEN $6::text IS NULL THEN NULL ELSE jsonb_build_object('{MartenStore.CodeHeader}', $6::text) END)
-            RETURNING seq_id
-            """)
-        {
-            Parameters =
-            {
-                new() { Value = id },
-                new() { Value = stream },
-                new() { Value = version },
-                new() { Value = json },
-                new() { Value = new EventName(type, 1).Alias },
-                new() { Value = code is null ? DBNull.Value : Convert.ToBase64String(code), NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text },
-            },
-        });
-        await using var reader = await batch.ExecuteReaderAsync();
-        await reader.ReadAsync();
-        return reader.GetInt64(0);
-    }
+    public static Task<long> InsertAsync(NpgsqlDataSource db, EventLog log, string stream, JsonNode payload, string type = "fiscal-policy-set") =>
+        StoredRows.InsertAsync(db, log, stream, new EventName(type, 1), payload.ToJsonString());
 
     /// <summary>The stored rows of a stream as they are: (version, type version, data).</summary>
     public static async Task<List<(long Version, int TypeVersion, string Data)>> StoredAsync(NpgsqlDataSource db, string stream)

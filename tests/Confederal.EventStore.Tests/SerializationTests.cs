@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Confederal.Testing;
 using Npgsql;
 
 namespace Confederal.EventStore.Tests;
@@ -18,40 +19,6 @@ public sealed class SerializationTests
             ["amountMinor"] = (v1["amount"]?.GetValue<long>() ?? throw new JsonException("'amount' is missing")) * 100,
             ["currency"] = "CHF",
         });
-
-    /// <summary>Inserts an event with SQL into Marten's tables, as a writer of an older version of our code stored it
-    /// (with the authentication code it computed, when the log has an authenticator); returns its position.</summary>
-    internal static async Task<long> InsertStoredAsync(NpgsqlDataSource db, EventLog log, string stream, EventName type, string json)
-    {
-        var version = await log.StreamVersionAsync(stream) + 1;
-        var id = Guid.NewGuid();
-        var code = log.Authenticator?.Compute(stream, version, id, type.Name, type.Version, CanonicalJson.Serialize(json), EventMetadata.None);
-        await using var batch = db.CreateBatch();
-        batch.BatchCommands.Add(new NpgsqlBatchCommand($"""
-            INSERT INTO {MartenStore.Schema}.mt_streams (id, version) VALUES ($1, $2)
-            ON CONFLICT (id) DO UPDATE SET version = excluded.version
-            """) { Parameters = { new() { Value = stream }, new() { Value = version } } });
-        batch.BatchCommands.Add(new NpgsqlBatchCommand($"""
-            INSERT INTO {EventLog.Table} (seq_id, id, stream_id, version, data, type, timestamp, headers)
-            VALUES (nextval('{MartenStore.Schema}.mt_events_sequence'), $1, $2, $3, $4::jsonb, $5, now(),
-                    CASE WHEN $6::text IS NULL THEN NULL ELSE jsonb_build_object('{MartenStore.CodeHeader}', $6::text) END)
-            RETURNING seq_id
-            """)
-        {
-            Parameters =
-            {
-                new() { Value = id },
-                new() { Value = stream },
-                new() { Value = version },
-                new() { Value = json },
-                new() { Value = type.Alias },
-                new() { Value = code is null ? DBNull.Value : Convert.ToBase64String(code), NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text },
-            },
-        });
-        await using var reader = await batch.ExecuteReaderAsync();
-        await reader.ReadAsync();
-        return reader.GetInt64(0);
-    }
 
     [Fact]
     public async Task Events_are_stored_under_their_registered_name_and_version_never_under_the_clr_type()
@@ -73,7 +40,7 @@ public sealed class SerializationTests
     {
         var seen = new RecordingProjection();
         await using var t = await TestStore.CreateAsync([seen], V2Types());
-        var old = await InsertStoredAsync(t.DataSource, t.Store, "s", new EventName("deposited", 1), """{"account": "a", "amount": 250}""");
+        var old = await StoredRows.InsertAsync(t.DataSource, t.Store, "s", new EventName("deposited", 1), """{"account": "a", "amount": 250}""");
         await t.Store.AppendAsync("s", ExpectedVersion.Exactly(1), [new DepositedV2("a", 5, "EUR")]);
         DepositedV2[] expected = [new("a", 25_000, "CHF"), new("a", 5, "EUR")];
 
@@ -109,7 +76,7 @@ public sealed class SerializationTests
     {
         await using var t = await TestStore.CreateAsync(types: V2Types());
         await t.Store.AppendAsync("s", ExpectedVersion.NoStream, [new Withdrawn("a", 1)]);
-        var position = await InsertStoredAsync(t.DataSource, t.Store, "s", EventName.FromAlias(alias), json);
+        var position = await StoredRows.InsertAsync(t.DataSource, t.Store, "s", EventName.FromAlias(alias), json);
 
         foreach (var read in new Func<Task>[]
                  {
