@@ -199,8 +199,8 @@ public sealed class EventLog(IDocumentStore store, NpgsqlDataSource dataSource, 
 
     /// <summary>The events of several streams in one query (Marten's raw event query over their keys), each stream's in
     /// version order (missing streams are absent from the result): what a decision that reads more than one aggregate
-    /// needs. One statement rather than one per stream: PostgreSQL plans each statement of a stream read anew, and that
-    /// planning cost more than the reads themselves.</summary>
+    /// needs. One statement rather than one per stream: PostgreSQL keeps custom plans for a stream read, planning it anew
+    /// on every call, and one plan per stream cost more than the reads themselves.</summary>
     public async Task<IReadOnlyDictionary<string, List<RecordedEvent>>> ReadStreamsAsync(
         IReadOnlyCollection<string> streamIds, CancellationToken ct = default)
     {
