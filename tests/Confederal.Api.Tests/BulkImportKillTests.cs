@@ -42,12 +42,14 @@ public sealed class BulkImportKillTests(ITestOutputHelper output) : IAsyncLifeti
         return (long)(await command.ExecuteScalarAsync())!;
     }
 
-    /// <summary>The import's transaction is open and has appended (its last statement was one of Marten's appends).</summary>
+    /// <summary>The import's transaction is open and has appended: its last statement copied events into Marten's table or
+    /// took their positions from Marten's sequence (after the last chunk it sets the stream's version, then commits).</summary>
     private async Task<bool> CopyingAsync()
     {
         await using var command = _db.CreateCommand("""
             SELECT count(*) FROM pg_stat_activity
-            WHERE datname = current_database() AND backend_xid IS NOT NULL AND query LIKE '%mt_quick_append_events%'
+            WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL
+              AND query LIKE '%marten.mt\_events%'
             """);
         return (long)(await command.ExecuteScalarAsync())! > 0;
     }

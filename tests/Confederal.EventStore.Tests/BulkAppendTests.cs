@@ -26,6 +26,19 @@ public sealed class BulkAppendTests
         Assert.Equal(new Deposited("a3", 10), events[9].Data);
         Assert.All(events, e => Assert.Equal(metadata, e.Metadata));
         Assert.Equal(count, await t.Store.StreamVersionAsync("filing-1"));
+
+        // Written with COPY beside Marten: Marten's own reads and appends take it as a stream of its own.
+        Assert.Equal(events.Select(e => e.Data), await t.Store.ReadStreamAsync("filing-1").Select(e => e.Data).ToListAsync());
+        await using (var session = t.Open.Marten.QuerySession())
+        {
+            var state = await session.Events.FetchStreamStateAsync("filing-1");
+            Assert.Equal(count, state!.Version);
+            Assert.Equal(count, (await session.Events.FetchStreamAsync("filing-1")).Count);
+        }
+
+        await t.Store.AppendAsync("filing-1", ExpectedVersion.Exactly(count), [new Deposited("after", 1)]);
+        await Assert.ThrowsAsync<ConcurrencyException>(() => t.Store.AppendAsync("filing-1", ExpectedVersion.Exactly(count), [new Deposited("late", 1)]));
+        Assert.Equal(count + 1, await t.Store.StreamVersionAsync("filing-1"));
     }
 
     [Fact]
