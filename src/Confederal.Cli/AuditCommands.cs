@@ -286,7 +286,7 @@ public static class AuditCommands
             throw new CliException($"The database could not be read: {e.Message}");
         }
 
-        var entries = DatabaseTrail.ReadAsync(db, new EventAuthenticator(keys.EventKey), new Pseudonyms(keys.PseudonymKey), ct);
+        var entries = DatabaseTrail.ReadAsync(db, new EventAuthenticator(keys.EventKey), Events.Types(), new Pseudonyms(keys.PseudonymKey), ct);
         return new TrailSource(entries, keys.PublicKey, head, "the database", FromFile: false, db);
     }
 

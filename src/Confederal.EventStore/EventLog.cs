@@ -22,7 +22,7 @@ public sealed class EventLog(IDocumentStore store, NpgsqlDataSource dataSource, 
 
     /// <summary>The columns <see cref="StoredEvent.Read"/> reads, of <see cref="Table"/> under the alias <c>e</c>.</summary>
     public const string StoredColumns =
-        "e.seq_id, e.stream_id, e.version, e.id, e.type, e.data::text, e.correlation_id, e.causation_id, e.user_name, e.timestamp, e.headers ->> 'mac'";
+        "e.seq_id, e.stream_id, e.version, e.id, e.type, e.data::text, e.correlation_id, e.causation_id, e.user_name, e.timestamp, e.headers ->> 'mac', e.mt_dotnet_type";
 
     public EventTypes Types { get; } = types;
 

@@ -15,6 +15,7 @@ public sealed class EventTypes
     private readonly Dictionary<Type, EventName> _names = [];
     private readonly Dictionary<string, (Type Type, int Version)> _current = new(StringComparer.Ordinal);
     private readonly Dictionary<(string Name, int FromVersion), Func<JsonObject, JsonObject>> _upcasters = [];
+    private readonly Dictionary<string, Type> _byClrName = new(StringComparer.Ordinal);
 
     public EventTypes(JsonSerializerOptions? options = null) =>
         SerializerOptions = options ?? new JsonSerializerOptions(JsonSerializerDefaults.Web);
@@ -30,6 +31,8 @@ public sealed class EventTypes
         {
             throw new InvalidOperationException($"Event type {typeof(T).Name} or name '{name}' is registered twice.");
         }
+
+        _byClrName.Add(ClrNameOf(typeof(T)), typeof(T));
 
         return this;
     }
@@ -61,6 +64,34 @@ public sealed class EventTypes
     {
         var name = NameOf(type);
         return Enumerable.Range(1, name.Version).Select(v => new EventName(name.Name, v).Alias);
+    }
+
+    /// <summary>The CLR type name Marten records beside an event of <paramref name="type"/> (its <c>mt_dotnet_type</c>).</summary>
+    public static string ClrNameOf(Type type) => $"{type.FullName}, {type.Assembly.GetName().Name}";
+
+    /// <summary>
+    /// The registered event type Marten reads a row as, if it is not the one the row's alias names: Marten resolves the
+    /// alias first, but beside the registered version's alias it takes the CLR type name stored in
+    /// <c>mt_dotnet_type</c> when that names another registered type, and for an unknown alias it reads that name alone.
+    /// No authentication code covers that column (it is Marten's, not the writer's decision), so a changed one would
+    /// make Marten read a valid event as another: null when Marten reads the row as <paramref name="name"/>, or as no
+    /// registered type at all.
+    /// Older versions' aliases are Marten's upcasts, which it never swaps.
+    /// </summary>
+    public EventName? MisreadAs(string name, int version, string? clrName)
+    {
+        if (string.IsNullOrEmpty(clrName) || !_byClrName.TryGetValue(clrName, out var named))
+        {
+            return null;
+        }
+
+        var registered = _current.TryGetValue(name, out var current);
+        if (registered && version < current.Version)
+        {
+            return null;
+        }
+
+        return registered && version == current.Version && named == current.Type ? null : _names[named];
     }
 
     /// <summary>Whether <paramref name="name"/> is a registered event type.</summary>

@@ -96,8 +96,8 @@ public static class RecordedEvents
 }
 
 /// <summary>An event exactly as stored: its payload as the database's JSON text, not deserialized, its type name and
-/// version as read from Marten's alias, and its authentication code (null when written without a key). What integrity
-/// checks and audit feeds read.</summary>
+/// version as read from Marten's alias, its authentication code (null when written without a key), and the CLR type name
+/// Marten recorded beside it (<see cref="EventTypes.MisreadAs"/>). What integrity checks and audit feeds read.</summary>
 public sealed record StoredEvent(
     long Position,
     string StreamId,
@@ -108,7 +108,8 @@ public sealed record StoredEvent(
     string Json,
     EventMetadata Metadata,
     DateTimeOffset RecordedAt,
-    byte[]? Code)
+    byte[]? Code,
+    string? ClrName)
 {
     /// <summary>Reads the columns of <see cref="EventLog.StoredColumns"/> from column <paramref name="first"/> on, in
     /// their order (so that a sequential reader may stream them).</summary>
@@ -126,6 +127,7 @@ public sealed record StoredEvent(
             reader.IsDBNull(first + 8) ? null : reader.GetString(first + 8));
         var recordedAt = reader.GetFieldValue<DateTimeOffset>(first + 9);
         var code = reader.IsDBNull(first + 10) ? null : Convert.FromBase64String(reader.GetString(first + 10));
-        return new StoredEvent(position, streamId, version, eventId, name.Name, name.Version, json, metadata, recordedAt, code);
+        var clrName = reader.IsDBNull(first + 11) ? null : reader.GetString(first + 11);
+        return new StoredEvent(position, streamId, version, eventId, name.Name, name.Version, json, metadata, recordedAt, code, clrName);
     }
 }

@@ -15,6 +15,7 @@ public sealed class Audit(ApiFactory api)
     public IAsyncEnumerable<AuditEntry> DatabaseTrail() => Features.Audit.DatabaseTrail.ReadAsync(
         api.Services.GetRequiredService<NpgsqlDataSource>(),
         api.Services.GetRequiredService<EventLog>().Authenticator!,
+        api.Services.GetRequiredService<EventLog>().Types,
         api.Services.GetRequiredService<Pseudonyms>());
 
     public Task<VerifyReport> VerifyDatabaseAsync(IReadOnlyList<Seal>? known = null) =>

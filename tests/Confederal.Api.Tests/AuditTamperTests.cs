@@ -55,6 +55,49 @@ public sealed class AuditTamperTests
     }
 
     [Fact]
+    public async Task A_changed_clr_type_name_that_makes_Marten_read_a_choice_as_a_withdrawal_is_found_at_its_position()
+    {
+        var (api, audit, _, _) = await SealedHistoryAsync();
+        await using var _ = api;
+        var position = await audit.PositionOfAsync("designation-chosen", 2);
+        var withdrawal = Confederal.EventStore.EventTypes.ClrNameOf(typeof(Domain.Fiscal.DesignationWithdrawn));
+        await audit.ExecuteAsync($"UPDATE marten.mt_events SET mt_dotnet_type = '{withdrawal}' WHERE seq_id = {position}");
+
+        // Its alias, payload and code are still a valid choice's, but Marten (and every projection) now reads a withdrawal.
+        await using (var session = api.Services.GetRequiredService<Marten.IDocumentStore>().QuerySession())
+        {
+            var read = await Marten.QueryableExtensions.SingleAsync(
+                session.Events.QueryAllRawEvents().Where(e => e.Sequence == position), CancellationToken.None);
+            Assert.IsType<Domain.Fiscal.DesignationWithdrawn>(read.Data);
+        }
+
+        var report = await audit.VerifyDatabaseAsync();
+        await AssertFailsAtAsync(position, report);
+        Assert.Contains("designation-withdrawn.v1", report.Failure!.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_unsealed_event_whose_clr_type_name_was_changed_is_never_sealed()
+    {
+        var (api, audit, _, _) = await SealedHistoryAsync();
+        await using var _ = api;
+        var log = api.Services.GetRequiredService<Confederal.EventStore.EventLog>();
+        var renaming = Confederal.EventStore.EventTypes.ClrNameOf(typeof(Domain.Cantons.CantonRenamed));
+        // Changed before its transaction commits, so that the notary never sees it as it was appended.
+        await log.TransactAsync(async tx =>
+        {
+            await log.AppendAsync(tx, "canton-ti", Confederal.EventStore.ExpectedVersion.NoStream, [new Domain.Cantons.CantonRegistered("ti", "Ticino", "CHF")]);
+            await using var change = new NpgsqlCommand($"UPDATE marten.mt_events SET mt_dotnet_type = '{renaming}' WHERE stream_id = 'canton-ti'", tx.Connection, tx);
+            return await change.ExecuteNonQueryAsync();
+        });
+        var position = await audit.LastPositionAsync();
+
+        var refused = await Assert.ThrowsAsync<AuditIntegrityException>(() => api.SealedAsync());
+        Assert.Equal(position, refused.Position);
+        Assert.Contains("canton-renamed.v1", refused.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_deleted_event_is_found_at_its_position_and_by_its_seal()
     {
         var (api, audit, _, seals) = await SealedHistoryAsync();

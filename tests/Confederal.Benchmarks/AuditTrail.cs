@@ -134,7 +134,7 @@ public sealed class AuditBenchmark : IAsyncDisposable
     {
         await using var writer = new StreamWriter(ExportPath, append: false, new UTF8Encoding(false), bufferSize: 1 << 16);
         await writer.WriteLineAsync(AuditExportFile.HeaderLine(_keys.PublicKey));
-        await foreach (var entry in DatabaseTrail.ReadAsync(_database.DataSource, Log.Authenticator!, _pseudonyms))
+        await foreach (var entry in DatabaseTrail.ReadAsync(_database.DataSource, Log.Authenticator!, Log.Types, _pseudonyms))
         {
             await writer.WriteLineAsync(entry.Seal is { } seal ? AuditExportFile.Line(seal) : AuditExportFile.Line(entry.Event!));
         }

@@ -92,6 +92,41 @@ public sealed class SerializationTests
     }
 
     [Fact]
+    public async Task Marten_reads_an_event_as_the_other_registered_type_a_changed_clr_name_beside_it_names_and_MisreadAs_says_which()
+    {
+        await using var t = await TestStore.CreateAsync();
+        await t.Store.AppendAsync("s", ExpectedVersion.NoStream, [new Deposited("a", 1), new Deposited("a", 2)]);
+        // What Marten writes beside our alias (and the bulk import with it).
+        Assert.Equal(EventTypes.ClrNameOf(typeof(Deposited)), await t.ScalarAsync<string>($"SELECT mt_dotnet_type FROM {EventLog.Table} WHERE version = 1"));
+        await t.ExecuteAsync($"UPDATE {EventLog.Table} SET mt_dotnet_type = '{EventTypes.ClrNameOf(typeof(Withdrawn))}' WHERE version = 2");
+
+        Assert.Equal([new Deposited("a", 1), new Withdrawn("a", 2)], await t.Store.ReadStreamAsync("s").Select(e => e.Data).ToListAsync());
+        var stored = await t.Store.ReadStoredAsync(0).ToListAsync();
+        Assert.Equal(["deposited", "deposited"], stored.Select(e => e.Type));
+        Assert.Equal([null, new EventName("withdrawn", 1)], stored.Select(e => t.Store.Types.MisreadAs(e.Type, e.TypeVersion, e.ClrName)));
+    }
+
+    [Fact]
+    public async Task Marten_never_swaps_the_type_of_an_older_version_it_upcasts_and_MisreadAs_agrees()
+    {
+        await using var t = await TestStore.CreateAsync(types: V2Types());
+        await StoredRows.InsertAsync(t.DataSource, t.Store, "s", new EventName("deposited", 1), """{"account": "a", "amount": 250}""");
+        var withdrawn = EventTypes.ClrNameOf(typeof(Withdrawn));
+        await t.ExecuteAsync($"UPDATE {EventLog.Table} SET mt_dotnet_type = '{withdrawn}'");
+
+        Assert.Equal([new DepositedV2("a", 25_000, "CHF")], await t.Store.ReadStreamAsync("s").Select(e => e.Data).ToListAsync());
+        var types = t.Store.Types;
+        Assert.Null(types.MisreadAs("deposited", 1, withdrawn));
+        Assert.Null(types.MisreadAs("deposited", 2, null));
+        Assert.Null(types.MisreadAs("deposited", 2, EventTypes.ClrNameOf(typeof(DepositedV2))));
+        Assert.Null(types.MisreadAs("deposited", 2, "Not.A.Registered.Type, Nowhere"));
+        Assert.Equal(new EventName("withdrawn", 1), types.MisreadAs("deposited", 2, withdrawn));
+        // An alias Marten does not know is read by the CLR name alone.
+        Assert.Equal(new EventName("withdrawn", 1), types.MisreadAs("vanished", 1, withdrawn));
+        Assert.Equal(new EventName("deposited", 2), types.MisreadAs("deposited", 3, EventTypes.ClrNameOf(typeof(DepositedV2))));
+    }
+
+    [Fact]
     public void Registering_a_name_twice_is_refused() =>
         Assert.Throws<InvalidOperationException>(() => new EventTypes().Register<Deposited>("x").Register<Withdrawn>("x"));
 

@@ -28,16 +28,29 @@ public sealed record AuditEvent(
     public static readonly byte[] NoPredecessor = new byte[32];
 
     /// <summary>The pseudonymized view of a stored event; <see cref="Hash"/> is left empty.</summary>
-    public static AuditEvent From(StoredEvent stored, Pseudonyms pseudonyms) => From(stored, pseudonyms, null, out _);
+    public static AuditEvent From(StoredEvent stored, Pseudonyms pseudonyms) => From(stored, pseudonyms, null, null, out _);
 
-    /// <summary>The pseudonymized view of a stored event, and whether its authentication code is the one
-    /// <paramref name="authenticator"/> computes (always true without one).</summary>
-    public static AuditEvent From(StoredEvent stored, Pseudonyms pseudonyms, EventAuthenticator? authenticator, out bool authentic)
+    /// <summary>The pseudonymized view of a stored event, and why it cannot be trusted as Marten reads it (null when it
+    /// can): its authentication code is not the one <paramref name="authenticator"/> computes, or Marten reads it as
+    /// another of the registered <paramref name="types"/> than the one it is stored and authenticated as (each check
+    /// only with what it needs).</summary>
+    public static AuditEvent From(
+        StoredEvent stored, Pseudonyms pseudonyms, EventAuthenticator? authenticator, EventTypes? types, out string? forgery)
     {
         using var document = JsonDocument.Parse(stored.Json);
-        authentic = authenticator is null || (stored.Code is { } code && authenticator.Verify(
-            code, stored.StreamId, stored.Version, stored.EventId, stored.Type, stored.TypeVersion,
-            CanonicalJson.Serialize(document.RootElement), stored.Metadata));
+        forgery = null;
+        if (authenticator is not null && !(stored.Code is { } code && authenticator.Verify(
+                code, stored.StreamId, stored.Version, stored.EventId, stored.Type, stored.TypeVersion,
+                CanonicalJson.Serialize(document.RootElement), stored.Metadata)))
+        {
+            forgery = "the authentication code does not match: the event was altered or forged";
+        }
+        else if (types?.MisreadAs(stored.Type, stored.TypeVersion, stored.ClrName) is { } misread)
+        {
+            forgery = $"Marten reads it as {misread.Alias}, not as the {new EventName(stored.Type, stored.TypeVersion).Alias} it is " +
+                      "stored and authenticated as: the CLR type name beside it (mt_dotnet_type, which no code covers) was altered";
+        }
+
         var person = document.RootElement.ValueKind == JsonValueKind.Object
                      && document.RootElement.TryGetProperty("personId", out var p) && p.ValueKind == JsonValueKind.String
             ? p.GetString()

@@ -8,9 +8,10 @@ using Npgsql;
 namespace Confederal.Api.Features.Audit;
 
 /// <summary>One step of an audit trail in global order: an event (or the gap where a recorded event is missing) or the
-/// seal that closes the positions before it. <see cref="Authentic"/>: whether the event's authentication code was checked
-/// and matched (only a reader holding the platform's keys can check it; others pass true).</summary>
-public sealed record AuditEntry(long Position, AuditEvent? Event, Seal? Seal, bool Authentic = true)
+/// seal that closes the positions before it. <see cref="Forgery"/>: why the event cannot be trusted as it is read (its
+/// authentication code does not match, or Marten reads it as another type), null when it can or was not checked (only a
+/// reader holding the platform's keys can check it).</summary>
+public sealed record AuditEntry(long Position, AuditEvent? Event, Seal? Seal, string? Forgery = null)
 {
     public static AuditEntry Of(AuditEvent e) => new(e.Position, e, null);
 
@@ -153,7 +154,8 @@ public static class AuditExportFile
 public static class DatabaseTrail
 {
     public static async IAsyncEnumerable<AuditEntry> ReadAsync(
-        NpgsqlDataSource db, EventAuthenticator authenticator, Pseudonyms pseudonyms, [EnumeratorCancellation] CancellationToken ct = default)
+        NpgsqlDataSource db, EventAuthenticator authenticator, EventTypes types, Pseudonyms pseudonyms,
+        [EnumeratorCancellation] CancellationToken ct = default)
     {
         var seals = new Queue<Seal>();
         await using (var command = db.CreateCommand($"SELECT {Notary.SealColumns} FROM audit_seals ORDER BY to_position, number"))
@@ -188,9 +190,9 @@ public static class DatabaseTrail
                 continue;
             }
 
-            var hash = rows.IsDBNull(12) ? "" : Convert.ToHexStringLower(rows.GetFieldValue<byte[]>(12));
-            var e = AuditEvent.From(stored, pseudonyms, authenticator, out var authentic) with { Hash = hash };
-            yield return new AuditEntry(stored.Position, e, null, authentic);
+            var hash = rows.IsDBNull(13) ? "" : Convert.ToHexStringLower(rows.GetFieldValue<byte[]>(13));
+            var e = AuditEvent.From(stored, pseudonyms, authenticator, types, out var forgery) with { Hash = hash };
+            yield return new AuditEntry(stored.Position, e, null, forgery);
         }
 
         while (seals.Count > 0)

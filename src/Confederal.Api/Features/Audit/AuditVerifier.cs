@@ -73,9 +73,9 @@ public sealed class AuditVerifier(ECDsa publicKey, IReadOnlyList<Seal>? knownSea
             return new AuditFailure(entry.Position, "the event is missing (its hash was recorded when it was sealed)");
         }
 
-        if (!entry.Authentic)
+        if (entry.Forgery is { } forgery)
         {
-            return new AuditFailure(e.Position, "the authentication code does not match: the event was altered or forged");
+            return new AuditFailure(e.Position, forgery);
         }
 
         var known = _streams.TryGetValue(e.StreamId, out var head);

@@ -138,10 +138,10 @@ public sealed class Notary(EventLog events, AuditKeys keys, Pseudonyms pseudonym
         var batch = new List<AuditEvent>();
         await foreach (var stored in events.ReadStoredAsync(lastThrough, head, MaxSealSize, ct))
         {
-            batch.Add(AuditEvent.From(stored, pseudonyms, events.Authenticator, out var authentic));
-            if (!authentic)
+            batch.Add(AuditEvent.From(stored, pseudonyms, events.Authenticator, events.Types, out var forgery));
+            if (forgery is not null)
             {
-                throw new AuditIntegrityException(stored.Position, "the authentication code does not match: the event was altered or forged");
+                throw new AuditIntegrityException(stored.Position, forgery);
             }
         }
 
