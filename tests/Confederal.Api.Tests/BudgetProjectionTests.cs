@@ -21,6 +21,40 @@ public sealed class BudgetProjectionTests(ApiFactory api) : IClassFixture<ApiFac
 
     private readonly Fiscal _fiscal = new(api);
 
+    [Fact]
+    public async Task A_page_that_fails_in_the_host_is_retried_until_it_applies_and_never_passed_over()
+    {
+        await using var host = new ApiFactory();
+        await ((IAsyncLifetime)host).InitializeAsync();
+        var fiscal = new Fiscal(host);
+        await fiscal.CantonAsync("ge");
+        await fiscal.PolicyAsync("ge", 2026, 70);
+        await host.ProjectedAsync("budgets");
+        var db = host.Services.GetRequiredService<NpgsqlDataSource>();
+        var daemon = host.Services.GetRequiredService<ProjectionDaemon>();
+
+        // Every page of the budgets now fails in Marten's hosted daemon (one of its tables is gone), for some seconds.
+        await using (var away = db.CreateCommand("ALTER TABLE budget_tallies RENAME TO budget_tallies_away"))
+        {
+            await away.ExecuteNonQueryAsync();
+        }
+
+        await fiscal.AssessAsync("ge", "alice", 2026, 1_000_000);
+        var head = await host.Services.GetRequiredService<EventLog>().ReadLastCommittedAsync();
+        await Task.Delay(TimeSpan.FromSeconds(4));
+        Assert.True(await daemon.ReadCheckpointAsync("budgets") < head, "the page applied without its table");
+
+        await using (var back = db.CreateCommand("ALTER TABLE budget_tallies_away RENAME TO budget_tallies"))
+        {
+            await back.ExecuteNonQueryAsync();
+        }
+
+        await host.ProjectedAsync("budgets");
+        var budget = (await host.CreateClient().GetFromJsonAsync<Budget>("/api/v1/cantons/ge/budgets/2026"))!;
+        Assert.Equal(1_000_000, budget.RevenueMinor);
+        Assert.Equal(1, budget.Taxpayers);
+    }
+
     private async Task<string> SnapshotAsync()
     {
         var db = api.Services.GetRequiredService<NpgsqlDataSource>();
