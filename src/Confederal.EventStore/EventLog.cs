@@ -24,6 +24,9 @@ public sealed class EventLog(IDocumentStore store, NpgsqlDataSource dataSource, 
     public const string StoredColumns =
         "e.seq_id, e.stream_id, e.version, e.id, e.type, e.data::text, e.correlation_id, e.causation_id, e.user_name, e.timestamp, e.headers ->> 'mac', e.mt_dotnet_type";
 
+    /// <summary>How many columns <see cref="StoredColumns"/> has: a query's own columns after them start at this ordinal.</summary>
+    public const int StoredColumnCount = 12;
+
     public EventTypes Types { get; } = types;
 
     public NpgsqlDataSource DataSource { get; } = dataSource;

@@ -190,7 +190,8 @@ public static class DatabaseTrail
                 continue;
             }
 
-            var hash = rows.IsDBNull(13) ? "" : Convert.ToHexStringLower(rows.GetFieldValue<byte[]>(13));
+            const int hashColumn = 1 + EventLog.StoredColumnCount;
+            var hash = rows.IsDBNull(hashColumn) ? "" : Convert.ToHexStringLower(rows.GetFieldValue<byte[]>(hashColumn));
             var e = AuditEvent.From(stored, pseudonyms, authenticator, types, out var forgery) with { Hash = hash };
             yield return new AuditEntry(stored.Position, e, null, forgery);
         }

@@ -78,7 +78,7 @@ public static class GetAuditEvents
                 while (await reader.ReadAsync(cancellationToken))
                 {
                     var stored = StoredEvent.Read(reader);
-                    page.Add(AuditEvent.From(stored, pseudonyms) with { Hash = Convert.ToHexStringLower(reader.GetFieldValue<byte[]>(12)) });
+                    page.Add(AuditEvent.From(stored, pseudonyms) with { Hash = Convert.ToHexStringLower(reader.GetFieldValue<byte[]>(EventLog.StoredColumnCount)) });
                 }
             }
 
