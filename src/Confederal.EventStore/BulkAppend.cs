@@ -167,7 +167,7 @@ public sealed class BulkAppend : IAsyncDisposable
                 await copy.WriteAsync(json, NpgsqlDbType.Jsonb, ct);
                 await copy.WriteAsync(name.Alias, NpgsqlDbType.Varchar, ct);
                 await copy.WriteAsync(_recordedAt, NpgsqlDbType.TimestampTz, ct);
-                await copy.WriteAsync(EventTypes.ClrNameOf(type), NpgsqlDbType.Varchar, ct);
+                await copy.WriteAsync(_log.Types.RegisteredClrNameOf(type), NpgsqlDbType.Varchar, ct);
                 await WriteNullableAsync(copy, _metadata.CorrelationId, ct);
                 await WriteNullableAsync(copy, _metadata.CausationId, ct);
                 await WriteNullableAsync(copy, _metadata.Actor, ct);

@@ -16,6 +16,7 @@ public sealed class EventTypes
     private readonly Dictionary<string, (Type Type, int Version)> _current = new(StringComparer.Ordinal);
     private readonly Dictionary<(string Name, int FromVersion), Func<JsonObject, JsonObject>> _upcasters = [];
     private readonly Dictionary<string, Type> _byClrName = new(StringComparer.Ordinal);
+    private readonly Dictionary<Type, string> _clrNames = [];
 
     public EventTypes(JsonSerializerOptions? options = null) =>
         SerializerOptions = options ?? new JsonSerializerOptions(JsonSerializerDefaults.Web);
@@ -32,7 +33,8 @@ public sealed class EventTypes
             throw new InvalidOperationException($"Event type {typeof(T).Name} or name '{name}' is registered twice.");
         }
 
-        _byClrName.Add(ClrNameOf(typeof(T)), typeof(T));
+        _clrNames.Add(typeof(T), ClrNameOf(typeof(T)));
+        _byClrName.Add(_clrNames[typeof(T)], typeof(T));
 
         return this;
     }
@@ -68,6 +70,10 @@ public sealed class EventTypes
 
     /// <summary>The CLR type name Marten records beside an event of <paramref name="type"/> (its <c>mt_dotnet_type</c>).</summary>
     public static string ClrNameOf(Type type) => $"{type.FullName}, {type.Assembly.GetName().Name}";
+
+    /// <summary><see cref="ClrNameOf"/> of a registered type, computed once at its registration (the bulk import writes it
+    /// on every row).</summary>
+    internal string RegisteredClrNameOf(Type type) => _clrNames[type];
 
     /// <summary>
     /// The registered event type Marten reads a row as, if it is not the one the row's alias names: Marten resolves the
