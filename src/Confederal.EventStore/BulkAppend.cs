@@ -21,7 +21,7 @@ public sealed class BulkAppend : IAsyncDisposable
     public const int ChunkSize = 5_000;
 
     private const string Columns =
-        "seq_id, id, stream_id, version, data, type, timestamp, mt_dotnet_type, correlation_id, causation_id, user_name, headers";
+        "seq_id, id, stream_id, version, data, type, timestamp, mt_dotnet_type, correlation_id, causation_id, user_name, headers, tenant_id";
 
     private readonly EventLog _log;
     private readonly NpgsqlTransaction _transaction;
@@ -180,6 +180,8 @@ public sealed class BulkAppend : IAsyncDisposable
                 {
                     await copy.WriteNullAsync(ct);
                 }
+
+                await copy.WriteAsync(_log.DatabaseId, NpgsqlDbType.Varchar, ct);
             }
 
             await copy.CompleteAsync(ct);
@@ -194,9 +196,10 @@ public sealed class BulkAppend : IAsyncDisposable
     private async Task StartStreamAsync(NpgsqlConnection connection, CancellationToken ct)
     {
         await using var start = new NpgsqlCommand(
-            $"INSERT INTO {MartenStore.Schema}.mt_streams (id, version, timestamp, created) VALUES ($1, 0, now(), now()) RETURNING now()",
+            $"INSERT INTO {MartenStore.Schema}.mt_streams (id, version, timestamp, created, tenant_id) VALUES ($1, 0, now(), now(), $2) RETURNING now()",
             connection, _transaction);
         start.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _streamId });
+        start.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _log.DatabaseId });
         try
         {
             await using var reader = await start.ExecuteReaderAsync(ct);

@@ -119,6 +119,63 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
         await RunAsync("pg_ctl", ["stop", "-D", _clusterDirectory, "-m", immediate ? "immediate" : "fast", "-w", "-t", "60"], ct);
     }
 
+    /// <summary>
+    /// Starts a streaming replica of this server in <paramref name="dataDirectory"/>/postgres: a base backup taken with
+    /// <c>pg_basebackup -R</c> (which makes it a standby of this server), started on a port of its own, connected under
+    /// <paramref name="name"/> (its <c>application_name</c>, what <c>synchronous_standby_names</c> names). Returns once it
+    /// streams this server's log.
+    /// </summary>
+    public async Task<EmbeddedPostgres> StartReplicaAsync(string dataDirectory, string name, bool deleteOnDispose = false, CancellationToken ct = default)
+    {
+        var replica = new EmbeddedPostgres(_binDirectory, Path.Combine(Path.GetFullPath(dataDirectory), "postgres"), deleteOnDispose);
+        var password = (await File.ReadAllTextAsync(PasswordFile, ct)).Trim();
+        Directory.CreateDirectory(Path.GetDirectoryName(replica._clusterDirectory)!);
+        await File.WriteAllTextAsync(replica.PasswordFile, password, ct);
+        OwnerOnly(replica.PasswordFile);
+        if (_asPostgresUser)
+        {
+            await RunAsync("chown", ["postgres:postgres", Path.GetDirectoryName(replica._clusterDirectory)!], ct, useServerUser: false);
+        }
+
+        var primary = $"host=127.0.0.1 port={Port} user={SuperUser} password={password} application_name={name}";
+        await RunAsync("pg_basebackup", ["-d", primary, "-D", replica._clusterDirectory, "-R", "-X", "stream", "-c", "fast"], ct);
+        replica.Port = FreeLoopbackPort();
+        replica.AdminConnectionString = new NpgsqlConnectionStringBuilder(AdminConnectionString) { Port = replica.Port }.ConnectionString;
+        await replica.StartServerAsync(ct);
+        await using var connection = new NpgsqlConnection(AdminConnectionString);
+        await connection.OpenAsync(ct);
+        await using var streaming = new NpgsqlCommand("SELECT count(*) FROM pg_stat_replication WHERE application_name = $1 AND state = 'streaming'", connection);
+        streaming.Parameters.Add(new NpgsqlParameter<string> { TypedValue = name });
+        while ((long)(await streaming.ExecuteScalarAsync(ct))! == 0)
+        {
+            await Task.Delay(50, ct);
+        }
+
+        return replica;
+    }
+
+    /// <summary>Makes the standby <paramref name="name"/> synchronous: from now on a commit returns only once that standby
+    /// has the commit's log on disk (<c>synchronous_commit = on</c>), so its promotion loses no acknowledged commit.</summary>
+    public async Task RequireSynchronousStandbyAsync(string name, CancellationToken ct = default)
+    {
+        await using var connection = new NpgsqlConnection(AdminConnectionString);
+        await connection.OpenAsync(ct);
+        await using var set = new NpgsqlCommand(
+            $"ALTER SYSTEM SET synchronous_standby_names = '{name.Replace("'", "''", StringComparison.Ordinal)}'; " +
+            "ALTER SYSTEM SET synchronous_commit = 'on'; SELECT pg_reload_conf();", connection);
+        await set.ExecuteNonQueryAsync(ct);
+        await using var sync = new NpgsqlCommand("SELECT count(*) FROM pg_stat_replication WHERE application_name = $1 AND sync_state = 'sync'", connection);
+        sync.Parameters.Add(new NpgsqlParameter<string> { TypedValue = name });
+        while ((long)(await sync.ExecuteScalarAsync(ct))! == 0)
+        {
+            await Task.Delay(50, ct);
+        }
+    }
+
+    /// <summary>Promotes this standby to a primary (<c>pg_ctl promote</c>), returning once it accepts writes.</summary>
+    public async Task PromoteAsync(CancellationToken ct = default) =>
+        await RunAsync("pg_ctl", ["promote", "-D", _clusterDirectory, "-w", "-t", "60"], ct);
+
     /// <summary>Starts a stopped server again on the same port, so that clients find it where it was.</summary>
     public Task StartAgainAsync(CancellationToken ct = default) => StartServerAsync(ct);
 

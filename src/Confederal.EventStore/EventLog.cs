@@ -11,9 +11,10 @@ namespace Confederal.EventStore;
 /// <summary>
 /// Our thin layer over Marten's event store: appends at an expected version (each event with its authentication code),
 /// the reads our decisions and audits need, and one transaction for several writes (<see cref="WriteScope"/>,
-/// <see cref="TransactAsync{T}"/>). Marten stores, versions, numbers and reads the events.
+/// <see cref="TransactAsync{T}"/>). Marten stores, versions, numbers and reads the events. One log per database of the
+/// store: its sessions are those of the database's Marten tenant.
 /// </summary>
-public sealed class EventLog(IDocumentStore store, NpgsqlDataSource dataSource, EventTypes types, EventAuthenticator? authenticator = null)
+public sealed class EventLog(IDocumentStore store, LedgerDatabase database, EventTypes types, EventAuthenticator? authenticator = null)
 {
     private const int MaxRetriesForAnyVersion = 10;
 
@@ -29,7 +30,10 @@ public sealed class EventLog(IDocumentStore store, NpgsqlDataSource dataSource, 
 
     public EventTypes Types { get; } = types;
 
-    public NpgsqlDataSource DataSource { get; } = dataSource;
+    public NpgsqlDataSource DataSource { get; } = database.DataSource;
+
+    /// <summary>The database (Marten's tenant) this log is kept in.</summary>
+    public string DatabaseId { get; } = database.Id;
 
     public IDocumentStore Store { get; } = store;
 
@@ -85,7 +89,7 @@ public sealed class EventLog(IDocumentStore store, NpgsqlDataSource dataSource, 
         metadata ??= EventMetadata.None;
         // An authentication code covers the version, so it must be known before the append.
         var version = expected.IsAny ? await StreamVersionAsync(transaction, streamId, ct) : expected.Value;
-        await using var session = Store.LightweightSession(SessionOptions.ForTransaction(transaction));
+        await using var session = Store.LightweightSession(In(SessionOptions.ForTransaction(transaction)));
         session.CorrelationId = metadata.CorrelationId;
         session.CausationId = metadata.CausationId;
         session.LastModifiedBy = metadata.Actor;
@@ -114,6 +118,12 @@ public sealed class EventLog(IDocumentStore store, NpgsqlDataSource dataSource, 
         }
 
         return new AppendResult(version + events.Count, ids);
+    }
+
+    private SessionOptions In(SessionOptions options)
+    {
+        options.TenantId = DatabaseId;
+        return options;
     }
 
     /// <summary>Marten's word for a stream that moved: the expected version did not hold, or two appends raced to the same
@@ -214,7 +224,7 @@ public sealed class EventLog(IDocumentStore store, NpgsqlDataSource dataSource, 
         }
 
         var keys = streamIds.Distinct(StringComparer.Ordinal).ToArray();
-        await using var session = Store.QuerySession();
+        await using var session = Store.QuerySession(DatabaseId);
         var query = session.Events.QueryAllRawEvents()
             .Where(e => keys.Contains(e.StreamKey))
             .OrderBy(e => e.StreamKey).ThenBy(e => e.Version);
@@ -241,13 +251,13 @@ public sealed class EventLog(IDocumentStore store, NpgsqlDataSource dataSource, 
     /// <summary>The stream's current version: 0 when it does not exist.</summary>
     public async Task<long> StreamVersionAsync(string streamId, CancellationToken ct = default)
     {
-        await using var session = Store.QuerySession();
+        await using var session = Store.QuerySession(DatabaseId);
         return (await session.Events.FetchStreamStateAsync(streamId, ct))?.Version ?? 0;
     }
 
     private async Task<long> StreamVersionAsync(NpgsqlTransaction transaction, string streamId, CancellationToken ct)
     {
-        await using var session = Store.QuerySession(SessionOptions.ForTransaction(transaction));
+        await using var session = Store.QuerySession(In(SessionOptions.ForTransaction(transaction)));
         return (await session.Events.FetchStreamStateAsync(streamId, ct))?.Version ?? 0;
     }
 
@@ -256,7 +266,7 @@ public sealed class EventLog(IDocumentStore store, NpgsqlDataSource dataSource, 
     public async IAsyncEnumerable<RecordedEvent> ReadStreamAsync(
         string streamId, long fromVersion = 1, long toVersion = long.MaxValue, [EnumeratorCancellation] CancellationToken ct = default)
     {
-        await using var session = Store.QuerySession();
+        await using var session = Store.QuerySession(DatabaseId);
         IReadOnlyList<IEvent> events;
         try
         {
@@ -280,7 +290,7 @@ public sealed class EventLog(IDocumentStore store, NpgsqlDataSource dataSource, 
         long afterPosition, int? limit = null, [EnumeratorCancellation] CancellationToken ct = default)
     {
         var head = await ReadHeadAsync(ct);
-        await using var session = Store.QuerySession();
+        await using var session = Store.QuerySession(DatabaseId);
         var query = session.Events.QueryAllRawEvents()
             .Where(e => e.Sequence > afterPosition && e.Sequence <= head)
             .OrderBy(e => e.Sequence);
@@ -296,7 +306,7 @@ public sealed class EventLog(IDocumentStore store, NpgsqlDataSource dataSource, 
         long toPosition, IReadOnlyCollection<Type> types, [EnumeratorCancellation] CancellationToken ct = default)
     {
         var aliases = types.SelectMany(Types.AliasesOf).ToArray();
-        await using var session = Store.QuerySession();
+        await using var session = Store.QuerySession(DatabaseId);
         var query = session.Events.QueryAllRawEvents()
             .Where(e => e.Sequence <= toPosition && aliases.Contains(e.EventTypeName))
             .OrderBy(e => e.Sequence);

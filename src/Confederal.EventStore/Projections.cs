@@ -60,11 +60,12 @@ internal sealed class DaemonProjection(IProjection projection) : Marten.Events.P
 }
 
 /// <summary>
-/// Our face of Marten's async daemon: runs every projection (and moves the high-water mark, below which the global
+/// Our face of Marten's async daemon on one database of the store: runs every projection (and moves the high-water mark, below which the global
 /// order is final), rebuilds one with Marten's rebuild, and tells how far each has come.
 /// </summary>
-public sealed class ProjectionDaemon(IDocumentStore store, NpgsqlDataSource dataSource, IEnumerable<IProjection> projections)
+public sealed class ProjectionDaemon(IDocumentStore store, LedgerDatabase database, IEnumerable<IProjection> projections)
 {
+
     private readonly IReadOnlyList<string> _names = [.. projections.Select(p => p.Name)];
 
     /// <summary>How often <see cref="WaitForAsync"/> looks at the stored progress.</summary>
@@ -79,7 +80,7 @@ public sealed class ProjectionDaemon(IDocumentStore store, NpgsqlDataSource data
     /// while it keeps failing: a page is retried, never passed over.</summary>
     public async Task RunAsync(CancellationToken ct)
     {
-        using var daemon = await store.BuildProjectionDaemonAsync();
+        using var daemon = await store.BuildProjectionDaemonAsync(database.Id);
         await daemon.StartAllAsync();
         try
         {
@@ -106,7 +107,7 @@ public sealed class ProjectionDaemon(IDocumentStore store, NpgsqlDataSource data
     /// <summary>Moves the high-water mark and brings every projection up to it, then stops; returns the mark.</summary>
     public async Task<long> CatchUpAsync(CancellationToken ct = default)
     {
-        using var daemon = await store.BuildProjectionDaemonAsync();
+        using var daemon = await store.BuildProjectionDaemonAsync(database.Id);
         await daemon.CatchUpAsync(ct);
         return await ReadHighWaterMarkAsync(ct);
     }
@@ -116,7 +117,7 @@ public sealed class ProjectionDaemon(IDocumentStore store, NpgsqlDataSource data
     public async Task<long> RebuildAsync(string name, CancellationToken ct = default)
     {
         Find(name);
-        using var daemon = await store.BuildProjectionDaemonAsync();
+        using var daemon = await store.BuildProjectionDaemonAsync(database.Id);
         await daemon.RebuildProjectionAsync(name, ct);
         return await ReadCheckpointAsync(name, ct);
     }
@@ -152,7 +153,7 @@ public sealed class ProjectionDaemon(IDocumentStore store, NpgsqlDataSource data
 
     private async Task<long> ReadProgressAsync(string name, CancellationToken ct)
     {
-        await using var command = dataSource.CreateCommand(
+        await using var command = database.DataSource.CreateCommand(
             $"SELECT last_seq_id FROM {MartenStore.Schema}.mt_event_progression WHERE name = $1");
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = name });
         return await command.ExecuteScalarAsync(ct) is long position ? position : 0;

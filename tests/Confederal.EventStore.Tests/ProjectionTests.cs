@@ -132,7 +132,7 @@ public sealed class ProjectionTests
         options.Projections.SlowPollingTime = TimeSpan.FromHours(1);
         options.Projections.FastPollingTime = TimeSpan.FromHours(1);
         using var marten = new Marten.DocumentStore(options);
-        var daemon = new ProjectionDaemon(marten, t.DataSource, [projection]);
+        var daemon = new ProjectionDaemon(marten, new LedgerDatabase(LedgerDatabase.DirectoryId, t.DataSource), [projection]);
         await t.Store.AppendAsync("s", ExpectedVersion.NoStream, [new Deposited("x", 40)]);
         await using (new RunningDaemon(daemon))
         {

@@ -53,6 +53,9 @@ public sealed class Database : IAsyncDisposable
 
     public NpgsqlDataSource DataSource => _dataSource.Value;
 
+    /// <summary>The databases of the store: the directory, Marten's default tenant.</summary>
+    public IReadOnlyList<LedgerDatabase> Databases => [new LedgerDatabase(LedgerDatabase.DirectoryId, DataSource)];
+
     public async ValueTask DisposeAsync()
     {
         if (_dataSource.IsValueCreated)
@@ -92,16 +95,20 @@ public sealed class Database : IAsyncDisposable
     }
 }
 
-/// <summary>Migrates the schema (Marten's, then ours) before Marten's daemon and the server start, then runs the notary
-/// that seals the log.</summary>
-internal sealed class EventStoreHost(Database database, IEnumerable<IProjection> projections, Features.Audit.Notary notary) : BackgroundService
+/// <summary>Migrates the schema of every database (Marten's, then ours) before Marten's daemon and the server start,
+/// then runs the notaries that seal each log.</summary>
+internal sealed class EventStoreHost(Database database, IEnumerable<IProjection> projections, Features.Audit.Notaries notaries) : BackgroundService
 {
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
-        await Schema.MigrateAsync(database.DataSource, Database.Migrations, [.. projections.SelectMany(p => p.Tables)], cancellationToken);
+        foreach (var ledger in database.Databases)
+        {
+            await Schema.MigrateAsync(ledger.DataSource, Database.Migrations, [.. projections.SelectMany(p => p.Tables)], cancellationToken);
+        }
+
         await base.StartAsync(cancellationToken);
     }
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        notary.RunAsync(stoppingToken);
+        Task.WhenAll(notaries.All.Select(n => n.RunAsync(stoppingToken)));
 }

@@ -271,3 +271,29 @@ public sealed class Notary(EventLog events, AuditKeys keys, Pseudonyms pseudonym
         reader.GetFieldValue<DateTimeOffset>(5),
         Convert.ToHexStringLower(reader.GetFieldValue<byte[]>(6)));
 }
+
+/// <summary>A notary per database of the store: each log keeps its own hash chain and seals.</summary>
+public sealed class Notaries : IDisposable
+{
+    private readonly Dictionary<string, Notary> _byDatabase;
+
+    public Notaries(Shards shards, AuditKeys keys, Pseudonyms pseudonyms, TimeProvider clock, ILoggerFactory loggers)
+    {
+        _byDatabase = shards.ToDictionary(s => s.Id, s => new Notary(s.Log, keys, pseudonyms, clock, loggers.CreateLogger<Notary>()), StringComparer.Ordinal);
+        Directory = _byDatabase[shards.Directory.Id];
+    }
+
+    public Notary Directory { get; }
+
+    public Notary this[string databaseId] => _byDatabase[databaseId];
+
+    public IEnumerable<Notary> All => _byDatabase.Values;
+
+    public void Dispose()
+    {
+        foreach (var notary in _byDatabase.Values)
+        {
+            notary.Dispose();
+        }
+    }
+}
