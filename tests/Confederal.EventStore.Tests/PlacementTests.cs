@@ -61,12 +61,82 @@ public sealed class PlacementTests
     }
 
     [Fact]
+    public async Task A_stopped_server_fails_only_the_writes_of_its_own_database_and_loses_nothing_it_acknowledged()
+    {
+        await using var directoryServer = await TestPostgres.StartServerAsync();
+        await using var shardA = await TestPostgres.StartServerAsync();
+        await using var shardB = await TestPostgres.StartServerAsync();
+        var projection = new BalancesProjection();
+        var databases = new List<LedgerDatabase>();
+        foreach (var (id, server) in new[] { (LedgerDatabase.DirectoryId, directoryServer), ("canton-a", shardA), ("canton-b", shardB) })
+        {
+            databases.Add(new LedgerDatabase(id, NpgsqlDataSource.Create(await TestPostgres.CreateDatabaseAsync(server, "ledger", TestStore.Migrations))));
+        }
+
+        try
+        {
+            using var store = new OpenStore(databases, TestStore.NewTypes(), [projection]);
+            var acknowledged = databases.ToDictionary(d => d.Id, _ => new ConcurrentQueue<long>());
+            var failed = databases.ToDictionary(d => d.Id, _ => 0);
+            using var stop = new CancellationTokenSource();
+            var writers = store.Shards.Select(shard => Task.Run(async () =>
+            {
+                for (var i = 1L; !stop.IsCancellationRequested; i++)
+                {
+                    try
+                    {
+                        await shard.Log.AppendAsync($"entry-{i}", ExpectedVersion.NoStream, [new Deposited("x", i)]);
+                        acknowledged[shard.Id].Enqueue(i);
+                    }
+                    catch (Exception e) when (e is not OperationCanceledException)
+                    {
+                        failed[shard.Id]++;
+                        await Task.Delay(20);
+                    }
+                }
+            })).ToList();
+
+            await Task.Delay(500);
+            await shardA.StopAsync();
+            var during = databases.ToDictionary(d => d.Id, d => acknowledged[d.Id].Count);
+            await Task.Delay(1_000);
+            // While canton-a's server is down, the other databases write, and their daemons project, as before.
+            Assert.True(acknowledged[LedgerDatabase.DirectoryId].Count > during[LedgerDatabase.DirectoryId] + 20);
+            Assert.True(acknowledged["canton-b"].Count > during["canton-b"] + 20);
+            Assert.True(await store.Shards["canton-b"].Daemon.CatchUpAsync() > 0);
+            Assert.True(failed["canton-a"] > 0);
+            Assert.Equal(0, failed[LedgerDatabase.DirectoryId] + failed["canton-b"]);
+
+            await shardA.StartAgainAsync();
+            var back = acknowledged["canton-a"].Count;
+            while (acknowledged["canton-a"].Count < back + 20)
+            {
+                await Task.Delay(20);
+            }
+
+            await stop.CancelAsync();
+            await Task.WhenAll(writers);
+            foreach (var shard in store.Shards)
+            {
+                var stored = new HashSet<string>(await shard.Log.ReadStoredAsync(0).Select(e => e.StreamId).ToListAsync(), StringComparer.Ordinal);
+                Assert.Equal([], acknowledged[shard.Id].Select(i => $"entry-{i}").Except(stored));
+            }
+        }
+        finally
+        {
+            foreach (var database in databases)
+            {
+                await database.DataSource.DisposeAsync();
+            }
+        }
+    }
+
+    [Fact]
     public async Task A_promoted_synchronous_standby_has_every_append_its_primary_acknowledged_before_it_was_killed()
     {
-        var root = Path.Combine(Path.GetTempPath(), $"confederal-failover-{Guid.NewGuid():N}");
-        await using var primary = await EmbeddedPostgres.StartAsync(Path.Combine(root, "primary"), deleteOnDispose: true);
+        await using var primary = await TestPostgres.StartServerAsync();
         await primary.CreateDatabaseAsync("ledger");
-        await using var replica = await primary.StartReplicaAsync(Path.Combine(root, "replica"), "standby", deleteOnDispose: true);
+        await using var replica = await TestPostgres.StartReplicaAsync(primary, "standby");
         await primary.RequireSynchronousStandbyAsync("standby");
         var acknowledged = new ConcurrentBag<string>();
         await using (var onPrimary = NpgsqlDataSource.Create(primary.ConnectionString("ledger")))

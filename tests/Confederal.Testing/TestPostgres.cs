@@ -41,20 +41,47 @@ public static class TestPostgres
         return name;
     }
 
+    /// <summary>A server of the test's own beside the shared one (another canton's, a directory): a new cluster on a
+    /// loopback port of its own, deleted when the test disposes it (or by the next run, if this process dies first).</summary>
+    public static async Task<EmbeddedPostgres> StartServerAsync()
+    {
+        await Cluster.Value; // the abandoned clusters of earlier runs are removed first
+        return await EmbeddedPostgres.StartAsync(NewClusterDirectory(), ThrowawaySettings, deleteOnDispose: true);
+    }
+
+    /// <summary>A streaming replica of <paramref name="primary"/> (<c>pg_basebackup -R</c>), connected as
+    /// <paramref name="name"/>; deleted when the test disposes it.</summary>
+    public static Task<EmbeddedPostgres> StartReplicaAsync(EmbeddedPostgres primary, string name) =>
+        primary.StartReplicaAsync(NewClusterDirectory(), name, deleteOnDispose: true);
+
+    /// <summary>A database migrated with <paramref name="migrations"/> on a server of the test's own; returns its
+    /// connection string.</summary>
+    public static async Task<string> CreateDatabaseAsync(EmbeddedPostgres server, string name, IReadOnlyList<Migration> migrations)
+    {
+        await server.CreateDatabaseAsync(name);
+        var connectionString = server.ConnectionString(name);
+        await using (var dataSource = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false }.ConnectionString))
+        {
+            await Schema.MigrateAsync(dataSource, migrations);
+        }
+
+        return connectionString;
+    }
+
+    // Throwaway data: durability buys nothing here and costs seconds.
+    private static readonly IReadOnlyDictionary<string, string> ThrowawaySettings = new Dictionary<string, string>
+    {
+        ["fsync"] = "off",
+        ["synchronous_commit"] = "off",
+        ["full_page_writes"] = "off",
+    };
+
+    private static string NewClusterDirectory() => Path.Combine(Path.GetTempPath(), $"confederal-tests-{Environment.ProcessId}-{Guid.NewGuid():N}");
+
     private static async Task<EmbeddedPostgres> StartAsync()
     {
         await RemoveAbandonedClustersAsync();
-        var directory = Path.Combine(Path.GetTempPath(), $"confederal-tests-{Environment.ProcessId}-{Guid.NewGuid():N}");
-        var cluster = await EmbeddedPostgres.StartAsync(
-            directory,
-            new Dictionary<string, string>
-            {
-                // Throwaway data: durability buys nothing here and costs seconds.
-                ["fsync"] = "off",
-                ["synchronous_commit"] = "off",
-                ["full_page_writes"] = "off",
-            },
-            deleteOnDispose: true);
+        var cluster = await EmbeddedPostgres.StartAsync(NewClusterDirectory(), ThrowawaySettings, deleteOnDispose: true);
         AppDomain.CurrentDomain.ProcessExit += (_, _) => cluster.DisposeAsync().AsTask().GetAwaiter().GetResult();
         return cluster;
     }
