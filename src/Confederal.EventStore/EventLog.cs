@@ -365,6 +365,25 @@ public sealed class EventLog(IDocumentStore store, LedgerDatabase database, Even
         }
     }
 
+    /// <summary>The events of one stream at versions <paramref name="fromVersion"/> to <paramref name="toVersion"/>, as
+    /// stored, in version order.</summary>
+    public async Task<List<StoredEvent>> ReadStoredStreamAsync(string streamId, long fromVersion, long toVersion, CancellationToken ct = default)
+    {
+        await using var command = DataSource.CreateCommand(
+            $"SELECT {StoredColumns} FROM {Table} e WHERE e.stream_id = $1 AND e.version BETWEEN $2 AND $3 ORDER BY e.version");
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = streamId });
+        command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = fromVersion });
+        command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = toVersion });
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        var events = new List<StoredEvent>();
+        while (await reader.ReadAsync(ct))
+        {
+            events.Add(StoredEvent.Read(reader));
+        }
+
+        return events;
+    }
+
     /// <summary>The head of the global log: Marten's high-water mark, up to which every event is committed (or its
     /// number was never used), so that no event can still appear at or below it.</summary>
     public async Task<long> ReadHeadAsync(CancellationToken ct = default)

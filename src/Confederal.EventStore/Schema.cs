@@ -35,6 +35,10 @@ public static class Schema
                 CREATE TABLE IF NOT EXISTS es.schema_migrations (
                     id text PRIMARY KEY,
                     applied_at timestamptz NOT NULL DEFAULT now());
+                -- How far each StreamCopy into this database has read its source's log.
+                CREATE TABLE IF NOT EXISTS es.stream_copies (
+                    source   text PRIMARY KEY,
+                    position bigint NOT NULL);
                 """;
             await bootstrap.ExecuteNonQueryAsync(ct);
         }
