@@ -21,7 +21,7 @@ public sealed class StreamCopy(EventLog source, EventLog target, Func<StoredEven
     public TimeSpan Poll { get; init; } = TimeSpan.FromMilliseconds(100);
 
     /// <summary>The key of this copy's progress row in the target: the source's database.</summary>
-    public string Key => $"{source.DatabaseId}";
+    public string Key => source.DatabaseId;
 
     /// <summary>Copies until the source's high-water mark, as it was when the round began; returns the source position
     /// read to.</summary>
