@@ -285,8 +285,6 @@ public sealed class Notaries : IDisposable
 
     public Notary Directory { get; }
 
-    public Notary this[string databaseId] => _byDatabase[databaseId];
-
     public IEnumerable<Notary> All => _byDatabase.Values;
 
     public void Dispose()
