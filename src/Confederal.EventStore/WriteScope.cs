@@ -30,7 +30,15 @@ public sealed class WriteScope : IAsyncDisposable
         return scope;
     }
 
-    internal static WriteScope? Current(EventLog log) => Ambient.Value is { _ended: false } scope && scope._log == log ? scope : null;
+    /// <summary>The scope a write on <paramref name="log"/> joins. A write on another database's log while a scope is
+    /// open would commit alone, outside the one fact the scope makes: refused, as the bug it would be.</summary>
+    internal static WriteScope? Current(EventLog log) => Ambient.Value switch
+    {
+        { _ended: false } scope when scope._log == log => scope,
+        { _ended: false } scope => throw new InvalidOperationException(
+            $"A write on database {log.DatabaseId} while a write scope is open on database {scope._log.DatabaseId}: a scope's writes are one database's."),
+        _ => null,
+    };
 
     /// <summary>The scope's transaction, begun on first use; for the caller's own reads and writes.</summary>
     public async Task<NpgsqlTransaction> TransactionAsync(CancellationToken ct = default)

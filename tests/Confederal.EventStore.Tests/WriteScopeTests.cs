@@ -89,13 +89,14 @@ public sealed class WriteScopeTests
     }
 
     [Fact]
-    public async Task A_scope_covers_only_its_own_flow_and_its_own_log()
+    public async Task A_scope_covers_only_its_own_flow_and_refuses_a_write_on_another_log()
     {
         await using var t = await TestStore.CreateAsync();
         var other = t.OtherProcess().Log;
         await using (WriteScope.Enter(t.Store))
         {
-            await other.AppendAsync("other-log", ExpectedVersion.NoStream, [new Deposited("other-log", 1)]);
+            // It would commit alone, outside the scope's one transaction (another database's, in the API).
+            await Assert.ThrowsAsync<InvalidOperationException>(() => other.AppendAsync("other-log", ExpectedVersion.NoStream, [new Deposited("other-log", 1)]));
             await Task.Run(() => t.Store.AppendAsync("in-scope", ExpectedVersion.NoStream, [new Deposited("in-scope", 1)]));
         }
 
@@ -105,7 +106,7 @@ public sealed class WriteScopeTests
         }))();
         await t.Store.AppendAsync("outside", ExpectedVersion.NoStream, [new Deposited("outside", 1)]);
 
-        Assert.Equal(1, await t.Store.StreamVersionAsync("other-log"));
+        Assert.Equal(0, await t.Store.StreamVersionAsync("other-log"));
         Assert.Equal(0, await t.Store.StreamVersionAsync("in-scope"));
         Assert.Equal(1, await t.Store.StreamVersionAsync("outside"));
     }
