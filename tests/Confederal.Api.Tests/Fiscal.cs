@@ -51,10 +51,10 @@ public sealed class Fiscal(ApiFactory api)
 
     /// <summary>What a carried join-pact ballot enacts.</summary>
     public Task JoinAsync(string pact, string canton, int rateBp, int fromYear) =>
-        AppendAsync(Pact.StreamId(pact), new PactJoined(pact, canton, rateBp, fromYear, Guid.NewGuid()));
+        AppendAsync(Pact.MembershipsStreamId(canton), new PactJoined(pact, canton, rateBp, fromYear, Guid.NewGuid()));
 
     public Task LeaveAsync(string pact, string canton, int fromYear) =>
-        AppendAsync(Pact.StreamId(pact), new PactLeft(pact, canton, fromYear, Guid.NewGuid()));
+        AppendAsync(Pact.MembershipsStreamId(canton), new PactLeft(pact, canton, fromYear, Guid.NewGuid()));
 
     public async Task ResidentAsync(string person, string canton, DateOnly since) =>
         await Ok(Municipality(canton).PostAsJsonAsync($"/api/v1/cantons/{canton}/residents",

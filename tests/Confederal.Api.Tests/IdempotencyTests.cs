@@ -257,7 +257,7 @@ public sealed class IdempotencyTests(ApiFactory api) : IClassFixture<ApiFactory>
             await age.ExecuteNonQueryAsync();
         }
 
-        await retention.ForgetExpiredAsync(CancellationToken.None);
+        await retention.ForgetExpiredAsync(db, CancellationToken.None);
         Assert.True((await AssessAsync("assess-10", "id-p10", 1_000)).Headers.Contains(Idempotency.ReplayedHeader));
 
         await using (var age = db.CreateCommand("UPDATE idempotency_keys SET recorded_at = now() - interval '169 hours'"))
@@ -265,7 +265,7 @@ public sealed class IdempotencyTests(ApiFactory api) : IClassFixture<ApiFactory>
             await age.ExecuteNonQueryAsync();
         }
 
-        Assert.True(await retention.ForgetExpiredAsync(CancellationToken.None) >= 1);
+        Assert.True(await retention.ForgetExpiredAsync(db, CancellationToken.None) >= 1);
         Assert.False((await Fiscal.Ok(AssessAsync("assess-10", "id-p10", 1_000))).Headers.Contains(Idempotency.ReplayedHeader));
         Assert.Equal(2, await AssessmentsOfAsync("id-p10"));
     }

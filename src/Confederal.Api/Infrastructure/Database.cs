@@ -2,6 +2,8 @@ using Confederal.Api.Features.Cantons;
 using Confederal.Api.Features.Fiscal;
 using Confederal.Api.Features.Organizations;
 using Confederal.EventStore;
+using System.Collections.Frozen;
+using Confederal.Domain;
 using Npgsql;
 
 namespace Confederal.Api.Infrastructure;
@@ -26,22 +28,29 @@ public static class DataDirectory
 }
 
 /// <summary>
-/// The database the API runs on: the server named by ConnectionStrings:Confederal, or, when none is configured, an
-/// embedded PostgreSQL cluster in the data folder, started on first use and stopped with the application.
+/// The databases the API runs on. The directory (the confederation's facts, and the ledger of every canton not placed
+/// elsewhere) is the server named by ConnectionStrings:Confederal, or, when none is configured, an embedded PostgreSQL
+/// cluster in the data folder, started on first use and stopped with the application. Shards:Cantons:&lt;cantonId&gt;
+/// names the database of one canton's ledger: a Marten tenant of its own, with its own log, seals and read models.
 /// </summary>
 public sealed class Database : IAsyncDisposable
 {
     public const string ConnectionStringName = "Confederal";
+
+    /// <summary>The configuration section whose keys are canton ids and values the connection strings of their databases.</summary>
+    public const string ShardsSection = "Shards:Cantons";
+
     private readonly IConfiguration _configuration;
     private readonly ILogger _logger;
-    private readonly Lazy<NpgsqlDataSource> _dataSource;
+    private readonly Lazy<IReadOnlyList<LedgerDatabase>> _databases;
     private EmbeddedPostgres? _embedded;
 
     public Database(IConfiguration configuration, ILogger<Database> logger)
     {
         _configuration = configuration;
         _logger = logger;
-        _dataSource = new Lazy<NpgsqlDataSource>(Open);
+        _databases = new Lazy<IReadOnlyList<LedgerDatabase>>(Open);
+        Placed = ReadShards(configuration).Keys.ToFrozenSet(StringComparer.Ordinal);
     }
 
     public static bool IsEmbedded(IConfiguration configuration) =>
@@ -51,16 +60,26 @@ public sealed class Database : IAsyncDisposable
     public static IReadOnlyList<Migration> Migrations { get; } = [.. CantonDirectory.Migrations, .. OrganizationDirectory.Migrations, .. BudgetProjection.Migrations,
         .. Features.Census.Residences.Migrations, .. Features.Ballots.BallotBox.Migrations, .. Features.Ballots.BallotDirectory.Migrations, .. Features.Audit.Notary.Migrations, .. Idempotency.Migrations];
 
-    public NpgsqlDataSource DataSource => _dataSource.Value;
+    /// <summary>The directory's data source.</summary>
+    public NpgsqlDataSource DataSource => _databases.Value[0].DataSource;
 
-    /// <summary>The databases of the store: the directory, Marten's default tenant.</summary>
-    public IReadOnlyList<LedgerDatabase> Databases => [new LedgerDatabase(LedgerDatabase.DirectoryId, DataSource)];
+    /// <summary>The directory first, then one database per placed canton (its id is the canton's).</summary>
+    public IReadOnlyList<LedgerDatabase> Databases => _databases.Value;
+
+    /// <summary>The cantons whose ledger has a database of its own.</summary>
+    public FrozenSet<string> Placed { get; }
+
+    /// <summary>The id of the database that keeps <paramref name="cantonId"/>'s ledger.</summary>
+    public string DatabaseOf(string cantonId) => Placed.Contains(cantonId) ? cantonId : LedgerDatabase.DirectoryId;
 
     public async ValueTask DisposeAsync()
     {
-        if (_dataSource.IsValueCreated)
+        if (_databases.IsValueCreated)
         {
-            await _dataSource.Value.DisposeAsync();
+            foreach (var database in _databases.Value)
+            {
+                await database.DataSource.DisposeAsync();
+            }
         }
 
         if (Interlocked.Exchange(ref _embedded, null) is { } embedded)
@@ -70,7 +89,45 @@ public sealed class Database : IAsyncDisposable
         }
     }
 
-    private NpgsqlDataSource Open()
+    /// <summary>The configured shards: canton id to connection string. A key that is no canton id, an empty value, or two
+    /// cantons (or a canton and the directory) on one database are configuration errors: each canton's ledger is a log
+    /// of its own, in a database of its own.</summary>
+    public static IReadOnlyDictionary<string, string> ReadShards(IConfiguration configuration)
+    {
+        var shards = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        foreach (var entry in configuration.GetSection(ShardsSection).GetChildren())
+        {
+            if (!Identifiers.IsSlug(entry.Key))
+            {
+                throw new InvalidOperationException($"{ShardsSection}:{entry.Key}: '{entry.Key}' is not a canton id.");
+            }
+
+            if (string.IsNullOrWhiteSpace(entry.Value))
+            {
+                throw new InvalidOperationException($"{ShardsSection}:{entry.Key} has no connection string.");
+            }
+
+            shards[entry.Key] = entry.Value;
+        }
+
+        var directory = configuration.GetConnectionString(ConnectionStringName);
+        var places = shards.Select(s => (Name: $"{ShardsSection}:{s.Key}", Place: Place(s.Value)))
+            .Prepend((Name: $"ConnectionStrings:{ConnectionStringName}", Place: string.IsNullOrWhiteSpace(directory) ? "" : Place(directory)));
+        if (places.Where(p => p.Place.Length > 0).GroupBy(p => p.Place).FirstOrDefault(g => g.Count() > 1) is { } shared)
+        {
+            throw new InvalidOperationException($"{string.Join(" and ", shared.Select(p => p.Name))} name the same database; each canton's ledger needs one of its own.");
+        }
+
+        return shards;
+    }
+
+    private static string Place(string connectionString)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        return $"{builder.Host}:{builder.Port}/{builder.Database}";
+    }
+
+    private IReadOnlyList<LedgerDatabase> Open()
     {
         var connectionString = _configuration.GetConnectionString(ConnectionStringName);
         if (string.IsNullOrWhiteSpace(connectionString))
@@ -83,6 +140,12 @@ public sealed class Database : IAsyncDisposable
             _logger.LogInformation("Embedded PostgreSQL listening on 127.0.0.1:{Port}", _embedded.Port);
         }
 
+        return [new LedgerDatabase(LedgerDatabase.DirectoryId, Build(connectionString)),
+            .. ReadShards(_configuration).Select(s => new LedgerDatabase(s.Key, Build(s.Value)))];
+    }
+
+    private static NpgsqlDataSource Build(string connectionString)
+    {
         var builder = new NpgsqlDataSourceBuilder(connectionString);
         builder.ConnectionStringBuilder.MaxAutoPrepare = 32;
         // Every command borrows a pooled connection. Resetting its session on each return prepends the server-side reset

@@ -50,19 +50,19 @@ public sealed class Idempotency : IDisposable
     ];
 
     private readonly RequestDelegate _next;
-    private readonly EventLog _events;
+    private readonly Placement _placement;
     private readonly byte[] _key;
 
     // A keyed request holds a connection for its whole run and may borrow a second one to read: at most half the pool
     // at once, so that the pool can never be all held by requests waiting for their second connection.
     private readonly SemaphoreSlim _slots;
 
-    public Idempotency(RequestDelegate next, EventLog events, AuditKeys keys)
+    public Idempotency(RequestDelegate next, Placement placement, AuditKeys keys)
     {
         _next = next;
-        _events = events;
+        _placement = placement;
         _key = keys.IdempotencyKey;
-        var pool = new NpgsqlConnectionStringBuilder(events.DataSource.ConnectionString).MaxPoolSize;
+        var pool = new NpgsqlConnectionStringBuilder(placement.Directory.DataSource.ConnectionString).MaxPoolSize;
         _slots = new SemaphoreSlim(Math.Max(1, pool / 2));
     }
 
@@ -101,7 +101,8 @@ public sealed class Idempotency : IDisposable
     private async Task RunAsync(HttpContext http, Keys keys)
     {
         var ct = http.RequestAborted;
-        await using var scope = WriteScope.Enter(_events);
+        // The answer is recorded in the database the request writes to, with what it wrote.
+        await using var scope = WriteScope.Enter(_placement.Of(http).Log);
         var transaction = await scope.TransactionAsync(ct);
         using var fingerprint = new Fingerprint(http.Request);
         if (await FindAsync(transaction, keys, ct) is { } recorded)
@@ -299,12 +300,13 @@ public sealed class Idempotency : IDisposable
 }
 
 /// <summary>Forgets idempotency keys older than the retention (Idempotency:RetentionHours, 168 by default), hourly.</summary>
-internal sealed partial class IdempotencyRetention(NpgsqlDataSource db, IConfiguration configuration, ILogger<IdempotencyRetention> logger) : BackgroundService
+internal sealed partial class IdempotencyRetention(Shards shards, IConfiguration configuration, ILogger<IdempotencyRetention> logger) : BackgroundService
 {
     private readonly TimeSpan _retention = TimeSpan.FromHours(configuration.GetValue(Idempotency.RetentionSetting, 168.0));
 
-    /// <summary>Deletes the expired keys now; returns how many.</summary>
-    public async Task<int> ForgetExpiredAsync(CancellationToken ct)
+    /// <summary>Deletes the expired keys of one database now (each records the answers of the writes made in it);
+    /// returns how many.</summary>
+    public async Task<int> ForgetExpiredAsync(NpgsqlDataSource db, CancellationToken ct)
     {
         await using var command = db.CreateCommand("DELETE FROM idempotency_keys WHERE recorded_at < now() - $1");
         command.Parameters.Add(new NpgsqlParameter<TimeSpan> { TypedValue = _retention });
@@ -316,20 +318,23 @@ internal sealed partial class IdempotencyRetention(NpgsqlDataSource db, IConfigu
         using var timer = new PeriodicTimer(TimeSpan.FromHours(1));
         do
         {
-            try
+            foreach (var shard in shards) // a database that is down is swept at the next tick
             {
-                Forgotten(logger, await ForgetExpiredAsync(stoppingToken));
-            }
-            catch (Exception e) when (e is NpgsqlException or TimeoutException && !stoppingToken.IsCancellationRequested)
-            {
-                Failed(logger, e);
+                try
+                {
+                    Forgotten(logger, await ForgetExpiredAsync(shard.DataSource, stoppingToken), shard.Id);
+                }
+                catch (Exception e) when (e is NpgsqlException or TimeoutException && !stoppingToken.IsCancellationRequested)
+                {
+                    Failed(logger, e);
+                }
             }
         }
         while (await timer.WaitForNextTickAsync(stoppingToken));
     }
 
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Forgot {Count} expired idempotency keys")]
-    private static partial void Forgotten(ILogger logger, int count);
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Forgot {Count} expired idempotency keys in database {Database}")]
+    private static partial void Forgotten(ILogger logger, int count, string database);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not forget expired idempotency keys; retrying in an hour")]
     private static partial void Failed(ILogger logger, Exception exception);

@@ -31,6 +31,11 @@ public sealed record Pact(
 {
     public static string StreamId(string pactId) => $"pact-{pactId}";
 
+    /// <summary>The stream of a canton's joins and departures, every pact's: in the canton's own log, so that its
+    /// ballot enacts them in its own transaction wherever its ledger is kept, and its commitments across pacts are
+    /// decided on one stream. (Memberships recorded before, in the pact's stream, count the same.)</summary>
+    public static string MembershipsStreamId(string cantonId) => $"memberships-{cantonId}";
+
     public static Pact? Apply(Pact? state, object @event) => @event switch
     {
         PactFounded e => new Pact(e.PactId, e.Name, e.Currency, e.Distribution, ImmutableSortedDictionary.Create<string, ImmutableList<Membership>>(StringComparer.Ordinal)),

@@ -132,15 +132,15 @@ public static class BallotBox
     }
 
     /// <summary>How many people are on the ballot's roll: the same rule as <see cref="Residence.Ineligible"/>, counted
-    /// over the census register.</summary>
-    public static async Task<long> CountRollAsync(NpgsqlTransaction tx, BallotCalled ballot, CancellationToken ct)
+    /// over the census register (the directory's, where every residence is decided).</summary>
+    public static async Task<long> CountRollAsync(NpgsqlDataSource census, BallotCalled ballot, CancellationToken ct)
     {
-        await using var command = new NpgsqlCommand("""
+        await using var command = census.CreateCommand("""
             SELECT count(*) FROM residences
             WHERE canton_id = $1 AND since <= $2 AND (until IS NULL OR until > $2)
               AND ($3 <= 0 OR birth_date + make_interval(years => $3) <= $2)
               AND $2 - since >= $4
-            """, tx.Connection, tx);
+            """);
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = ballot.CantonId });
         command.Parameters.Add(new NpgsqlParameter<DateOnly> { TypedValue = ballot.CensusDate });
         command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = ballot.VotingAge });
@@ -167,7 +167,7 @@ public static class BallotBox
 
 /// <summary>Ballots as called, kept in memory once read: a call never changes (the certification is checked by the
 /// vote's own statement), and every vote needs it.</summary>
-public sealed class CalledBallots(EventLog events)
+public sealed class CalledBallots(Placement placement)
 {
     private const int Capacity = 10_000;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<Guid, BallotCalled> _called = new();
@@ -177,7 +177,7 @@ public sealed class CalledBallots(EventLog events)
     {
         if (!_called.TryGetValue(ballotId, out var called))
         {
-            called = (await Ballots.ReadAsync(events, cantonId, ballotId, ct)).Ballot.Called;
+            called = (await Ballots.ReadAsync(placement.Of(cantonId).Log, cantonId, ballotId, ct)).Ballot.Called;
             if (_called.Count >= Capacity)
             {
                 _called.Clear();

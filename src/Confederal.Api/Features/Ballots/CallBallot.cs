@@ -79,21 +79,23 @@ public static class CallBallot
         }
     }
 
-    public sealed class Handler(EventLog events, NpgsqlDataSource db, TimeProvider clock) : IRequestHandler<Command, BallotView>, IRequestHandler<Query, BallotView>
+    public sealed class Handler(Placement placement, TimeProvider clock) : IRequestHandler<Command, BallotView>, IRequestHandler<Query, BallotView>
     {
         public async Task<BallotView> Handle(Command command, CancellationToken cancellationToken)
         {
+            var (events, db) = placement.Ledger(command.CantonId);
             var canton = await Fiscal.Cantons.RequireAsync(events, command.CantonId, cancellationToken);
             var body = command.Body;
             var proposal = body.Proposal?.ToProposal();
             if (proposal?.PactId is { } pactId)
             {
-                var pact = Pact.Known((await events.AggregateStreamAsync<Pact>(Pact.StreamId(pactId), Pact.Apply, cancellationToken)).State, pactId);
+                var memberships = await Memberships.OfCantonAsync(events, db, canton.Id, pactId, cancellationToken);
+                var pact = Pact.Known(memberships.Pacts.GetValueOrDefault(pactId), pactId);
                 if (proposal.Kind == ProposalKind.JoinPact)
                 {
                     // Refused now rather than after the vote: the currency, and the canton's commitments so far.
                     Pact.Join(pact, pactId, canton.Id, canton.Currency, proposal.ContributionRateBp!.Value, proposal.FromFiscalYear!.Value, Guid.Empty,
-                        await Memberships.OfCantonAsync(events, db, canton.Id, cancellationToken));
+                        memberships.Pacts.Values);
                 }
             }
 
@@ -105,7 +107,7 @@ public static class CallBallot
         }
 
         public async Task<BallotView> Handle(Query query, CancellationToken cancellationToken) =>
-            BallotView.From((await Ballots.ReadAsync(events, query.CantonId, query.BallotId, cancellationToken)).Ballot, clock.GetUtcNow());
+            BallotView.From((await Ballots.ReadAsync(placement.Of(query.CantonId).Log, query.CantonId, query.BallotId, cancellationToken)).Ballot, clock.GetUtcNow());
     }
 
     public static void Map(IEndpointRouteBuilder api)

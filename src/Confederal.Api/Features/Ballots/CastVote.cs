@@ -23,15 +23,17 @@ public static class CastVote
 
     public sealed record Command(string CantonId, Guid BallotId, string PersonId, Body Body) : IRequest<VoteReceipt>;
 
-    public sealed class Handler(EventLog events, CalledBallots ballots, NpgsqlDataSource db, TimeProvider clock) : IRequestHandler<Command, VoteReceipt>
+    public sealed class Handler(Placement placement, CalledBallots ballots, TimeProvider clock) : IRequestHandler<Command, VoteReceipt>
     {
-        private readonly string[] _certified = [.. events.Types.AliasesOf(typeof(BallotCertified))];
+        private readonly string[] _certified = [.. placement.Directory.Log.Types.AliasesOf(typeof(BallotCertified))];
 
         public async Task<VoteReceipt> Handle(Command command, CancellationToken cancellationToken)
         {
+            var events = placement.Of(command.CantonId).Log;
             var called = await ballots.GetAsync(command.CantonId, command.BallotId, cancellationToken);
             // Whether the caller may vote at all is answered first: someone off the roll is refused the same whatever they send.
-            new Ballot(called, Certified: null).Admit(await Residences.ReadAsync(db, command.PersonId, cancellationToken), clock.GetUtcNow());
+            // The census register is the directory's, where every residence is decided.
+            new Ballot(called, Certified: null).Admit(await Residences.ReadAsync(placement.Directory.DataSource, command.PersonId, cancellationToken), clock.GetUtcNow());
             var option = called.Options.ToList().IndexOf(command.Body.Option!);
             if (option < 0)
             {

@@ -22,10 +22,11 @@ public static class CloseBallot
 {
     public sealed record Command(string CantonId, Guid BallotId, EventMetadata Metadata) : IRequest<BallotResultsView>;
 
-    public sealed class Handler(EventLog events, NpgsqlDataSource db, TimeProvider clock) : IRequestHandler<Command, BallotResultsView>
+    public sealed class Handler(Placement placement, TimeProvider clock) : IRequestHandler<Command, BallotResultsView>
     {
         public async Task<BallotResultsView> Handle(Command command, CancellationToken cancellationToken)
         {
+            var (events, db) = placement.Ledger(command.CantonId);
             var (ballot, _) = await Ballots.ReadAsync(events, command.CantonId, command.BallotId, cancellationToken);
             if (ballot.Certified is null)
             {
@@ -52,6 +53,7 @@ public static class CloseBallot
         /// while this one waited for the lock.</summary>
         private async Task<BallotResultsView?> CertifyAsync(NpgsqlTransaction tx, Command command, DateTimeOffset now, CancellationToken ct)
         {
+            var events = placement.Of(command.CantonId).Log;
             var id = command.BallotId;
             await BallotBox.LockAsync(tx, id, ct);
             var (ballot, version) = await Ballots.ReadAsync(events, command.CantonId, id, ct);
@@ -63,7 +65,7 @@ public static class CloseBallot
             var called = ballot.Called;
             var (receipts, options, tallies) = await BallotBox.ReadBoxAsync(tx, id, called.Options.Count, ct);
             var roll = await BallotBox.ReadRollAsync(tx, id, ct);
-            var eligible = await BallotBox.CountRollAsync(tx, called, ct);
+            var eligible = await BallotBox.CountRollAsync(placement.Directory.DataSource, called, ct);
             var pages = receipts.Chunk(BallotBox.PageSize).Zip(options.Chunk(BallotBox.PageSize))
                 .Select((chunk, page) => (object)new BallotsCounted(id, page, chunk.First, chunk.Second)).ToList();
             if (pages.Count > 0)
@@ -94,25 +96,29 @@ public static class CloseBallot
         // that refuses it (the fiscal year closed meanwhile, a pact's terms) is recorded as the reason it was not enacted.
         private async Task<Enactment> EnactAsync(BallotCalled called, DateTimeOffset now, CancellationToken ct)
         {
+            var (events, db) = placement.Ledger(called.CantonId);
             var proposal = called.Proposal!;
-            var stream = proposal.Kind == ProposalKind.SetDesignationRate
-                ? FiscalPolicy.StreamId(called.CantonId, proposal.FiscalYear!.Value)
-                : Pact.StreamId(proposal.PactId!);
-            var read = await events.ReadStreamsAsync([stream, Canton.StreamId(called.CantonId)], ct);
-            var version = read.GetValueOrDefault(stream)?[^1].Version ?? 0;
+            if (proposal.Kind == ProposalKind.SetDesignationRate)
+            {
+                var stream = FiscalPolicy.StreamId(called.CantonId, proposal.FiscalYear!.Value);
+                var (policy, version) = await events.AggregateStreamAsync<FiscalPolicy>(stream, FiscalPolicy.Apply, ct);
+                return Decide(stream, version, () => SetRate(policy, called, now));
+            }
+
+            var memberships = await Memberships.OfCantonAsync(events, db, called.CantonId, proposal.PactId, ct);
+            var pact = memberships.Pacts.GetValueOrDefault(proposal.PactId!);
+            var canton = proposal.Kind == ProposalKind.JoinPact ? await Fiscal.Cantons.RequireAsync(events, called.CantonId, ct) : null;
+            return Decide(Pact.MembershipsStreamId(called.CantonId), memberships.Version, () => proposal.Kind == ProposalKind.JoinPact
+                ? Pact.Join(pact, proposal.PactId!, called.CantonId, canton!.Currency, proposal.ContributionRateBp!.Value, proposal.FromFiscalYear!.Value,
+                    called.BallotId, memberships.Pacts.Values)
+                : Pact.Leave(pact, proposal.PactId!, called.CantonId, proposal.FromFiscalYear!.Value, called.BallotId));
+        }
+
+        private static Enactment Decide(string stream, long version, Func<IReadOnlyList<object>> decide)
+        {
             try
             {
-                var decided = proposal.Kind switch
-                {
-                    ProposalKind.SetDesignationRate => SetRate(read.GetValueOrDefault(stream).Fold<FiscalPolicy>(FiscalPolicy.Apply).State, called, now),
-                    ProposalKind.JoinPact => Pact.Join(read.GetValueOrDefault(stream).Fold<Pact>(Pact.Apply).State, proposal.PactId!, called.CantonId,
-                        read.GetValueOrDefault(Canton.StreamId(called.CantonId)).Fold<Canton>(Canton.Apply).State!.Currency,
-                        proposal.ContributionRateBp!.Value, proposal.FromFiscalYear!.Value, called.BallotId,
-                        await Memberships.OfCantonAsync(events, db, called.CantonId, ct)),
-                    _ => Pact.Leave(read.GetValueOrDefault(stream).Fold<Pact>(Pact.Apply).State, proposal.PactId!, called.CantonId,
-                        proposal.FromFiscalYear!.Value, called.BallotId),
-                };
-                return new Enactment(stream, version, decided, null);
+                return new Enactment(stream, version, decide(), null);
             }
             catch (DomainException e)
             {

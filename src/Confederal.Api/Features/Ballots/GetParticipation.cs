@@ -14,10 +14,11 @@ public static class GetParticipation
 {
     public sealed record Query(string CantonId, Guid BallotId, string PersonId) : IRequest<ParticipationView>;
 
-    public sealed class Handler(CalledBallots ballots, NpgsqlDataSource db) : IRequestHandler<Query, ParticipationView>
+    public sealed class Handler(CalledBallots ballots, Placement placement) : IRequestHandler<Query, ParticipationView>
     {
         public async Task<ParticipationView> Handle(Query query, CancellationToken cancellationToken)
         {
+            var db = placement.Of(query.CantonId).DataSource;
             await ballots.GetAsync(query.CantonId, query.BallotId, cancellationToken);
             return new ParticipationView(query.BallotId, await BallotBox.ParticipatedAsync(db, query.BallotId, query.PersonId, cancellationToken));
         }

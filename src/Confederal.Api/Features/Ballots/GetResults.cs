@@ -96,10 +96,11 @@ public static class GetResults
 {
     public sealed record Query(string CantonId, Guid BallotId, int Page) : IRequest<BallotResultsView>;
 
-    public sealed class Handler(EventLog events) : IRequestHandler<Query, BallotResultsView>
+    public sealed class Handler(Placement placement) : IRequestHandler<Query, BallotResultsView>
     {
         public async Task<BallotResultsView> Handle(Query query, CancellationToken cancellationToken)
         {
+            var events = placement.Of(query.CantonId).Log;
             var (ballot, _) = await Ballots.ReadAsync(events, query.CantonId, query.BallotId, cancellationToken);
             return ballot.Certified is null
                 ? throw new DomainException("results-not-published", "The ballot has not been closed and certified yet.")

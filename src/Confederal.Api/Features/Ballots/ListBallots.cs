@@ -61,7 +61,7 @@ public static class ListBallots
                 .WithMessage("status must be one of scheduled, open, closing, certified.");
     }
 
-    public sealed class Handler(EventLog events, NpgsqlDataSource db, TimeProvider clock) : IRequestHandler<Query, IReadOnlyList<BallotView>>
+    public sealed class Handler(Placement placement, TimeProvider clock) : IRequestHandler<Query, IReadOnlyList<BallotView>>
     {
         // The directory keeps microseconds and the ballots ticks: its times only narrow the search, by a margin wider
         // than that rounding; the status itself is decided on the ballot as read from its stream.
@@ -69,6 +69,7 @@ public static class ListBallots
 
         public async Task<IReadOnlyList<BallotView>> Handle(Query query, CancellationToken cancellationToken)
         {
+            var (events, db) = placement.Ledger(query.CantonId);
             var now = clock.GetUtcNow();
             var ids = await CandidatesAsync(query, now, cancellationToken);
             var streams = await events.ReadStreamsAsync([Canton.StreamId(query.CantonId), .. ids.Select(Ballot.StreamId)], cancellationToken);
@@ -99,6 +100,7 @@ public static class ListBallots
 
         private async Task<List<Guid>> CandidatesAsync(Query query, DateTimeOffset now, CancellationToken ct)
         {
+            var db = placement.Of(query.CantonId).DataSource;
             await using var command = db.CreateCommand($"SELECT ballot_id FROM ballots WHERE canton_id = $1 {Window(query.Status)}");
             command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = query.CantonId });
             command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = now.ToUniversalTime() });

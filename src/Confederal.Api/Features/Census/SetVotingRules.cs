@@ -28,10 +28,11 @@ public static class SetVotingRules
         }
     }
 
-    public sealed class Handler(EventLog events) : IRequestHandler<Command, VotingRulesView>, IRequestHandler<Query, VotingRulesView>
+    public sealed class Handler(Placement placement) : IRequestHandler<Command, VotingRulesView>, IRequestHandler<Query, VotingRulesView>
     {
         public async Task<VotingRulesView> Handle(Command command, CancellationToken cancellationToken)
         {
+            var events = placement.Of(command.CantonId).Log;
             await Fiscal.Cantons.RequireAsync(events, command.CantonId, cancellationToken);
             var decision = await events.DecideAsync<VotingRules>(VotingRules.StreamId(command.CantonId), VotingRules.Apply,
                 state => VotingRules.Set(state, command.CantonId, command.Body.VotingAge!.Value, command.Body.MinimumResidenceDays!.Value),
@@ -41,6 +42,7 @@ public static class SetVotingRules
 
         public async Task<VotingRulesView> Handle(Query query, CancellationToken cancellationToken)
         {
+            var events = placement.Of(query.CantonId).Log;
             await Fiscal.Cantons.RequireAsync(events, query.CantonId, cancellationToken);
             return View(query.CantonId, await ReadAsync(events, query.CantonId, cancellationToken));
         }

@@ -31,10 +31,11 @@ public static class AssessTax
             });
     }
 
-    public sealed class Handler(EventLog events) : IRequestHandler<Command, AssessmentView>
+    public sealed class Handler(Placement placement) : IRequestHandler<Command, AssessmentView>
     {
         public async Task<AssessmentView> Handle(Command command, CancellationToken cancellationToken)
         {
+            var events = placement.Of(command.CantonId).Log;
             await Cantons.RequireAsync(events, command.CantonId, cancellationToken);
             var filing = Guid.CreateVersion7();
             var body = command.Body;

@@ -73,11 +73,12 @@ public static class Designate
         }
     }
 
-    public sealed class Handler(EventLog events, NpgsqlDataSource db, TimeProvider clock)
+    public sealed class Handler(Placement placement, TimeProvider clock)
         : IRequestHandler<Command, Result>, IRequestHandler<Withdraw, Unit>, IRequestHandler<Query, DesignationView>
     {
         public async Task<Result> Handle(Command command, CancellationToken cancellationToken)
         {
+            var (events, db) = placement.Ledger(command.CantonId);
             var choices = command.Body.Choices!;
             var state = await ReadAsync(command.CantonId, command.FiscalYear, command.PersonId,
                 choices.Select(c => c.OrganizationId).Distinct(StringComparer.Ordinal).ToList(), cancellationToken);
@@ -92,6 +93,7 @@ public static class Designate
 
         public async Task<Unit> Handle(Withdraw command, CancellationToken cancellationToken)
         {
+            var (events, db) = placement.Ledger(command.CantonId);
             var state = await ReadAsync(command.CantonId, command.FiscalYear, command.PersonId, [], cancellationToken);
             var decided = state.History.Withdraw(command.CantonId, command.PersonId, command.FiscalYear, state.Policy, clock.GetUtcNow());
             await AppendAsync(command.CantonId, command.PersonId, state.Version, decided, command.Metadata, cancellationToken);
@@ -100,6 +102,7 @@ public static class Designate
 
         public async Task<DesignationView> Handle(Query query, CancellationToken cancellationToken)
         {
+            var (events, db) = placement.Ledger(query.CantonId);
             var state = await ReadAsync(query.CantonId, query.FiscalYear, query.PersonId, [], cancellationToken);
             return await ViewAsync(query.CantonId, query.FiscalYear, query.PersonId, state.History, state.Policy, cancellationToken);
         }
@@ -109,6 +112,7 @@ public static class Designate
         // One round trip: the canton, the year's policy, the person's designations and the chosen organizations.
         private async Task<State> ReadAsync(string cantonId, int year, string personId, IReadOnlyList<string> organizationIds, CancellationToken ct)
         {
+            var events = placement.Of(cantonId).Log;
             var designations = Designation.StreamId(cantonId, personId);
             var policy = FiscalPolicy.StreamId(cantonId, year);
             var read = await events.ReadStreamsAsync(
@@ -130,7 +134,7 @@ public static class Designate
         {
             if (decided.Count > 0)
             {
-                await events.AppendAsync(Designation.StreamId(cantonId, personId), ExpectedVersion.Exactly(version), decided, metadata, ct);
+                await placement.Of(cantonId).Log.AppendAsync(Designation.StreamId(cantonId, personId), ExpectedVersion.Exactly(version), decided, metadata, ct);
             }
         }
 
@@ -138,7 +142,7 @@ public static class Designate
             string cantonId, int year, string personId, DesignationHistory history, FiscalPolicy? policy, CancellationToken ct)
         {
             var (designation, from) = history.EffectiveFor(year);
-            var tax = await BudgetProjection.AssessedTaxAsync(db, cantonId, year, personId, ct);
+            var tax = await BudgetProjection.AssessedTaxAsync(placement.Of(cantonId).DataSource, cantonId, year, personId, ct);
             long? designable = tax is { } t && policy is not null ? Money.Designable(t, policy.DesignationRateBp) : null;
             var choices = designation?.Choices ?? [];
             var amounts = designable is { } d && designation is not null ? designation.Amounts(d) : null;

@@ -36,10 +36,11 @@ public static class ImportAssessments
 
     public sealed record ImportView(string CantonId, string FilingId, long Assessments);
 
-    public sealed class Handler(EventLog events) : IRequestHandler<Command, ImportView>
+    public sealed class Handler(Placement placement) : IRequestHandler<Command, ImportView>
     {
         public async Task<ImportView> Handle(Command command, CancellationToken cancellationToken)
         {
+            var events = placement.Of(command.CantonId).Log;
             await Cantons.RequireAsync(events, command.CantonId, cancellationToken);
             var filing = Guid.CreateVersion7();
             var bulk = await events.BeginBulkAppendAsync(TaxAssessed.FilingStreamId(command.CantonId, filing), command.Metadata, cancellationToken);

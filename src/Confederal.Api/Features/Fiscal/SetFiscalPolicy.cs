@@ -86,10 +86,11 @@ public static class SetFiscalPolicy
         }
     }
 
-    public sealed class Handler(EventLog events, TimeProvider clock) : IRequestHandler<Command, Result>, IRequestHandler<Query, FiscalPolicyView>
+    public sealed class Handler(Placement placement, TimeProvider clock) : IRequestHandler<Command, Result>, IRequestHandler<Query, FiscalPolicyView>
     {
         public async Task<Result> Handle(Command command, CancellationToken cancellationToken)
         {
+            var events = placement.Of(command.CantonId).Log;
             Eligible(command.Body.EligibleOrganizations, out var eligible);
             var stream = FiscalPolicy.StreamId(command.CantonId, command.FiscalYear);
             var read = await events.ReadStreamsAsync(
@@ -119,6 +120,7 @@ public static class SetFiscalPolicy
 
         public async Task<FiscalPolicyView> Handle(Query query, CancellationToken cancellationToken)
         {
+            var events = placement.Of(query.CantonId).Log;
             var (state, _) = await events.AggregateStreamAsync<FiscalPolicy>(
                 FiscalPolicy.StreamId(query.CantonId, query.FiscalYear), FiscalPolicy.Apply, cancellationToken);
             return state is null

@@ -1,0 +1,78 @@
+using Confederal.EventStore;
+
+namespace Confederal.Api.Infrastructure;
+
+/// <summary>
+/// Which database keeps each canton's ledger (<see cref="Database"/>), and which one a request's writes go to: a route
+/// under <c>/api/v1/cantons/{cantonId}/</c> is that canton's ledger; the canton's own registration, organizations and
+/// pacts are the directory's, and so is a person's residence history (one residence at a time across the
+/// confederation is decided on one stream).
+/// </summary>
+public sealed class Placement(Database database, Shards shards)
+{
+    private const string CantonRoutes = "/api/v1/cantons/{cantonId}/";
+    private const string ResidenceRoutes = "/api/v1/cantons/{cantonId}/residents";
+
+    public Shard Directory => shards.Directory;
+
+    public IReadOnlyList<Shard> All => shards;
+
+    public Shard Of(string cantonId) => shards[database.DatabaseOf(cantonId)];
+
+    /// <summary>The canton's log and the data source of its read models.</summary>
+    public (EventLog Log, Npgsql.NpgsqlDataSource Db) Ledger(string cantonId)
+    {
+        var shard = Of(cantonId);
+        return (shard.Log, shard.DataSource);
+    }
+
+    /// <summary>The database a request writes to.</summary>
+    public Shard Of(HttpContext http) =>
+        http.GetEndpoint() is RouteEndpoint { RoutePattern.RawText: { } pattern }
+        && pattern.StartsWith(CantonRoutes, StringComparison.Ordinal)
+        && !pattern.StartsWith(ResidenceRoutes, StringComparison.Ordinal)
+        && http.GetRouteValue("cantonId") is string cantonId
+            ? Of(cantonId)
+            : Directory;
+}
+
+/// <summary>
+/// Keeps the directory and each placed canton's database in step, with verbatim copies (<see cref="StreamCopy"/>):
+/// the canton's database gets the confederation's facts its ledger decides with (cantons, organizations and pacts;
+/// not residences: the census register, rolls and census counts are the directory's, where one residence at a time
+/// is decided on one stream);
+/// the directory gets every stream of the canton's own log (its fiscal policies, filings, designations, voting rules,
+/// ballots and pact memberships), so that what crosses cantons (organization receipts, pact pools and their
+/// settlement, the confederation's identity) is projected there from every canton's log, in each log's order, to the
+/// position each copy has read to. The two sets of streams are disjoint: each stream is written in one database only.
+/// </summary>
+internal sealed partial class DirectoryCopies(Placement placement, Database database, ILogger<DirectoryCopies> logger) : BackgroundService
+{
+    private static readonly string[] Shared = ["canton-", "organization-", "pact-", "residence-"];
+
+    /// <summary>Whether a directory stream is one of the confederation's facts, which only the directory writes.</summary>
+    public static bool IsShared(string streamId) => Shared.Any(p => streamId.StartsWith(p, StringComparison.Ordinal));
+
+    /// <summary>The directory's events a placed canton's database copies.</summary>
+    public static bool ToCanton(StoredEvent e) => IsShared(e.StreamId) && !e.StreamId.StartsWith("residence-", StringComparison.Ordinal);
+
+    /// <summary>The canton database's events the directory copies: those of its own log, not the copies it holds.</summary>
+    public static bool ToDirectory(StoredEvent e) => !IsShared(e.StreamId);
+
+    /// <summary>The copy of a placed canton's own log in the directory, whose progress is the canton's log position
+    /// the directory's cross-canton numbers include.</summary>
+    public StreamCopy FromCanton(string cantonId) => new(placement.Of(cantonId).Log, placement.Directory.Log, ToDirectory);
+
+    /// <summary>The copy of the directory's facts in a placed canton's database.</summary>
+    public StreamCopy ToCantonCopy(string cantonId) => new(placement.Directory.Log, placement.Of(cantonId).Log, ToCanton);
+
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        Task.WhenAll(database.Placed.SelectMany(cantonId => new[]
+        {
+            ToCantonCopy(cantonId).RunAsync(e => CopyFailed("the directory", cantonId, e.Message), stoppingToken),
+            FromCanton(cantonId).RunAsync(e => CopyFailed(cantonId, "the directory", e.Message), stoppingToken),
+        }));
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Copying from {Source} to {Target} failed: {Reason}; retrying")]
+    private partial void CopyFailed(string source, string target, string reason);
+}
