@@ -20,7 +20,7 @@ public sealed class Backoff(ILogger logger, string loop)
 
     /// <summary>The database did not answer or broke off: worth retrying as is.</summary>
     public static bool IsUnavailable(Exception e) =>
-        e is NpgsqlException { IsTransient: true } or TimeoutException
+        e is NpgsqlException { IsTransient: true } or TimeoutException or DatabaseUnavailableException
         || e.InnerException is { } inner && IsUnavailable(inner); // Marten wraps what Npgsql threw
 
     /// <summary>Logs the failure as the policy says and waits before the next try.</summary>
@@ -100,4 +100,12 @@ public sealed class WriteOutcome
             outcome._mayHaveRecorded = true;
         }
     }
+}
+
+/// <summary>A database of the store that cannot take requests yet: it did not answer when the application started, and
+/// its schema is migrated when it does.</summary>
+public sealed class DatabaseUnavailableException(string databaseId)
+    : Exception($"The database of '{databaseId}' is not available yet: it did not answer when the application started.")
+{
+    public string DatabaseId { get; } = databaseId;
 }

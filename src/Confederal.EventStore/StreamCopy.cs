@@ -37,15 +37,17 @@ public sealed class StreamCopy(EventLog source, EventLog target, Func<StoredEven
         }
     }
 
-    /// <summary>Copies as events arrive until cancelled; a round that fails (either database unreachable) is tried again
-    /// after <see cref="Poll"/>, from the stored progress.</summary>
-    public async Task RunAsync(Action<Exception>? failed, CancellationToken ct)
+    /// <summary>Copies as events arrive until cancelled, a round every <see cref="Poll"/>; a round that fails (either
+    /// database unreachable) is tried again from the stored progress, as <paramref name="backoff"/> says.</summary>
+    public async Task RunAsync(Backoff backoff, CancellationToken ct)
     {
         while (!ct.IsCancellationRequested)
         {
             try
             {
                 await CopyAsync(ct);
+                backoff.Succeeded();
+                await Task.Delay(Poll, ct);
             }
             catch (Exception) when (ct.IsCancellationRequested)
             {
@@ -53,16 +55,14 @@ public sealed class StreamCopy(EventLog source, EventLog target, Func<StoredEven
             }
             catch (Exception e)
             {
-                failed?.Invoke(e);
-            }
-
-            try
-            {
-                await Task.Delay(Poll, ct);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
+                try
+                {
+                    await backoff.FailedAsync(e, ct);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
             }
         }
     }

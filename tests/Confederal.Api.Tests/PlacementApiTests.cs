@@ -240,6 +240,49 @@ public sealed class PlacementApiTests : IAsyncLifetime
             File.Delete(export);
         }
     }
+
+    [Fact]
+    public async Task A_canton_whose_server_is_down_at_start_answers_503_while_the_others_are_served_and_is_served_once_it_returns()
+    {
+        await _shardB.StopAsync();
+        var fiscal = new Fiscal(_api);
+        foreach (var canton in new[] { Ge, Ti, Vd })
+        {
+            await fiscal.CantonAsync(canton); // the directory's
+        }
+
+        await SyncCantonAsync(Ge);
+        await fiscal.PolicyAsync(Ge, 2027, rateBp: 100);
+        await fiscal.PolicyAsync(Vd, 2027, rateBp: 100);
+        var down = await fiscal.Municipality(Ti).PutAsJsonAsync($"/api/v1/cantons/{Ti}/fiscal-years/2027/policy", new
+        {
+            designationRateBp = 100, maxOrganizations = 3, unallocatedPolicy = "retain", deadline = _api.Clock.GetUtcNow().AddDays(30), eligibleOrganizations = "all",
+        });
+        await _api.AssertRefusedAsync(down, HttpStatusCode.ServiceUnavailable, "database-unavailable");
+        Assert.True(down.Headers.RetryAfter is not null);
+        Assert.Equal(HttpStatusCode.OK, (await _api.CreateClient().GetAsync("/health/ready")).StatusCode); // the directory answers
+
+        await _shardB.StartAgainAsync();
+        using var patience = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        while (!_api.Services.GetRequiredService<Database>().IsMigrated(Ti))
+        {
+            await Task.Delay(50, patience.Token);
+        }
+
+        await SyncCantonAsync(Ti);
+        await fiscal.PolicyAsync(Ti, 2027, rateBp: 100);
+        await fiscal.AssessAsync(Ti, "tia", 2027, 10_000);
+        await SyncAsync();
+        Assert.Equal(10_000, (await fiscal.BudgetAsync(Ti, 2027)).RevenueMinor);
+    }
+
+    /// <summary>Waits until the canton's database has the directory's facts.</summary>
+    private async Task SyncCantonAsync(string canton)
+    {
+        var directory = Placement.Directory;
+        await directory.Daemon.WaitForHighWaterMarkAsync(await directory.Log.ReadLastCommittedAsync()).WaitAsync(TimeSpan.FromSeconds(30));
+        await _api.Services.GetRequiredService<DirectoryCopies>().ToCantonCopy(canton).CopyAsync();
+    }
 }
 
 /// <summary>Shards:Cantons is read before anything starts: one canton per key, each in a database of its own.</summary>

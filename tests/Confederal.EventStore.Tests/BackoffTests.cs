@@ -35,16 +35,22 @@ public sealed class BackoffTests
         Assert.Equal([1, 2, 4, 8, 16, 32, 60, 60, 60], delays.Select(d => d.TotalSeconds));
         Assert.Equal(9, log.Entries.Count(e => e.Level == LogLevel.Error));
     }
+}
 
-    private sealed class Lines : ILogger
+/// <summary>A logger that keeps what it was told.</summary>
+internal sealed class Lines : ILogger
+{
+    public List<(LogLevel Level, string Message)> Entries { get; } = [];
+
+    public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+    public bool IsEnabled(LogLevel logLevel) => true;
+
+    public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
     {
-        public List<(LogLevel Level, string Message)> Entries { get; } = [];
-
-        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+        lock (Entries)
+        {
             Entries.Add((logLevel, formatter(state, exception)));
+        }
     }
 }

@@ -43,6 +43,7 @@ public sealed class Database : IAsyncDisposable
     private readonly IConfiguration _configuration;
     private readonly ILogger _logger;
     private readonly Lazy<IReadOnlyList<LedgerDatabase>> _databases;
+    private readonly FrozenDictionary<string, TaskCompletionSource> _migrated;
     private EmbeddedPostgres? _embedded;
 
     public Database(IConfiguration configuration, ILogger<Database> logger)
@@ -51,6 +52,7 @@ public sealed class Database : IAsyncDisposable
         _logger = logger;
         _databases = new Lazy<IReadOnlyList<LedgerDatabase>>(Open);
         Placed = ReadShards(configuration).Keys.ToFrozenSet(StringComparer.Ordinal);
+        _migrated = Placed.Append(LedgerDatabase.DirectoryId).ToFrozenDictionary(id => id, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously), StringComparer.Ordinal);
     }
 
     public static bool IsEmbedded(IConfiguration configuration) =>
@@ -71,6 +73,14 @@ public sealed class Database : IAsyncDisposable
 
     /// <summary>The id of the database that keeps <paramref name="cantonId"/>'s ledger.</summary>
     public string DatabaseOf(string cantonId) => Placed.Contains(cantonId) ? cantonId : LedgerDatabase.DirectoryId;
+
+    /// <summary>Whether the database's schema has been migrated by this process, so that it can take requests.</summary>
+    public bool IsMigrated(string databaseId) => _migrated[databaseId].Task.IsCompleted;
+
+    /// <summary>Completes once the database's schema has been migrated by this process.</summary>
+    public Task WhenMigratedAsync(string databaseId, CancellationToken ct) => _migrated[databaseId].Task.WaitAsync(ct);
+
+    internal void Migrated(string databaseId) => _migrated[databaseId].TrySetResult();
 
     public async ValueTask DisposeAsync()
     {
@@ -159,19 +169,60 @@ public sealed class Database : IAsyncDisposable
 }
 
 /// <summary>Migrates the schema of every database (Marten's, then ours) before Marten's daemon and the server start,
-/// then runs the notaries that seal each log.</summary>
-internal sealed class EventStoreHost(Database database, IEnumerable<IProjection> projections, Features.Audit.Notaries notaries) : BackgroundService
+/// then runs the notaries that seal each log. The directory must answer; a canton's database that does not is migrated
+/// when it does (its canton answers 503 until then, the others are served meanwhile).</summary>
+internal sealed partial class EventStoreHost(
+    Database database, IEnumerable<IProjection> projections, Features.Audit.Notaries notaries, ILogger<EventStoreHost> logger) : BackgroundService
 {
+    private readonly string[] _tables = [.. projections.SelectMany(p => p.Tables)];
+
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
         foreach (var ledger in database.Databases)
         {
-            await Schema.MigrateAsync(ledger.DataSource, Database.Migrations, [.. projections.SelectMany(p => p.Tables)], cancellationToken);
+            try
+            {
+                await MigrateAsync(ledger, cancellationToken);
+            }
+            catch (Exception e) when (ledger.Id != LedgerDatabase.DirectoryId && Backoff.IsUnavailable(e))
+            {
+                Unavailable(ledger.Id, e.Message);
+            }
         }
 
         await base.StartAsync(cancellationToken);
     }
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        Task.WhenAll(notaries.All.Select(n => n.RunAsync(stoppingToken)));
+        Task.WhenAll(database.Databases.Select(async ledger =>
+        {
+            await MigratedAsync(ledger, stoppingToken);
+            await notaries[ledger.Id].RunAsync(stoppingToken);
+        }));
+
+    private async Task MigrateAsync(LedgerDatabase ledger, CancellationToken ct)
+    {
+        await Schema.MigrateAsync(ledger.DataSource, Database.Migrations, _tables, ct);
+        database.Migrated(ledger.Id);
+    }
+
+    private async Task MigratedAsync(LedgerDatabase ledger, CancellationToken ct)
+    {
+        var backoff = new Backoff(logger, $"Migrating the database of '{ledger.Id}'");
+        while (!database.IsMigrated(ledger.Id))
+        {
+            try
+            {
+                await MigrateAsync(ledger, ct);
+                backoff.Succeeded();
+            }
+            catch (Exception e) when (!ct.IsCancellationRequested)
+            {
+                await backoff.FailedAsync(e, ct);
+            }
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The database of '{DatabaseId}' does not answer ({Reason}): its canton answers 503 until it does and its schema is migrated")]
+    private partial void Unavailable(string databaseId, string reason);
 }

@@ -17,7 +17,16 @@ public sealed class Placement(Database database, Shards shards)
 
     public IReadOnlyList<Shard> All => shards;
 
-    public Shard Of(string cantonId) => shards[database.DatabaseOf(cantonId)];
+    /// <summary>The database of the canton's ledger, for a request: refused (503) while it has not been migrated (it did
+    /// not answer at start).</summary>
+    public Shard Of(string cantonId)
+    {
+        var id = database.DatabaseOf(cantonId);
+        return database.IsMigrated(id) ? shards[id] : throw new DatabaseUnavailableException(cantonId);
+    }
+
+    /// <summary>The database of the canton's ledger, whether it can take requests yet or not.</summary>
+    public Shard Home(string cantonId) => shards[database.DatabaseOf(cantonId)];
 
     /// <summary>The canton's log and the data source of its read models.</summary>
     public (EventLog Log, Npgsql.NpgsqlDataSource Db) Ledger(string cantonId)
@@ -46,7 +55,7 @@ public sealed class Placement(Database database, Shards shards)
 /// settlement, the confederation's identity) is projected there from every canton's log, in each log's order, to the
 /// position each copy has read to. The two sets of streams are disjoint: each stream is written in one database only.
 /// </summary>
-internal sealed partial class DirectoryCopies(Placement placement, Database database, ILogger<DirectoryCopies> logger) : BackgroundService
+internal sealed class DirectoryCopies(Placement placement, Database database, ILogger<DirectoryCopies> logger) : BackgroundService
 {
     private static readonly string[] Shared = ["canton-", "organization-", "pact-", "residence-"];
 
@@ -61,18 +70,17 @@ internal sealed partial class DirectoryCopies(Placement placement, Database data
 
     /// <summary>The copy of a placed canton's own log in the directory, whose progress is the canton's log position
     /// the directory's cross-canton numbers include.</summary>
-    public StreamCopy FromCanton(string cantonId) => new(placement.Of(cantonId).Log, placement.Directory.Log, ToDirectory);
+    public StreamCopy FromCanton(string cantonId) => new(placement.Home(cantonId).Log, placement.Directory.Log, ToDirectory);
 
     /// <summary>The copy of the directory's facts in a placed canton's database.</summary>
-    public StreamCopy ToCantonCopy(string cantonId) => new(placement.Directory.Log, placement.Of(cantonId).Log, ToCanton);
+    public StreamCopy ToCantonCopy(string cantonId) => new(placement.Directory.Log, placement.Home(cantonId).Log, ToCanton);
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        Task.WhenAll(database.Placed.SelectMany(cantonId => new[]
+        Task.WhenAll(database.Placed.Select(async cantonId =>
         {
-            ToCantonCopy(cantonId).RunAsync(e => CopyFailed("the directory", cantonId, e.Message), stoppingToken),
-            FromCanton(cantonId).RunAsync(e => CopyFailed(cantonId, "the directory", e.Message), stoppingToken),
+            await database.WhenMigratedAsync(cantonId, stoppingToken);
+            await Task.WhenAll(
+                ToCantonCopy(cantonId).RunAsync(new Backoff(logger, $"Copying the directory's facts to '{cantonId}'"), stoppingToken),
+                FromCanton(cantonId).RunAsync(new Backoff(logger, $"Copying the log of '{cantonId}' to the directory"), stoppingToken));
         }));
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Copying from {Source} to {Target} failed: {Reason}; retrying")]
-    private partial void CopyFailed(string source, string target, string reason);
 }

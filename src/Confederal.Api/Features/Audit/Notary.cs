@@ -285,6 +285,9 @@ public sealed class Notaries : IDisposable
 
     public Notary Directory { get; }
 
+    /// <summary>The notary of one database of the store.</summary>
+    public Notary this[string databaseId] => _byDatabase[databaseId];
+
     public IEnumerable<Notary> All => _byDatabase.Values;
 
     public void Dispose()
