@@ -18,9 +18,15 @@ public sealed class Backoff(ILogger logger, string loop)
     private long _since;
     private long _reported;
 
+    // What Npgsql's multi-host data source says when none of its hosts is of the kind asked for (a primary, while its
+    // standby is being promoted) or none answers. It has no exception type or code of its own for that.
+    private const string NoSuitableHost = "No suitable host was found.";
+    private const string NoHostAnswered = "Unable to connect to a suitable host. Check inner exception for more details.";
+
     /// <summary>The database did not answer or broke off: worth retrying as is.</summary>
     public static bool IsUnavailable(Exception e) =>
         e is NpgsqlException { IsTransient: true } or TimeoutException or DatabaseUnavailableException
+        || e is NpgsqlException { Message: NoSuitableHost or NoHostAnswered }
         || e.InnerException is { } inner && IsUnavailable(inner); // Marten wraps what Npgsql threw
 
     /// <summary>Logs the failure as the policy says and waits before the next try.</summary>

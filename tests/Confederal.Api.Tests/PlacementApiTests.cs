@@ -318,3 +318,142 @@ public sealed class ShardSettingsTests
         Assert.Equal(["ge", "ti"], Database.ReadShards(configuration).Keys);
     }
 }
+
+/// <summary>The directory on a primary and its streaming standby, both named in ConnectionStrings:Confederal.</summary>
+public sealed class ReplicaReadTests : IAsyncLifetime
+{
+    private EmbeddedPostgres _primary = null!;
+    private EmbeddedPostgres _standby = null!;
+    private ApiFactory _api = null!;
+
+    public async Task InitializeAsync()
+    {
+        _primary = await TestPostgres.StartServerAsync();
+        await _primary.CreateDatabaseAsync("confederal");
+        _standby = await TestPostgres.StartReplicaAsync(_primary, "directory_standby");
+        var both = new NpgsqlConnectionStringBuilder(_primary.ConnectionString("confederal"))
+        {
+            Host = $"127.0.0.1:{_primary.Port},127.0.0.1:{_standby.Port}",
+        };
+        both.Remove("Port");
+        _api = ApiFactory.On(both.ConnectionString);
+        await _api.InitializeAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _api.DisposeAsync();
+        await _standby.DisposeAsync();
+        await _primary.DisposeAsync();
+    }
+
+    private static async Task<Budget> BudgetAsync(HttpClient client) =>
+        (await client.GetFromJsonAsync<Budget>("/api/v1/cantons/rr-ge/budgets/2027"))!;
+
+    private async Task ReplayAsync(string command)
+    {
+        await using var standby = NpgsqlDataSource.Create(_standby.ConnectionString("confederal"));
+        await using var pause = standby.CreateCommand($"SELECT {command}()");
+        await pause.ExecuteNonQueryAsync();
+    }
+
+    [Fact]
+    public async Task Anonymous_budget_reads_are_served_by_the_standby_with_the_position_it_reflects_and_a_caller_with_a_token_by_the_primary()
+    {
+        var fiscal = new Fiscal(_api);
+        await fiscal.CantonAsync("rr-ge");
+        await fiscal.PolicyAsync("rr-ge", 2027, rateBp: 100);
+        await fiscal.AssessAsync("rr-ge", "first", 2027, 1_000);
+        var municipality = fiscal.Municipality("rr-ge"); // a caller with a token: served by the primary
+        await _api.ProjectedAsync(BudgetProjection.ProjectionName);
+        var primary = await BudgetAsync(municipality);
+        Assert.Equal(1_000, primary.RevenueMinor);
+        var anonymous = _api.CreateClient();
+        using (var patience = new CancellationTokenSource(TimeSpan.FromSeconds(30)))
+        {
+            // The standby's replay catching up: until it has the canton, it answers 404, as the primary did before.
+            while (await anonymous.GetAsync("/api/v1/cantons/rr-ge/budgets/2027", patience.Token) is var response
+                   && (response.StatusCode == HttpStatusCode.NotFound || (await response.Content.ReadFromJsonAsync<Budget>(patience.Token))!.Position < primary.Position))
+            {
+                await Task.Delay(20, patience.Token);
+            }
+        }
+
+        // The standby stops replaying: what it serves stays as it was, and says so; the primary's answer moves on.
+        await ReplayAsync("pg_wal_replay_pause");
+        try
+        {
+            await fiscal.AssessAsync("rr-ge", "second", 2027, 2_000);
+            await _api.ProjectedAsync(BudgetProjection.ProjectionName);
+            var moved = await BudgetAsync(municipality);
+            Assert.Equal(3_000, moved.RevenueMinor);
+            Assert.True(moved.Position > primary.Position);
+
+            var stale = await BudgetAsync(anonymous);
+            Assert.Equal(1_000, stale.RevenueMinor);
+            Assert.Equal(primary.Position, stale.Position);
+        }
+        finally
+        {
+            await ReplayAsync("pg_wal_replay_resume");
+        }
+
+        // Every write went to the primary (a standby refuses writes), and nothing is lost or stale once replay resumes.
+        using var caughtUp = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        while ((await BudgetAsync(anonymous)).RevenueMinor != 3_000)
+        {
+            await Task.Delay(20, caughtUp.Token);
+        }
+    }
+
+    [Fact]
+    public async Task When_the_primary_dies_and_its_synchronous_standby_is_promoted_the_API_writes_to_it_and_every_acknowledged_write_is_there()
+    {
+        await _primary.RequireSynchronousStandbyAsync("directory_standby");
+        var fiscal = new Fiscal(_api);
+        await fiscal.CantonAsync("rr-fo");
+        await fiscal.PolicyAsync("rr-fo", 2027, rateBp: 100);
+        var municipality = fiscal.Municipality("rr-fo");
+        var acknowledged = new System.Collections.Concurrent.ConcurrentBag<string>();
+        var promoted = false;
+        var afterPromotion = 0;
+        using var patience = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var writers = Enumerable.Range(0, 4).Select(w => Task.Run(async () =>
+        {
+            for (var n = 0; Volatile.Read(ref afterPromotion) < 20 && !patience.IsCancellationRequested; n++)
+            {
+                var person = $"w{w}-{n}";
+                var response = await municipality.PostAsJsonAsync("/api/v1/cantons/rr-fo/tax-assessments", new { personId = person, fiscalYear = 2027, amountMinor = 1 });
+                if (response.IsSuccessStatusCode)
+                {
+                    acknowledged.Add(person);
+                    if (Volatile.Read(ref promoted))
+                    {
+                        Interlocked.Increment(ref afterPromotion);
+                    }
+                }
+                else
+                {
+                    // Refused or outcome unknown, never a 500.
+                    Assert.True(response.StatusCode == HttpStatusCode.ServiceUnavailable,
+                        $"{(int)response.StatusCode}: {string.Join(Environment.NewLine, _api.Logs.Lines.Where(l => l.Contains("Unhandled", StringComparison.Ordinal)).Take(1))}");
+                    await Task.Delay(100);
+                }
+            }
+        })).ToList();
+
+        await Task.Delay(500);
+        var beforeCrash = acknowledged.Count;
+        await _primary.StopAsync(immediate: true); // a crash
+        await _standby.PromoteAsync();
+        Volatile.Write(ref promoted, true);
+        await Task.WhenAll(writers);
+
+        Assert.True(beforeCrash > 0);
+        Assert.True(afterPromotion >= 20, $"{afterPromotion} writes after the promotion");
+        await using var db = NpgsqlDataSource.Create(_standby.ConnectionString("confederal"));
+        await using var stored = db.CreateCommand($"SELECT array_agg(data->>'personId') FROM {EventLog.Table} WHERE stream_id LIKE 'tax-filing-rr-fo-%'");
+        var persons = ((string?[])(await stored.ExecuteScalarAsync())!).ToHashSet(StringComparer.Ordinal);
+        Assert.DoesNotContain(acknowledged, p => !persons.Contains(p));
+    }
+}

@@ -25,6 +25,14 @@ public sealed class BackoffTests
     }
 
     [Fact]
+    public void A_multi_host_data_source_without_a_primary_to_give_is_an_outage()
+    {
+        Assert.True(Backoff.IsUnavailable(new NpgsqlException("No suitable host was found.")));
+        Assert.True(Backoff.IsUnavailable(new InvalidOperationException("wrapped", new NpgsqlException("No suitable host was found."))));
+        Assert.False(Backoff.IsUnavailable(new NpgsqlException("relation \"budgets\" does not exist")));
+    }
+
+    [Fact]
     public void A_failure_that_is_not_an_outage_is_logged_as_an_error_each_time_and_backs_off_to_a_minute()
     {
         var log = new Lines();

@@ -44,6 +44,8 @@ public sealed class Database : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly Lazy<IReadOnlyList<LedgerDatabase>> _databases;
     private readonly FrozenDictionary<string, TaskCompletionSource> _migrated;
+    private readonly List<NpgsqlDataSource> _owned = [];
+    private readonly Dictionary<string, NpgsqlDataSource> _reads = new(StringComparer.Ordinal);
     private EmbeddedPostgres? _embedded;
 
     public Database(IConfiguration configuration, ILogger<Database> logger)
@@ -68,6 +70,14 @@ public sealed class Database : IAsyncDisposable
     /// <summary>The directory first, then one database per placed canton (its id is the canton's).</summary>
     public IReadOnlyList<LedgerDatabase> Databases => _databases.Value;
 
+    /// <summary>Where a database's public reads may be served: a streaming standby when its connection string names one
+    /// (the answer then reflects the standby's replay, and says the position it reflects), else the database itself.</summary>
+    public NpgsqlDataSource ReadsOf(string databaseId)
+    {
+        _ = _databases.Value; // built on first use, with the ledger's
+        return _reads[databaseId];
+    }
+
     /// <summary>The cantons whose ledger has a database of its own.</summary>
     public FrozenSet<string> Placed { get; }
 
@@ -86,9 +96,9 @@ public sealed class Database : IAsyncDisposable
     {
         if (_databases.IsValueCreated)
         {
-            foreach (var database in _databases.Value)
+            foreach (var owned in _owned)
             {
-                await database.DataSource.DisposeAsync();
+                await owned.DisposeAsync();
             }
         }
 
@@ -150,11 +160,30 @@ public sealed class Database : IAsyncDisposable
             _logger.LogInformation("Embedded PostgreSQL listening on 127.0.0.1:{Port}", _embedded.Port);
         }
 
-        return [new LedgerDatabase(LedgerDatabase.DirectoryId, Build(connectionString)),
-            .. ReadShards(_configuration).Select(s => new LedgerDatabase(s.Key, Build(s.Value)))];
+        return [Build(LedgerDatabase.DirectoryId, connectionString), .. ReadShards(_configuration).Select(s => Build(s.Key, s.Value))];
     }
 
-    private static NpgsqlDataSource Build(string connectionString)
+    /// <summary>A database's data source; for a connection string that names several hosts (a primary and its streaming
+    /// standbys, <c>Host=a:5432,b:5432</c>), the ledger's on whichever is the primary (Npgsql finds it, a promoted
+    /// standby included) and the one of <see cref="ReadsOf"/> on a standby when one answers.</summary>
+    private LedgerDatabase Build(string id, string connectionString)
+    {
+        var builder = Configure(connectionString);
+        if (!builder.ConnectionStringBuilder.Host!.Contains(',', StringComparison.Ordinal))
+        {
+            var single = builder.Build();
+            _owned.Add(single);
+            _reads[id] = single;
+            return new LedgerDatabase(id, single);
+        }
+
+        var hosts = builder.BuildMultiHost();
+        _owned.Add(hosts);
+        _reads[id] = hosts.WithTargetSession(TargetSessionAttributes.PreferStandby);
+        return new LedgerDatabase(id, hosts.WithTargetSession(TargetSessionAttributes.ReadWrite));
+    }
+
+    private static NpgsqlDataSourceBuilder Configure(string connectionString)
     {
         var builder = new NpgsqlDataSourceBuilder(connectionString);
         builder.ConnectionStringBuilder.MaxAutoPrepare = 32;
@@ -164,7 +193,7 @@ public sealed class Database : IAsyncDisposable
         // advisory locks; the migration lock is released in a finally).
         builder.ConnectionStringBuilder.NoResetOnClose = true;
         builder.ConnectionStringBuilder.ApplicationName ??= "confederal-api";
-        return builder.Build();
+        return builder;
     }
 }
 

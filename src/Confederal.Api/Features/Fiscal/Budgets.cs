@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using System.ComponentModel;
+using System.Security.Claims;
 using System.Text;
 using Confederal.Api.Infrastructure;
 using Confederal.Domain;
@@ -820,7 +821,9 @@ public sealed record BudgetView(
 /// earlier position or instant, folded from the log by <see cref="BudgetAsOf"/>.</summary>
 public static class GetBudget
 {
-    public sealed record Query(string CantonId, int FiscalYear, string? AsOf = null) : IRequest<BudgetView>;
+    /// <param name="FromStandby">Whether the read model may be read on a streaming standby of the directory (an anonymous
+    /// reader's: a caller with a token may be reading what it just wrote, and is served by the primary).</param>
+    public sealed record Query(string CantonId, int FiscalYear, string? AsOf = null, bool FromStandby = false) : IRequest<BudgetView>;
 
     public sealed class Validator : AbstractValidator<Query>
     {
@@ -831,7 +834,7 @@ public static class GetBudget
         }
     }
 
-    public sealed class Handler(NpgsqlDataSource db, EventLog events, TimeProvider clock) : IRequestHandler<Query, BudgetView>
+    public sealed class Handler(Database database, EventLog events, TimeProvider clock) : IRequestHandler<Query, BudgetView>
     {
         public async Task<BudgetView> Handle(Query query, CancellationToken cancellationToken)
         {
@@ -840,6 +843,9 @@ public static class GetBudget
                 return await BudgetAsOf.ReadAsync(events, clock, query.CantonId, query.FiscalYear, asOf, cancellationToken);
             }
 
+            // The checkpoint and the rows in one batch, on one server: on a standby, the position is the one its replay
+            // has reached.
+            var db = query.FromStandby ? database.ReadsOf(LedgerDatabase.DirectoryId) : database.DataSource;
             await using var batch = db.CreateBatch();
             batch.BatchCommands.Add(BudgetProjection.CheckpointCommand());
             batch.BatchCommands.Add(Sql.Command("""
@@ -897,8 +903,8 @@ public static class GetBudget
                              "offset (every event recorded at or before it, e.g. 2026-03-01T12:00:00Z; not in the future). Folded from " +
                              "the log: the cost grows with the position.")]
                 string? asOf,
-                IMediator mediator, CancellationToken ct) =>
-                TypedResults.Ok(await mediator.Send(new Query(cantonId, year, asOf), ct)))
+                IMediator mediator, ClaimsPrincipal user, CancellationToken ct) =>
+                TypedResults.Ok(await mediator.Send(new Query(cantonId, year, asOf, FromStandby: user.Identity?.IsAuthenticated != true), ct)))
             .AllowAnonymous()
             .FoldsTheLogWith("asOf")
             .WithName("GetBudget")
