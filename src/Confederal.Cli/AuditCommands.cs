@@ -29,13 +29,18 @@ public static class AuditCommands
         var api = ApiOption();
         var token = new Option<string>("--token") { Description = "An auditor's bearer token.", Required = true };
         var output = new Option<string>("--out") { Description = "The export file: created, or continued after its last complete line.", Required = true };
-        var command = new Command("export", "Copy the sealed audit feed and its seals into an NDJSON export file; run again to continue it.") { api, token, output };
+        var ledger = new Option<string?>("--ledger")
+        {
+            Description = "A canton id: export the log that keeps its ledger (its own database when it is placed). Default: the directory's, " +
+                          "which also holds copies of every placed canton's log.",
+        };
+        var command = new Command("export", "Copy the sealed audit feed and its seals into an NDJSON export file; run again to continue it.") { api, token, output, ledger };
         command.SetAction(Cli.Guarded(context, async (parse, ct) =>
         {
             var path = parse.GetValue(output)!;
             using var client = context.Http(new Uri(parse.GetValue(api)!), parse.GetValue(token));
             var result = await Cli.ProgressAsync(context.Console, "export", "events",
-                report => FeedExporter.ExportAsync(client, path, report, ct));
+                report => FeedExporter.ExportAsync(client, path, report, parse.GetValue(ledger), ct));
             context.Console.MarkupLineInterpolated(
                 $"{(result.ResumedAfter > 0 ? $"Continued after position {result.ResumedAfter:N0}: " : "")}wrote {result.Events:N0} events and {result.Seals:N0} seals to {path}; it now ends at position {result.LastPosition:N0} (the server has sealed through {result.SealedThrough:N0}).");
             return ExitCodes.Ok;

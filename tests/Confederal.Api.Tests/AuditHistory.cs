@@ -43,9 +43,9 @@ public static class CliRunner
         api.Services.GetRequiredService<IConfiguration>().GetConnectionString(Database.ConnectionStringName)!;
 
     /// <summary>`audit export` of the whole sealed log into <paramref name="path"/>; asserts it succeeded.</summary>
-    public static async Task ExportAsync(ApiFactory api, string path)
+    public static async Task ExportAsync(ApiFactory api, string path, params string[] options)
     {
-        var (code, output) = await RunAsync(api, "audit", "export", "--api", "http://localhost", "--token", AuditorToken(api), "--out", path);
+        var (code, output) = await RunAsync(api, ["audit", "export", "--api", "http://localhost", "--token", AuditorToken(api), "--out", path, .. options]);
         Assert.True(code == ExitCodes.Ok, output);
     }
 }

@@ -316,6 +316,7 @@ public sealed class FuzzTests(ApiFactory api) : IClassFixture<ApiFactory>
             ["after"] = ["-1", "abc", "99999999999999999999", "1.5", "%FF"],
             ["limit"] = ["0", "-1", "100000000", "abc", "99999999999", "1001"],
             ["canton"] = ["A", "a b", "ab_c", "%FF", new('a', 64), "%00"],
+            ["ledger"] = ["A", "a b", "ab_c", "%FF", new('a', 64), "%00", "*DEFAULT*"],
             ["type"] = ["no-such-event", "%00", new('t', 3000), "%FF", "Tax-Assessed"],
             ["kind"] = ["no-such-kind", "%FF", "%00", "12", new('k', 3000)],
             ["status"] = ["closed", "Open", "", "open,closing", "%FF", "%00", new('s', 3000)],

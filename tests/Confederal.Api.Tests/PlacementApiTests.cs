@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Confederal.Api.Features.Audit;
 using Confederal.Api.Features.Fiscal;
+using Confederal.Cli;
 using Confederal.Cli.Audit;
 using Confederal.Api.Infrastructure;
 using Confederal.Domain.Pacts;
@@ -75,6 +76,23 @@ public sealed class PlacementApiTests : IAsyncLifetime
             var head = await shard.Log.ReadLastCommittedAsync();
             await shard.Daemon.WaitForAsync(BudgetProjection.ProjectionName, head).WaitAsync(TimeSpan.FromSeconds(30));
         }
+    }
+
+    /// <summary>An export's events: id, stream, and what was recorded (all but the position and the chain's hash, which
+    /// are each log's own).</summary>
+    private static async Task<List<(Guid EventId, string StreamId, string Recorded)>> ExportedEventsAsync(string path)
+    {
+        string[] recorded = ["streamId", "version", "type", "typeVersion", "recordedAt", "actor", "correlationId", "causationId", "data"];
+        var events = new List<(Guid, string, string)>();
+        foreach (var line in await File.ReadAllLinesAsync(path))
+        {
+            if (System.Text.Json.Nodes.JsonNode.Parse(line)!["event"] is System.Text.Json.Nodes.JsonObject e)
+            {
+                events.Add((e["eventId"]!.GetValue<Guid>(), e["streamId"]!.GetValue<string>(), string.Join('|', recorded.Select(f => e[f]?.ToJsonString()))));
+            }
+        }
+
+        return events;
     }
 
     private static async Task<long> CountAsync(string connectionString, string sql)
@@ -223,6 +241,7 @@ public sealed class PlacementApiTests : IAsyncLifetime
         // reproduces every served number, the ballot pl-ge holds in its own database and the cross-canton ones included.
         await _api.SealedAsync();
         var export = Path.Combine(Path.GetTempPath(), $"confederal-placement-{Guid.NewGuid():N}.ndjson");
+        var geExport = Path.ChangeExtension(export, ".ge.ndjson");
         try
         {
             await CliRunner.ExportAsync(_api, export);
@@ -234,10 +253,21 @@ public sealed class PlacementApiTests : IAsyncLifetime
             Assert.Empty(served.Differences);
             Assert.Equal(3, served.Budgets);
             Assert.Equal(1, served.Ballots);
+
+            // pl-ge's own log, exported from its own database, verifies by its own chain and seals; each of its own
+            // events is in the directory's export as it was recorded.
+            await CliRunner.ExportAsync(_api, geExport, "--ledger", Ge);
+            var (verified, report) = await CliRunner.RunAsync(_api, "audit", "verify", "--file", geExport);
+            Assert.True(verified == ExitCodes.Ok, report);
+            var copies = (await ExportedEventsAsync(export)).ToDictionary(e => e.EventId, e => e.Recorded);
+            var own = (await ExportedEventsAsync(geExport)).Where(e => !DirectoryCopies.IsShared(e.StreamId)).ToList();
+            Assert.Contains(own, e => e.StreamId.StartsWith("ballot-", StringComparison.Ordinal));
+            Assert.All(own, e => Assert.Equal(e.Recorded, copies.GetValueOrDefault(e.EventId)));
         }
         finally
         {
             File.Delete(export);
+            File.Delete(geExport);
         }
     }
 

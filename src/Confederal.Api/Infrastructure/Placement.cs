@@ -25,6 +25,14 @@ public sealed class Placement(Database database, Shards shards)
         return database.IsMigrated(id) ? shards[id] : throw new DatabaseUnavailableException(cantonId);
     }
 
+    /// <summary>The audit feed's description of its <c>ledger</c> parameter.</summary>
+    public const string LedgerParameter = "The log to read: the one that keeps this canton's ledger (its own database when it is placed, " +
+        "else the directory's). Each keeps its own positions, hash chain and seals. Absent: the directory's, which also holds verbatim " +
+        "copies of every placed canton's log.";
+
+    /// <summary>The log that keeps <paramref name="cantonId"/>'s ledger; the directory's for null.</summary>
+    public Shard LogOf(string? cantonId) => cantonId is null ? Directory : Of(cantonId);
+
     /// <summary>The database of the canton's ledger, whether it can take requests yet or not.</summary>
     public Shard Home(string cantonId) => shards[database.DatabaseOf(cantonId)];
 

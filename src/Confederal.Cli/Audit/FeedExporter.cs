@@ -19,10 +19,14 @@ public static class FeedExporter
 
     private static readonly UTF8Encoding Utf8 = new(encoderShouldEmitUTF8Identifier: false);
 
-    public static async Task<ExportResult> ExportAsync(HttpClient client, string path, Action<long, long>? progress = null, CancellationToken ct = default)
+    /// <summary>Exports the log that keeps <paramref name="ledger"/>'s ledger (null: the directory's) into
+    /// <paramref name="path"/>, or continues the export there.</summary>
+    public static async Task<ExportResult> ExportAsync(
+        HttpClient client, string path, Action<long, long>? progress = null, string? ledger = null, CancellationToken ct = default)
     {
+        var of = ledger is null ? "" : $"&ledger={Uri.EscapeDataString(ledger)}";
         var tail = await AuditExportFile.ReadTailAsync(path, ct);
-        var served = (await ApiRequests.GetAsync<SealsPage>(client, "/api/v1/audit/seals?limit=1", ct))!;
+        var served = (await ApiRequests.GetAsync<SealsPage>(client, $"/api/v1/audit/seals?limit=1{of}", ct))!;
         if (tail.Header is { } header && header.PublicKey != served.PublicKey)
         {
             throw new CliException(
@@ -30,7 +34,7 @@ public static class FeedExporter
                 "Export into a new file.", ExitCodes.Failed);
         }
 
-        var head = (await ApiRequests.GetAsync<AuditEventsPage>(client, "/api/v1/audit/events?limit=1", ct))!;
+        var head = (await ApiRequests.GetAsync<AuditEventsPage>(client, $"/api/v1/audit/events?limit=1{of}", ct))!;
         if (tail.LastPosition > head.SealedThrough)
         {
             throw new CliException(
@@ -40,7 +44,7 @@ public static class FeedExporter
 
         if (tail.LastSeal is { } lastSeal)
         {
-            var same = (await ApiRequests.GetAsync<SealsPage>(client, $"/api/v1/audit/seals?after={lastSeal.Number - 1}&limit=1", ct))!.Seals;
+            var same = (await ApiRequests.GetAsync<SealsPage>(client, $"/api/v1/audit/seals?after={lastSeal.Number - 1}&limit=1{of}", ct))!.Seals;
             if (same.Count == 0 || same[0].Number != lastSeal.Number || same[0].DigestHex() != lastSeal.DigestHex() || same[0].Signature != lastSeal.Signature)
             {
                 throw new CliException(
@@ -56,7 +60,7 @@ public static class FeedExporter
             await writer.WriteLineAsync(AuditExportFile.HeaderLine(served.PublicKey));
         }
 
-        var seals = new SealQueue(client, tail.LastSeal);
+        var seals = new SealQueue(client, tail.LastSeal, of);
         var last = tail.LastPosition;
         long events = 0, sealsWritten = 0, sealedThrough = head.SealedThrough;
 
@@ -66,7 +70,7 @@ public static class FeedExporter
         progress?.Invoke(last, sealedThrough);
         while (true)
         {
-            var page = (await ApiRequests.GetAsync<AuditEventsPage>(client, $"/api/v1/audit/events?after={last}&limit={PageSize}", ct))!;
+            var page = (await ApiRequests.GetAsync<AuditEventsPage>(client, $"/api/v1/audit/events?after={last}&limit={PageSize}{of}", ct))!;
             sealedThrough = page.SealedThrough;
             seals.Refresh();
             foreach (var e in page.Events)
@@ -95,7 +99,7 @@ public static class FeedExporter
     }
 
     /// <summary>The seals after those written, fetched a page at a time when an event written is not covered yet.</summary>
-    private sealed class SealQueue(HttpClient client, Seal? written)
+    private sealed class SealQueue(HttpClient client, Seal? written, string of)
     {
         private readonly Queue<Seal> _pending = new();
         private long _after = written?.Number ?? 0;
@@ -113,7 +117,7 @@ public static class FeedExporter
             {
                 if (_pending.Count == 0 && !_dry)
                 {
-                    var page = (await ApiRequests.GetAsync<SealsPage>(client, $"/api/v1/audit/seals?after={_after}&limit={GetSeals.MaxLimit}", ct))!;
+                    var page = (await ApiRequests.GetAsync<SealsPage>(client, $"/api/v1/audit/seals?after={_after}&limit={GetSeals.MaxLimit}{of}", ct))!;
                     foreach (var seal in page.Seals)
                     {
                         _pending.Enqueue(seal);

@@ -1,3 +1,4 @@
+using System.ComponentModel;
 using System.Data;
 using Confederal.Api.Infrastructure;
 using Confederal.Domain;
@@ -16,12 +17,15 @@ namespace Confederal.Api.Features.Audit;
 /// after = <see cref="Next"/>. <see cref="SealedThrough"/>: the last sealed position (the feed's end for now).</summary>
 public sealed record AuditEventsPage(IReadOnlyList<AuditEvent> Events, long Next, long SealedThrough);
 
-/// <summary>GET /api/v1/audit/events?after={position}&amp;limit={n}&amp;canton={cantonId}&amp;type={eventType}: auditors.</summary>
+/// <summary>GET /api/v1/audit/events?after={position}&amp;limit={n}&amp;canton={cantonId}&amp;type={eventType}&amp;ledger={cantonId}:
+/// auditors. Each database of the store keeps its own log, hash chain and seals: <c>ledger</c> names the log that keeps
+/// that canton's ledger (its own database when it is placed, else the directory's); without it, the directory's, which
+/// also holds verbatim copies of every placed canton's log.</summary>
 public static class GetAuditEvents
 {
     public const int MaxLimit = 1000;
 
-    public sealed record Query(long After, int Limit, string? Canton, string? Type) : IRequest<AuditEventsPage>;
+    public sealed record Query(long After, int Limit, string? Canton, string? Type, string? Ledger = null) : IRequest<AuditEventsPage>;
 
     public sealed class Validator : AbstractValidator<Query>
     {
@@ -30,16 +34,17 @@ public static class GetAuditEvents
             RuleFor(q => q.After).GreaterThanOrEqualTo(0);
             RuleFor(q => q.Limit).InclusiveBetween(1, MaxLimit);
             RuleFor(q => q.Canton).Must(Identifiers.IsSlug).When(q => q.Canton is not null).WithMessage("'canton' must be a canton id.");
+            RuleFor(q => q.Ledger).Must(Identifiers.IsSlug).When(q => q.Ledger is not null).WithMessage("'ledger' must be a canton id.");
             RuleFor(q => q.Type).Must(t => events.Types.IsRegistered(t!)).When(q => q.Type is not null)
                 .WithMessage(q => $"'{q.Type}' is not an event type. Types: {string.Join(", ", events.Types.Names.Order(StringComparer.Ordinal))}.");
         }
     }
 
-    public sealed class Handler(NpgsqlDataSource db, Pseudonyms pseudonyms) : IRequestHandler<Query, AuditEventsPage>
+    public sealed class Handler(Placement placement, Pseudonyms pseudonyms) : IRequestHandler<Query, AuditEventsPage>
     {
         public async Task<AuditEventsPage> Handle(Query query, CancellationToken cancellationToken)
         {
-            await using var connection = await db.OpenConnectionAsync(cancellationToken);
+            await using var connection = await placement.LogOf(query.Ledger).DataSource.OpenConnectionAsync(cancellationToken);
             await using var tx = await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead, cancellationToken);
             long sealedThrough;
             await using (var head = new NpgsqlCommand("SELECT coalesce(max(to_position), 0) FROM audit_seals", connection, tx))
@@ -89,8 +94,9 @@ public static class GetAuditEvents
 
     public static void Map(IEndpointRouteBuilder api) =>
         api.MapGet("/audit/events", async Task<Ok<AuditEventsPage>> (
-                long? after, int? limit, string? canton, string? type, IMediator mediator, CancellationToken ct) =>
-                TypedResults.Ok(await mediator.Send(new Query(after ?? 0, limit ?? 100, canton, type), ct)))
+                long? after, int? limit, string? canton, string? type,
+                [Description(Placement.LedgerParameter)] string? ledger, IMediator mediator, CancellationToken ct) =>
+                TypedResults.Ok(await mediator.Send(new Query(after ?? 0, limit ?? 100, canton, type, ledger), ct)))
             .RequireAuthorization(Roles.Auditor)
             .WithName("GetAuditEvents")
             .WithTags("Audit")

@@ -1,4 +1,6 @@
+using System.ComponentModel;
 using Confederal.Api.Infrastructure;
+using Confederal.Domain;
 using FluentValidation;
 using MediatR;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -15,7 +17,7 @@ public static class GetSeals
 {
     public const int MaxLimit = 1000;
 
-    public sealed record Query(long After, int Limit) : IRequest<SealsPage>;
+    public sealed record Query(long After, int Limit, string? Ledger = null) : IRequest<SealsPage>;
 
     public sealed class Validator : AbstractValidator<Query>
     {
@@ -23,14 +25,15 @@ public static class GetSeals
         {
             RuleFor(q => q.After).GreaterThanOrEqualTo(0);
             RuleFor(q => q.Limit).InclusiveBetween(1, MaxLimit);
+            RuleFor(q => q.Ledger).Must(Identifiers.IsSlug).When(q => q.Ledger is not null).WithMessage("'ledger' must be a canton id.");
         }
     }
 
-    public sealed class Handler(NpgsqlDataSource db, AuditKeys keys) : IRequestHandler<Query, SealsPage>
+    public sealed class Handler(Placement placement, AuditKeys keys) : IRequestHandler<Query, SealsPage>
     {
         public async Task<SealsPage> Handle(Query query, CancellationToken cancellationToken)
         {
-            await using var command = db.CreateCommand($"SELECT {Notary.SealColumns} FROM audit_seals WHERE number > $1 ORDER BY number LIMIT $2");
+            await using var command = placement.LogOf(query.Ledger).DataSource.CreateCommand($"SELECT {Notary.SealColumns} FROM audit_seals WHERE number > $1 ORDER BY number LIMIT $2");
             command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = query.After });
             command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = query.Limit });
             var seals = new List<Seal>();
@@ -47,8 +50,9 @@ public static class GetSeals
     }
 
     public static void Map(IEndpointRouteBuilder api) =>
-        api.MapGet("/audit/seals", async Task<Ok<SealsPage>> (long? after, int? limit, IMediator mediator, CancellationToken ct) =>
-                TypedResults.Ok(await mediator.Send(new Query(after ?? 0, limit ?? 100), ct)))
+        api.MapGet("/audit/seals", async Task<Ok<SealsPage>> (
+                long? after, int? limit, [Description(Placement.LedgerParameter)] string? ledger, IMediator mediator, CancellationToken ct) =>
+                TypedResults.Ok(await mediator.Send(new Query(after ?? 0, limit ?? 100, ledger), ct)))
             .AllowAnonymous()
             .WithName("GetAuditSeals")
             .WithTags("Audit")
