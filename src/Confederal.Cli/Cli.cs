@@ -77,6 +77,7 @@ public static class Cli
         DevCommands.Build(context),
         AuditCommands.Build(context),
         ProjectionCommands.Build(context),
+        PlacementCommands.Build(context),
     };
 
     public static async Task<int> RunAsync(string[] args, CliContext context, CancellationToken ct = default)

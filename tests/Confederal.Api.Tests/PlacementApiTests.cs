@@ -95,7 +95,7 @@ public sealed class PlacementApiTests : IAsyncLifetime
         return events;
     }
 
-    private static async Task<long> CountAsync(string connectionString, string sql)
+    internal static async Task<long> CountAsync(string connectionString, string sql)
     {
         await using var db = NpgsqlDataSource.Create(connectionString);
         await using var command = db.CreateCommand(sql);
@@ -312,6 +312,99 @@ public sealed class PlacementApiTests : IAsyncLifetime
         var directory = Placement.Directory;
         await directory.Daemon.WaitForHighWaterMarkAsync(await directory.Log.ReadLastCommittedAsync()).WaitAsync(TimeSpan.FromSeconds(30));
         await _api.Services.GetRequiredService<DirectoryCopies>().ToCantonCopy(canton).CopyAsync();
+    }
+}
+
+/// <summary>A canton with history in the directory gets a database of its own (`confederal placement move`).</summary>
+public sealed class CantonMoveTests : IAsyncLifetime
+{
+    private EmbeddedPostgres _directory = null!;
+    private EmbeddedPostgres _shard = null!;
+    private readonly string _data = Directory.CreateTempSubdirectory("confederal-move-").FullName;
+
+    public async Task InitializeAsync()
+    {
+        (_directory, _shard) = (await TestPostgres.StartServerAsync(), await TestPostgres.StartServerAsync());
+        await _directory.CreateDatabaseAsync("confederal");
+        await _shard.CreateDatabaseAsync("confederal");
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _shard.DisposeAsync();
+        await _directory.DisposeAsync();
+        Directory.Delete(_data, recursive: true);
+    }
+
+    private static Task<long> CountAsync(string connectionString, string sql) => PlacementApiTests.CountAsync(connectionString, sql);
+
+    private static HttpRequestMessage KeyedAssessment()
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, "/api/v1/cantons/mv-ge/tax-assessments")
+        {
+            Content = JsonContent.Create(new { personId = "bob", fiscalYear = 2027, amountMinor = 0 }),
+        };
+        request.Headers.Add("Idempotency-Key", "mv-keyed");
+        return request;
+    }
+
+    [Fact]
+    public async Task A_moved_canton_keeps_its_history_budget_open_ballot_and_keyed_answers_and_goes_on_in_its_own_database()
+    {
+        var (directory, shard) = (_directory.ConnectionString("confederal"), _shard.ConnectionString("confederal"));
+        Budget before;
+        Guid ballot;
+        await using (var unplaced = ApiFactory.On(directory, _data))
+        {
+            var d = new Democracy(unplaced);
+            await d.Fiscal.CantonAsync("mv-ge");
+            await d.Fiscal.OrganizationAsync("mv-linux");
+            await d.Fiscal.PolicyAsync("mv-ge", 2027, rateBp: 100, deadline: DateTimeOffset.UtcNow.AddDays(60));
+            await d.Fiscal.AssessAsync("mv-ge", "alice", 2027, 1_000_000);
+            await Fiscal.Ok(d.Fiscal.DesignateAsync("mv-ge", 2027, "alice", false, ("mv-linux", 10_000)));
+            await Fiscal.Ok(d.ResideAsync("mv-ge", "mv-voter", new DateOnly(2012, 1, 1)));
+            ballot = await d.BallotAsync("mv-ge", closesAt: DateTimeOffset.UtcNow.AddHours(1));
+            await d.ReceiptAsync("mv-ge", ballot, "mv-voter", "beta-choice"); // in the ballot box, not an event yet
+            await Fiscal.Ok(d.Fiscal.Municipality("mv-ge").SendAsync(KeyedAssessment()));
+            await unplaced.ProjectedAsync(BudgetProjection.ProjectionName);
+            before = (await d.Fiscal.Municipality("mv-ge").GetFromJsonAsync<Budget>("/api/v1/cantons/mv-ge/budgets/2027"))!;
+        }
+
+        var (code, output) = await CliRunner.RunAsync(
+            (_, _) => throw new InvalidOperationException("no HTTP"), _data, "placement", "move", "--canton", "mv-ge", "--to", shard, "--directory", directory);
+        Assert.True(code == ExitCodes.Ok, output);
+        Assert.True((await CliRunner.RunAsync((_, _) => throw new InvalidOperationException("no HTTP"), _data,
+            "placement", "move", "--canton", "mv-ge", "--to", shard, "--directory", directory)).Code == ExitCodes.Ok); // again: nothing twice
+
+        await using var placed = ApiFactory.On(directory, _data);
+        placed.Settings[$"{Database.ShardsSection}:mv-ge"] = shard;
+        var fiscal = new Fiscal(placed);
+        await placed.ProjectedAsync(BudgetProjection.ProjectionName);
+        Assert.Equal(JsonSerializer.Serialize(before), JsonSerializer.Serialize(await fiscal.Municipality("mv-ge").GetFromJsonAsync<Budget>("/api/v1/cantons/mv-ge/budgets/2027")));
+
+        // Its history is in its own database: the designation continues its stream there, and reaches the directory.
+        await Fiscal.Ok(fiscal.DesignateAsync("mv-ge", 2027, "alice", true, ("mv-linux", 10_000)));
+        const string Version = $"SELECT version FROM {MartenStore.Schema}.mt_streams WHERE id = 'designations-mv-ge-alice'";
+        Assert.Equal(2, await CountAsync(shard, Version));
+
+        var copies = placed.Services.GetRequiredService<DirectoryCopies>();
+        var log = placed.Services.GetRequiredService<Placement>().Home("mv-ge");
+        await log.Daemon.WaitForHighWaterMarkAsync(await log.Log.ReadLastCommittedAsync()).WaitAsync(TimeSpan.FromSeconds(30));
+        await copies.FromCanton("mv-ge").CopyAsync();
+        await placed.ProjectedAsync(BudgetProjection.ProjectionName);
+        Assert.Equal(2, await CountAsync(directory, Version)); // the directory's copy continues the stream it had
+        var after = (await fiscal.Municipality("mv-ge").GetFromJsonAsync<Budget>("/api/v1/cantons/mv-ge/budgets/2027"))!;
+        Assert.Equal(10_000, after.DesignatedMinor);
+        Assert.True(after.Balances, after.ToString());
+
+        // The vote cast before the move is counted when the ballot closes in the canton's database.
+        placed.Clock.Advance(TimeSpan.FromHours(2));
+        var closed = await Fiscal.Ok(fiscal.Municipality("mv-ge").PostAsync($"/api/v1/cantons/mv-ge/ballots/{ballot}/close", null));
+        var results = await closed.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal(1, results.GetProperty("votes").GetInt64());
+
+        // A keyed write retried after the move finds its answer: recorded once.
+        Assert.True((await Fiscal.Ok(fiscal.Municipality("mv-ge").SendAsync(KeyedAssessment()))).Headers.Contains(Idempotency.ReplayedHeader));
     }
 }
 

@@ -63,7 +63,7 @@ public sealed class Placement(Database database, Shards shards)
 /// settlement, the confederation's identity) is projected there from every canton's log, in each log's order, to the
 /// position each copy has read to. The two sets of streams are disjoint: each stream is written in one database only.
 /// </summary>
-internal sealed class DirectoryCopies(Placement placement, Database database, ILogger<DirectoryCopies> logger) : BackgroundService
+public sealed class DirectoryCopies(Placement placement, Database database, ILogger<DirectoryCopies> logger) : BackgroundService
 {
     private static readonly string[] Shared = ["canton-", "organization-", "pact-", "residence-"];
 
