@@ -25,11 +25,13 @@ namespace Confederal.Benchmarks;
 public sealed class ApiHost : WebApplicationFactory<api::Program>
 {
     private readonly string _connectionString;
+    private readonly IReadOnlyDictionary<string, string> _settings;
     private readonly string _dataDirectory = Directory.CreateTempSubdirectory("confederal-bench-api-").FullName;
 
-    private ApiHost(string connectionString)
+    private ApiHost(string connectionString, IReadOnlyDictionary<string, string> settings)
     {
         _connectionString = connectionString;
+        _settings = settings;
         SigningKey = DevTokens.LoadOrCreateKey(_dataDirectory);
     }
 
@@ -37,12 +39,14 @@ public sealed class ApiHost : WebApplicationFactory<api::Program>
 
     public Uri Address { get; private set; } = null!;
 
-    public static ApiHost Start(string connectionString)
+    /// <summary>Starts the API on <paramref name="connectionString"/> (the directory) with further configuration
+    /// <paramref name="settings"/> (keys such as <c>Shards:Cantons:ge</c>).</summary>
+    public static ApiHost Start(string connectionString, IReadOnlyDictionary<string, string>? settings = null)
     {
         // The API's appsettings are copied beside this program; `dotnet run` starts it from elsewhere, where
         // WebApplicationFactory would not find them (it looks for its manifest in the current directory).
         Environment.SetEnvironmentVariable("ASPNETCORE_TEST_CONTENTROOT_CONFEDERAL_API", AppContext.BaseDirectory);
-        var host = new ApiHost(connectionString);
+        var host = new ApiHost(connectionString, settings ?? new Dictionary<string, string>());
         host.UseKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, 0));
         host.StartServer();
         host.Address = new Uri(host.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
@@ -57,6 +61,11 @@ public sealed class ApiHost : WebApplicationFactory<api::Program>
         // It measures the platform, not its rate limits: one municipality sends thousands of requests a second here.
         builder.UseSetting("RateLimiting:Client:PermitsPerSecond", "1000000");
         builder.UseSetting("RateLimiting:Client:Burst", "1000000");
+        foreach (var (key, value) in _settings)
+        {
+            builder.UseSetting(key, value);
+        }
+
         builder.ConfigureLogging(logging =>
         {
             logging.ClearProviders();
@@ -103,6 +112,13 @@ public sealed class ApiHost : WebApplicationFactory<api::Program>
     /// municipalities would.</summary>
     public async Task SetUpFiscalYearAsync(IReadOnlyList<string> cantons, IReadOnlyList<string> organizations)
     {
+        await RegisterAsync(cantons, organizations);
+        await SetPoliciesAsync(cantons);
+    }
+
+    /// <summary>Registers cantons and organizations, as the admin would (the directory's facts).</summary>
+    public async Task RegisterAsync(IReadOnlyList<string> cantons, IReadOnlyList<string> organizations)
+    {
         using var admin = Client(Token(Roles.Admin, subject: "bench-admin"));
         foreach (var canton in cantons)
         {
@@ -113,7 +129,11 @@ public sealed class ApiHost : WebApplicationFactory<api::Program>
         {
             await PutAsync(admin, $"/api/v1/organizations/{organization}", new { name = organization, kind = "commons", acceptsRedistribution = true });
         }
+    }
 
+    /// <summary>A 2026 policy per canton, as each canton's municipality would set it.</summary>
+    public async Task SetPoliciesAsync(IReadOnlyList<string> cantons)
+    {
         foreach (var canton in cantons)
         {
             using var municipality = Client(Token(Roles.Municipality, subject: $"{canton}-admin", canton: canton));

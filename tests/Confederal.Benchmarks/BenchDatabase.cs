@@ -119,6 +119,29 @@ public static class Stats
         return new Costed(result, (after.App - before.App) / result.Operations * 1e6, (after.Server - before.Server) / result.Operations * 1e6);
     }
 
+    /// <summary>Rounds of a raw run and ours, costed, each going first every other round so that neither always meets
+    /// the fuller tables or the other's backlog.</summary>
+    public static async Task<(List<Costed> Raw, List<Costed> Ours)> AlternateAsync(
+        int rounds, Func<Task<Workload.Run>> raw, Func<Task<Workload.Run>> ours)
+    {
+        var (raws, ourRuns) = (new List<Costed>(), new List<Costed>());
+        for (var round = 0; round < rounds; round++)
+        {
+            if (round % 2 == 0)
+            {
+                raws.Add(await CostedAsync(raw));
+                ourRuns.Add(await CostedAsync(ours));
+            }
+            else
+            {
+                ourRuns.Add(await CostedAsync(ours));
+                raws.Add(await CostedAsync(raw));
+            }
+        }
+
+        return (raws, ourRuns);
+    }
+
     /// <summary>The medians of raw and ours runs of concurrent clients: rates, ratio, latencies, CPU per operation.</summary>
     public static void PrintLatencyRow(string label, IReadOnlyList<Costed> raw, IReadOnlyList<Costed> ours)
     {

@@ -203,25 +203,12 @@ public sealed class BudgetBenchmark : IAsyncDisposable
         await Task.WhenAll(http.Select(async h => (await h.GetAsync(paths[0])).Dispose()));
         Console.WriteLine($"Warming up for {warmup} s (not timed)...");
         await OursGetAsync(http, paths, warmup);
-        await RawGetAsync(clients, Math.Max(1, warmup / 4));
+        await RawGetAsync(_database.DataSource, FiscalHistory.Cantons, clients, Math.Max(1, warmup / 4));
 
         Console.WriteLine($"{$"get-budget, {clients} clients",-34} {"raw SELECT/s",16} {"ours req/s",12} {"ratio",7} {"ours p50 ms",12} " +
                           $"{"ours p99 ms",12} {"raw p99 ms",11} {"CPU µs/op raw",14} {"ours",10}");
-        var raw = new List<Stats.Costed>();
-        var ours = new List<Stats.Costed>();
-        for (var round = 0; round < rounds; round++)
-        {
-            if (round % 2 == 0)
-            {
-                raw.Add(await Stats.CostedAsync(() => RawGetAsync(clients, seconds)));
-                ours.Add(await Stats.CostedAsync(() => OursGetAsync(http, paths, seconds)));
-            }
-            else
-            {
-                ours.Add(await Stats.CostedAsync(() => OursGetAsync(http, paths, seconds)));
-                raw.Add(await Stats.CostedAsync(() => RawGetAsync(clients, seconds)));
-            }
-        }
+        var (raw, ours) = await Stats.AlternateAsync(
+            rounds, () => RawGetAsync(_database.DataSource, FiscalHistory.Cantons, clients, seconds), () => OursGetAsync(http, paths, seconds));
 
         foreach (var client in http)
         {
@@ -272,7 +259,8 @@ public sealed class BudgetBenchmark : IAsyncDisposable
         return _database.DisposeAsync();
     }
 
-    private static Task<Workload.Run> OursGetAsync(HttpClient[] http, Uri[] paths, int seconds) =>
+    /// <summary>The clients GET the budgets at <paramref name="paths"/> in turn, for <paramref name="seconds"/>.</summary>
+    internal static Task<Workload.Run> OursGetAsync(HttpClient[] http, Uri[] paths, int seconds) =>
         Workload.MeasureAsync(http.Length, seconds, async (client, i) =>
         {
             using var response = await http[client].GetAsync(paths[(client + i) % paths.Length]);
@@ -284,11 +272,12 @@ public sealed class BudgetBenchmark : IAsyncDisposable
             return 1;
         });
 
-    private Task<Workload.Run> RawGetAsync(int clients, int seconds) =>
+    /// <summary>Raw clients send GetBudget's SELECTs for <paramref name="cantons"/> in turn, for <paramref name="seconds"/>.</summary>
+    internal static Task<Workload.Run> RawGetAsync(NpgsqlDataSource dataSource, IReadOnlyList<string> cantons, int clients, int seconds) =>
         Workload.MeasureAsync(clients, seconds, async (client, i) =>
         {
-            var canton = FiscalHistory.Cantons[(client + i) % FiscalHistory.Cantons.Length];
-            await using var batch = _database.DataSource.CreateBatch();
+            var canton = cantons[(int)((client + i) % cantons.Count)];
+            await using var batch = dataSource.CreateBatch();
             batch.BatchCommands.Add(Sql.Command(CheckpointSql, $"{BudgetProjection.ProjectionName}:All"));
             batch.BatchCommands.Add(Sql.Command(BudgetSql, canton, 2026));
             batch.BatchCommands.Add(Sql.Command(ReceiptsSql, canton, 2026));

@@ -7,9 +7,10 @@ using Npgsql;
 
 // dotnet run -c Release --project tests/Confederal.Benchmarks -- [--seconds 3] [--rounds 5] [--events 1000000] [--clients 32]
 //     [--warmup 30] [--votes 100000] [--close-votes 1000000] [--minutes 10]
-//     [--only append|rebuild|import|designations|budget|get-budget|as-of|votes|audit|replay|soak[,…]]
-// soak (the load and soak run) runs only when named.
-string[] benchmarks = ["append", "rebuild", "import", "designations", "budget", "get-budget", "as-of", "votes", "audit", "replay", "soak"];
+//     [--placement-events 1000000]
+//     [--only append|rebuild|import|designations|budget|get-budget|as-of|votes|audit|replay|soak|placement[,…]]
+// soak (the load and soak run) and placement (a placed canton beside 1 and 10 loaded ones) run only when named.
+string[] benchmarks = ["append", "rebuild", "import", "designations", "budget", "get-budget", "as-of", "votes", "audit", "replay", "soak", "placement"];
 var only = args.SkipWhile(a => a != "--only").Skip(1).FirstOrDefault()?.Split(',');
 if (only is not null && only.Except(benchmarks).Any())
 {
@@ -24,8 +25,10 @@ var clients = Arg("--clients", 32);
 var warmup = Arg("--warmup", 30);
 
 var directory = Path.Combine(Path.GetTempPath(), $"confederal-bench-{Guid.NewGuid():N}");
-// A durable server with PostgreSQL's default settings: fsync and synchronous_commit on.
-await using var cluster = await EmbeddedPostgres.StartAsync(directory, deleteOnDispose: true);
+// A durable server with PostgreSQL's default settings: fsync and synchronous_commit on. placement runs one API over 12
+// databases of this server (each its own pools, daemon and copies), more connections than the embedded 200.
+await using var cluster = await EmbeddedPostgres.StartAsync(
+    directory, Runs("placement") ? new Dictionary<string, string> { ["max_connections"] = "500" } : null, deleteOnDispose: true);
 await cluster.CreateDatabaseAsync("bench");
 Stats.PostmasterPid = int.Parse(File.ReadLines(Path.Combine(directory, "postgres", "postmaster.pid")).First(), CultureInfo.InvariantCulture);
 var builder = new NpgsqlDataSourceBuilder(cluster.ConnectionString("bench"));
@@ -176,9 +179,15 @@ if (Runs("soak"))
     await SoakBenchmark.RunAsync(cluster, Stats.PostmasterPid, clients, Arg("--minutes", 10), warmup, seconds, rounds);
 }
 
+if (Runs("placement"))
+{
+    Console.WriteLine();
+    await PlacementBenchmark.RunAsync(cluster, Arg("--placement-events", 1_000_000), clients, seconds, rounds, warmup);
+}
+
 return 0;
 
-bool Runs(string benchmark) => only?.Contains(benchmark) ?? benchmark != "soak";
+bool Runs(string benchmark) => only?.Contains(benchmark) ?? benchmark is not ("soak" or "placement");
 
 int Arg(string name, int fallback)
 {
