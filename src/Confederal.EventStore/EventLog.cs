@@ -350,20 +350,32 @@ public sealed class EventLog(IDocumentStore store, LedgerDatabase database, Even
     /// <summary>The first <paramref name="limit"/> (null: all) events after <paramref name="afterPosition"/> up to
     /// <paramref name="throughPosition"/>, as stored (payloads not deserialized), in global order, streamed.</summary>
     public async IAsyncEnumerable<StoredEvent> ReadStoredAsync(
-        long afterPosition, long throughPosition = long.MaxValue, int? limit = null, [EnumeratorCancellation] CancellationToken ct = default)
+        long afterPosition, long throughPosition = long.MaxValue, int? limit = null, IReadOnlyList<string>? streamPrefixes = null,
+        [EnumeratorCancellation] CancellationToken ct = default)
     {
         await using var connection = await DataSource.OpenConnectionAsync(ct);
-        await using var command = new NpgsqlCommand(
-            $"SELECT {StoredColumns} FROM {Table} e WHERE e.seq_id > $1 AND e.seq_id <= $2 ORDER BY e.seq_id LIMIT $3", connection);
+        await using var command = new NpgsqlCommand($"""
+            SELECT {StoredColumns} FROM {Table} e
+            WHERE e.seq_id > $1 AND e.seq_id <= $2 AND ($4::text[] IS NULL OR e.stream_id LIKE ANY($4))
+            ORDER BY e.seq_id LIMIT $3
+            """, connection);
         command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = afterPosition });
         command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = throughPosition });
         command.Parameters.Add(new NpgsqlParameter { Value = limit is { } l ? l : DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bigint });
+        command.Parameters.Add(new NpgsqlParameter
+        {
+            Value = streamPrefixes is null ? DBNull.Value : streamPrefixes.Select(Like).ToArray(),
+            NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Text,
+        });
         await using var reader = await command.ExecuteReaderAsync(CommandBehavior.SequentialAccess, ct);
         while (await reader.ReadAsync(ct))
         {
             yield return StoredEvent.Read(reader);
         }
     }
+
+    private static string Like(string prefix) =>
+        prefix.Replace(@"\", @"\\", StringComparison.Ordinal).Replace("%", @"\%", StringComparison.Ordinal).Replace("_", @"\_", StringComparison.Ordinal) + "%";
 
     /// <summary>The events of one stream at versions <paramref name="fromVersion"/> to <paramref name="toVersion"/>, as
     /// stored, in version order.</summary>

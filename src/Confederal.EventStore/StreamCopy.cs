@@ -20,6 +20,10 @@ public sealed class StreamCopy(EventLog source, EventLog target, Func<StoredEven
     /// <summary>How long <see cref="RunAsync"/> waits when a round found nothing new, or failed.</summary>
     public TimeSpan Poll { get; init; } = TimeSpan.FromMilliseconds(100);
 
+    /// <summary>When set, only streams whose id starts with one of these are read, the rest passed over on the source's
+    /// server: a copy of a few streams of a large log does not read the log.</summary>
+    public IReadOnlyList<string>? StreamPrefixes { get; init; }
+
     /// <summary>The key of this copy's progress row in the target: the source's database.</summary>
     public string Key => source.DatabaseId;
 
@@ -81,8 +85,10 @@ public sealed class StreamCopy(EventLog source, EventLog target, Func<StoredEven
         await using var tx = await connection.BeginTransactionAsync(ct);
         var after = await LockProgressAsync(connection, tx, ct);
         var head = await source.ReadHeadAsync(ct);
-        var page = await source.ReadStoredAsync(after, head, PageSize, ct).ToListAsync(ct);
-        if (page.Count == 0)
+        var page = await source.ReadStoredAsync(after, head, PageSize, StreamPrefixes, ct).ToListAsync(ct);
+        var more = page.Count == PageSize;
+        var through = more ? page[^1].Position : head; // a short page read everything up to the head
+        if (through <= after)
         {
             return (after, false);
         }
@@ -118,13 +124,13 @@ public sealed class StreamCopy(EventLog source, EventLog target, Func<StoredEven
         await using (var progress = new NpgsqlCommand("UPDATE es.stream_copies SET position = $2 WHERE source = $1", connection, tx))
         {
             progress.Parameters.Add(new NpgsqlParameter<string> { TypedValue = Key });
-            progress.Parameters.Add(new NpgsqlParameter<long> { TypedValue = page[^1].Position });
+            progress.Parameters.Add(new NpgsqlParameter<long> { TypedValue = through });
             await progress.ExecuteNonQueryAsync(ct);
         }
 
         WriteOutcome.CommitSending();
         await tx.CommitAsync(ct);
-        return (page[^1].Position, page.Count == PageSize);
+        return (through, more);
     }
 
     private async Task<long> LockProgressAsync(NpgsqlConnection connection, NpgsqlTransaction tx, CancellationToken ct)

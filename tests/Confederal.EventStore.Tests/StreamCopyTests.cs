@@ -116,6 +116,26 @@ public sealed class StreamCopyTests
             (await target.ReadStoredAsync(0).ToListAsync()).Select(e => $"{e.StreamId}:{e.Version}"));
     }
 
+    [Fact]
+    public async Task A_copy_of_some_streams_reads_only_those_on_the_source_and_still_reads_to_the_head()
+    {
+        await using var t = await Pair.CreateAsync();
+        var (source, target, store) = (t.Source, t.Target, t.Store);
+        await source.AppendAsync("shared-1", ExpectedVersion.NoStream, [new Deposited("a", 1)]);
+        await source.AppendAsync("sha%red", ExpectedVersion.NoStream, [new Deposited("here", 2)]);
+        await source.AppendAsync("person-1", ExpectedVersion.NoStream, [new Deposited("here", 3)]);
+        await store.Shards.Directory.Daemon.CatchUpAsync();
+
+        // The selection would take person-1 (its event names "here"); the source never hands it over.
+        // "sha%" is that prefix, not a pattern that would also take shared-1.
+        var copy = new StreamCopy(source, target, e => true) { StreamPrefixes = ["sha%", "nothing-"] };
+        Assert.Equal(3, await copy.CopyAsync());
+        Assert.Equal(["sha%red:1"], await StreamsAsync(target));
+        Assert.Equal(3, await copy.ReadProgressAsync());
+        Assert.Equal(3, await copy.CopyAsync()); // nothing new: nothing written
+        Assert.Single(await target.ReadStoredAsync(0).ToListAsync());
+    }
+
     private static async Task<List<string>> StreamsAsync(EventLog log) =>
         await log.ReadStoredAsync(0).Select(e => $"{e.StreamId}:{e.Version}").ToListAsync();
 

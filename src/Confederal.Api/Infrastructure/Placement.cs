@@ -70,6 +70,10 @@ public sealed class DirectoryCopies(Placement placement, Database database, ILog
     /// <summary>Whether a directory stream is one of the confederation's facts, which only the directory writes.</summary>
     public static bool IsShared(string streamId) => Shared.Any(p => streamId.StartsWith(p, StringComparison.Ordinal));
 
+    /// <summary>The streams a placed canton's database copies from the directory, selected on the directory's server (it
+    /// also holds every placed canton's log, which no canton's copy reads).</summary>
+    public static readonly IReadOnlyList<string> ToCantonStreams = ["canton-", "organization-", "pact-"];
+
     /// <summary>The directory's events a placed canton's database copies.</summary>
     public static bool ToCanton(StoredEvent e) => IsShared(e.StreamId) && !e.StreamId.StartsWith("residence-", StringComparison.Ordinal);
 
@@ -81,7 +85,8 @@ public sealed class DirectoryCopies(Placement placement, Database database, ILog
     public StreamCopy FromCanton(string cantonId) => new(placement.Home(cantonId).Log, placement.Directory.Log, ToDirectory);
 
     /// <summary>The copy of the directory's facts in a placed canton's database.</summary>
-    public StreamCopy ToCantonCopy(string cantonId) => new(placement.Directory.Log, placement.Home(cantonId).Log, ToCanton);
+    public StreamCopy ToCantonCopy(string cantonId) =>
+        new(placement.Directory.Log, placement.Home(cantonId).Log, ToCanton) { StreamPrefixes = ToCantonStreams };
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
         Task.WhenAll(database.Placed.Select(async cantonId =>

@@ -136,7 +136,7 @@ public sealed class Notary(EventLog events, AuditKeys keys, Pseudonyms pseudonym
         }
 
         var batch = new List<AuditEvent>();
-        await foreach (var stored in events.ReadStoredAsync(lastThrough, head, MaxSealSize, ct))
+        await foreach (var stored in events.ReadStoredAsync(lastThrough, head, MaxSealSize, ct: ct))
         {
             batch.Add(AuditEvent.From(stored, pseudonyms, events.Authenticator, events.Types, out var forgery));
             if (forgery is not null)
