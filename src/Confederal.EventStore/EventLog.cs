@@ -30,7 +30,12 @@ public sealed class EventLog(IDocumentStore store, LedgerDatabase database, Even
 
     public EventTypes Types { get; } = types;
 
-    public NpgsqlDataSource DataSource { get; } = database.DataSource;
+    /// <summary>Where this log is read and written: its database, or, for <see cref="OnStandby"/>, a standby of it.</summary>
+    public NpgsqlDataSource DataSource { get; private init; } = database.DataSource;
+
+    /// <summary>Whether this log is read on a standby (<see cref="OnStandby"/>): Marten's sessions then run on the standby's
+    /// connections, not on the tenant's own data source.</summary>
+    private bool _onStandby;
 
     /// <summary>The database (Marten's tenant) this log is kept in.</summary>
     public string DatabaseId { get; } = database.Id;
@@ -39,6 +44,43 @@ public sealed class EventLog(IDocumentStore store, LedgerDatabase database, Even
 
     /// <summary>Computes each appended event's authentication code; without one, events are stored without a code.</summary>
     public EventAuthenticator? Authenticator { get; } = authenticator;
+
+    /// <summary>This log as a streaming standby of its database has replayed it, read through <paramref name="standby"/> (a
+    /// data source on the standby): every read, Marten's included, reflects the standby's replay, and the standby refuses
+    /// writes. Itself when <paramref name="standby"/> is its own data source.</summary>
+    public EventLog OnStandby(NpgsqlDataSource standby) =>
+        ReferenceEquals(standby, DataSource) ? this : new(Store, database, Types, Authenticator) { DataSource = standby, _onStandby = true };
+
+    /// <summary>A Marten query session of this log's tenant, on its own data source or, on a standby, in a read-only
+    /// transaction on a connection of the standby's (Marten's sessions otherwise open the tenant's own data source, and it
+    /// takes a given connection only with its transaction).</summary>
+    private async ValueTask<ReadSession> QuerySessionAsync(CancellationToken ct)
+    {
+        if (!_onStandby)
+        {
+            return new ReadSession(Store.QuerySession(DatabaseId), null);
+        }
+
+        var connection = await DataSource.OpenConnectionAsync(ct);
+        var transaction = await connection.BeginTransactionAsync(ct);
+        return new ReadSession(Store.QuerySession(In(SessionOptions.ForTransaction(transaction))), transaction);
+    }
+
+    /// <summary>A query session, and the standby transaction it reads in (Marten neither ends nor closes what it was
+    /// given: disposing it rolls the transaction back and returns the connection).</summary>
+    private readonly record struct ReadSession(IQuerySession Session, NpgsqlTransaction? Transaction) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await Session.DisposeAsync();
+            if (Transaction is not null)
+            {
+                var connection = Transaction.Connection!;
+                await Transaction.DisposeAsync();
+                await connection.DisposeAsync();
+            }
+        }
+    }
 
     /// <summary>Appends <paramref name="events"/> to <paramref name="streamId"/> atomically: all of them or none.</summary>
     /// <exception cref="ConcurrencyException">The stream is not at <paramref name="expected"/>.</exception>
@@ -224,7 +266,8 @@ public sealed class EventLog(IDocumentStore store, LedgerDatabase database, Even
         }
 
         var keys = streamIds.Distinct(StringComparer.Ordinal).ToArray();
-        await using var session = Store.QuerySession(DatabaseId);
+        await using var read = await QuerySessionAsync(ct);
+        var session = read.Session;
         var query = session.Events.QueryAllRawEvents()
             .Where(e => keys.Contains(e.StreamKey))
             .OrderBy(e => e.StreamKey).ThenBy(e => e.Version);
@@ -251,7 +294,8 @@ public sealed class EventLog(IDocumentStore store, LedgerDatabase database, Even
     /// <summary>The stream's current version: 0 when it does not exist.</summary>
     public async Task<long> StreamVersionAsync(string streamId, CancellationToken ct = default)
     {
-        await using var session = Store.QuerySession(DatabaseId);
+        await using var read = await QuerySessionAsync(ct);
+        var session = read.Session;
         return (await session.Events.FetchStreamStateAsync(streamId, ct))?.Version ?? 0;
     }
 
@@ -266,7 +310,8 @@ public sealed class EventLog(IDocumentStore store, LedgerDatabase database, Even
     public async IAsyncEnumerable<RecordedEvent> ReadStreamAsync(
         string streamId, long fromVersion = 1, long toVersion = long.MaxValue, [EnumeratorCancellation] CancellationToken ct = default)
     {
-        await using var session = Store.QuerySession(DatabaseId);
+        await using var read = await QuerySessionAsync(ct);
+        var session = read.Session;
         IReadOnlyList<IEvent> events;
         try
         {
@@ -290,7 +335,8 @@ public sealed class EventLog(IDocumentStore store, LedgerDatabase database, Even
         long afterPosition, int? limit = null, [EnumeratorCancellation] CancellationToken ct = default)
     {
         var head = await ReadHeadAsync(ct);
-        await using var session = Store.QuerySession(DatabaseId);
+        await using var read = await QuerySessionAsync(ct);
+        var session = read.Session;
         var query = session.Events.QueryAllRawEvents()
             .Where(e => e.Sequence > afterPosition && e.Sequence <= head)
             .OrderBy(e => e.Sequence);
@@ -306,7 +352,8 @@ public sealed class EventLog(IDocumentStore store, LedgerDatabase database, Even
         long toPosition, IReadOnlyCollection<Type> types, [EnumeratorCancellation] CancellationToken ct = default)
     {
         var aliases = types.SelectMany(Types.AliasesOf).ToArray();
-        await using var session = Store.QuerySession(DatabaseId);
+        await using var read = await QuerySessionAsync(ct);
+        var session = read.Session;
         var query = session.Events.QueryAllRawEvents()
             .Where(e => e.Sequence <= toPosition && aliases.Contains(e.EventTypeName))
             .OrderBy(e => e.Sequence);

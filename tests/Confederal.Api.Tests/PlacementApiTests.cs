@@ -529,6 +529,93 @@ public sealed class ReplicaReadTests : IAsyncLifetime
         }
     }
 
+    /// <summary>Waits until the standby has replayed everything the primary has written so far.</summary>
+    private async Task StandbyCaughtUpAsync()
+    {
+        await using var primary = NpgsqlDataSource.Create(_primary.ConnectionString("confederal"));
+        await using var written = primary.CreateCommand("SELECT pg_current_wal_lsn()::text");
+        var lsn = (string)(await written.ExecuteScalarAsync())!;
+        await using var standby = NpgsqlDataSource.Create(_standby.ConnectionString("confederal"));
+        using var patience = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        while (true)
+        {
+            await using var replayed = standby.CreateCommand("SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn");
+            replayed.Parameters.Add(new NpgsqlParameter<string> { TypedValue = lsn });
+            if ((bool)(await replayed.ExecuteScalarAsync(patience.Token))!)
+            {
+                return;
+            }
+
+            await Task.Delay(20, patience.Token);
+        }
+    }
+
+    [Fact]
+    public async Task With_the_primary_stopped_the_standby_serves_budgets_certified_results_and_receipts_and_a_result_it_has_not_replayed_is_read_on_the_primary()
+    {
+        var d = new Democracy(_api);
+        var fiscal = d.Fiscal;
+        await fiscal.CantonAsync("rr-pu");
+        await fiscal.OrganizationAsync("rr-org");
+        await fiscal.PolicyAsync("rr-pu", 2027, rateBp: 100);
+        await fiscal.AssessAsync("rr-pu", "payer", 2027, 100_000);
+        await Fiscal.Ok(fiscal.DesignateAsync("rr-pu", 2027, "payer", false, ("rr-org", 10_000)));
+        await Fiscal.Ok(d.ResideAsync("rr-pu", "voter", new DateOnly(2012, 1, 1)));
+        var first = await d.BallotAsync("rr-pu");
+        await d.ReceiptAsync("rr-pu", first, "voter", "alpha-choice");
+        var closedFirst = await d.CloseAsync("rr-pu", first);
+        var second = await d.BallotAsync("rr-pu");
+        await d.ReceiptAsync("rr-pu", second, "voter", "beta-choice");
+        await StandbyCaughtUpAsync();
+
+        // Certified while the standby's replay is paused: the standby has the ballot open, so the primary serves its record.
+        await ReplayAsync("pg_wal_replay_pause");
+        JsonElement closedSecond;
+        try
+        {
+            closedSecond = await d.CloseAsync("rr-pu", second);
+            Assert.Equal(closedSecond.GetRawText(), (await d.ResultsAsync("rr-pu", second)).GetRawText());
+        }
+        finally
+        {
+            await ReplayAsync("pg_wal_replay_resume");
+        }
+
+        // What the primary serves, once the standby has replayed it all (the results as the closes answered them).
+        await _api.ProjectedAsync(BudgetProjection.ProjectionName);
+        await StandbyCaughtUpAsync();
+        using var auditor = _api.ClientAs(Roles.Auditor, subject: "court-of-audit");
+        using var organization = _api.ClientAs(Roles.Organization, subject: "rr-org");
+        using var admin = _api.Admin();
+        using var anonymous = _api.CreateClient();
+        string[] results = [$"/api/v1/cantons/rr-pu/ballots/{first}/results", $"/api/v1/cantons/rr-pu/ballots/{second}/results"];
+        const string Receipts = "/api/v1/organizations/rr-org/receipts/2027";
+        const string Budget = "/api/v1/cantons/rr-pu/budgets/2027";
+        var primary = new Dictionary<string, string>
+        {
+            [results[0]] = closedFirst.GetRawText(),
+            [results[1]] = closedSecond.GetRawText(),
+            [Receipts] = await admin.GetStringAsync(Receipts),
+            [Budget] = await fiscal.Municipality("rr-pu").GetStringAsync(Budget),
+        };
+        Assert.Equal(1_000, JsonSerializer.Deserialize<ReceiptsView>(primary[Receipts], JsonSerializerOptions.Web)!.Totals.Single().AmountMinor);
+
+        // The primary stops: public reads go on from the standby, the same to the minor unit and at the same position; what
+        // only the primary serves (writes; the reads of a caller who may be reading their own write) answers 503.
+        await _primary.StopAsync();
+        Assert.Equal(primary[results[0]], await anonymous.GetStringAsync(results[0]));
+        Assert.Equal(primary[results[1]], await anonymous.GetStringAsync(results[1]));
+        Assert.Equal(primary[results[1]], await fiscal.Municipality("rr-pu").GetStringAsync(results[1])); // final: anyone's
+        Assert.Equal(primary[Budget], await anonymous.GetStringAsync(Budget));
+        Assert.Equal(primary[Receipts], await organization.GetStringAsync(Receipts));
+        Assert.Equal(primary[Receipts], await auditor.GetStringAsync(Receipts));
+        await _api.AssertRefusedAsync(await admin.GetAsync(Receipts), HttpStatusCode.ServiceUnavailable, null);
+        await _api.AssertRefusedAsync(await fiscal.Municipality("rr-pu").GetAsync(Budget), HttpStatusCode.ServiceUnavailable, null);
+        await _api.AssertRefusedAsync(
+            await fiscal.Municipality("rr-pu").PostAsJsonAsync("/api/v1/cantons/rr-pu/tax-assessments", new { personId = "late", fiscalYear = 2027, amountMinor = 1 }),
+            HttpStatusCode.ServiceUnavailable, null);
+    }
+
     [Fact]
     public async Task When_the_primary_dies_and_its_synchronous_standby_is_promoted_the_API_writes_to_it_and_every_acknowledged_write_is_there()
     {

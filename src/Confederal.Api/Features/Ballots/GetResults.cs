@@ -94,17 +94,34 @@ public sealed record BallotResultsView(
 /// <summary>GET /api/v1/cantons/{cantonId}/ballots/{ballotId}/results?page={n}: public once the ballot is certified.</summary>
 public static class GetResults
 {
+    /// <summary>Read on a streaming standby of the canton's database when it has one. A certified record is final: a
+    /// standby that has replayed the certification serves exactly what the primary would, and one that has not yet
+    /// passes the read to the primary, so no reader (the municipality that just closed the ballot included) is served a
+    /// stale answer.</summary>
     public sealed record Query(string CantonId, Guid BallotId, int Page) : IRequest<BallotResultsView>;
 
-    public sealed class Handler(Placement placement) : IRequestHandler<Query, BallotResultsView>
+    public sealed class Handler(Placement placement, Database database) : IRequestHandler<Query, BallotResultsView>
     {
         public async Task<BallotResultsView> Handle(Query query, CancellationToken cancellationToken)
         {
-            var events = placement.Of(query.CantonId).Log;
-            var (ballot, _) = await Ballots.ReadAsync(events, query.CantonId, query.BallotId, cancellationToken);
-            return ballot.Certified is null
+            var shard = placement.Of(query.CantonId);
+            var standby = shard.Log.OnStandby(database.ReadsOf(shard.Id));
+            if (standby != shard.Log && await CertifiedAsync(standby, query, cancellationToken) is { } ballot)
+            {
+                return await BallotResultsView.ReadAsync(standby, ballot, query.Page, cancellationToken);
+            }
+
+            var (read, _) = await Ballots.ReadAsync(shard.Log, query.CantonId, query.BallotId, cancellationToken);
+            return read.Certified is null
                 ? throw new DomainException("results-not-published", "The ballot has not been closed and certified yet.")
-                : await BallotResultsView.ReadAsync(events, ballot, query.Page, cancellationToken);
+                : await BallotResultsView.ReadAsync(shard.Log, read, query.Page, cancellationToken);
+        }
+
+        /// <summary>The ballot, when this log has it certified.</summary>
+        private static async Task<Ballot?> CertifiedAsync(EventLog events, Query query, CancellationToken ct)
+        {
+            var (ballot, _) = await events.AggregateStreamAsync<Ballot>(Ballot.StreamId(query.BallotId), Ballot.Apply, ct);
+            return ballot is { Certified: not null } && ballot.Called.CantonId == query.CantonId ? ballot : null;
         }
     }
 

@@ -1,9 +1,10 @@
+using System.Security.Claims;
 using Confederal.Api.Infrastructure;
 using Confederal.Domain;
+using Confederal.EventStore;
 using FluentValidation;
 using MediatR;
 using Microsoft.AspNetCore.Http.HttpResults;
-using Npgsql;
 
 namespace Confederal.Api.Features.Fiscal;
 
@@ -18,7 +19,10 @@ public sealed record ReceiptsView(string OrganizationId, int FiscalYear, IReadOn
 /// <summary>GET /api/v1/organizations/{organizationId}/receipts/{year}: that organization, the admin and auditors.</summary>
 public static class GetReceipts
 {
-    public sealed record Query(string OrganizationId, int FiscalYear) : IRequest<ReceiptsView>;
+    /// <param name="FromStandby">Whether the read model may be read on a streaming standby of the directory (then the
+    /// position says how far its replay reflects the log): the organization's and auditors' reads, who write nothing the
+    /// receipts reflect; the admin, who recognizes organizations and changes their standing, reads on the primary.</param>
+    public sealed record Query(string OrganizationId, int FiscalYear, bool FromStandby = false) : IRequest<ReceiptsView>;
 
     public sealed class Validator : AbstractValidator<Query>
     {
@@ -26,10 +30,13 @@ public static class GetReceipts
             RuleFor(c => c.FiscalYear).FiscalYear();
     }
 
-    public sealed class Handler(NpgsqlDataSource db) : IRequestHandler<Query, ReceiptsView>
+    public sealed class Handler(Database database) : IRequestHandler<Query, ReceiptsView>
     {
         public async Task<ReceiptsView> Handle(Query query, CancellationToken cancellationToken)
         {
+            // The checkpoint and the rows in one batch, on one server: on a standby, the position is the one its replay
+            // has reached.
+            var db = query.FromStandby ? database.ReadsOf(LedgerDatabase.DirectoryId) : database.DataSource;
             await using var batch = db.CreateBatch();
             batch.BatchCommands.Add(BudgetProjection.CheckpointCommand());
             batch.BatchCommands.Add(Sql.Command("SELECT 1 FROM fiscal_organizations WHERE organization_id = $1", query.OrganizationId));
@@ -60,8 +67,8 @@ public static class GetReceipts
 
     public static void Map(IEndpointRouteBuilder api) =>
         api.MapGet("/organizations/{organizationId}/receipts/{year}", async Task<Ok<ReceiptsView>> (
-                string organizationId, int year, IMediator mediator, CancellationToken ct) =>
-                TypedResults.Ok(await mediator.Send(new Query(organizationId, year), ct)))
+                string organizationId, int year, IMediator mediator, ClaimsPrincipal user, CancellationToken ct) =>
+                TypedResults.Ok(await mediator.Send(new Query(organizationId, year, FromStandby: !user.IsInRole(Roles.Admin)), ct)))
             .RequireAuthorization(Scopes.OrganizationReader)
             .WithName("GetOrganizationReceipts")
             .WithTags("Organizations")
