@@ -23,6 +23,10 @@ public static class MartenStore
     /// <summary>The header that holds an event's authentication code (base64).</summary>
     public const string CodeHeader = "mac";
 
+    /// <summary>The headers of a copy (<see cref="StreamCopy"/>): the database whose log the event was recorded in, and its
+    /// position there. Not covered by the authentication code, which is the original's.</summary>
+    public const string SourceLedgerHeader = "sourceLedger", SourcePositionHeader = "sourcePosition";
+
     /// <summary>The options of a store on one database, Marten's default tenant.</summary>
     public static StoreOptions Options(
         NpgsqlDataSource dataSource, EventTypes types, IEnumerable<IProjection> projections, AutoCreate autoCreate = AutoCreate.None) =>

@@ -1,3 +1,5 @@
+using System.Text.Json;
+
 namespace Confederal.EventStore;
 
 /// <summary>Who and what caused an append: recorded beside every event for auditors.</summary>
@@ -36,6 +38,10 @@ public sealed record RecordedEvent(
     EventMetadata Metadata,
     DateTimeOffset RecordedAt)
 {
+    /// <summary>For a copy of an event recorded in another database's log (<see cref="StreamCopy"/>), that log and the
+    /// event's position in it; null for an event recorded here.</summary>
+    public LedgerPosition? Source { get; init; }
+
     /// <summary>An event as Marten read it, as we read events.</summary>
     public static RecordedEvent From(JasperFx.Events.IEvent e) => new(
         e.Sequence,
@@ -45,8 +51,18 @@ public sealed record RecordedEvent(
         EventName.FromAlias(e.EventTypeName).Name,
         e.Data,
         new EventMetadata(e.CorrelationId, e.CausationId, e.UserName),
-        e.Timestamp);
+        e.Timestamp)
+    {
+        Source = e.Headers is { } headers
+                 && headers.TryGetValue(MartenStore.SourceLedgerHeader, out var ledger) && ledger is JsonElement { ValueKind: JsonValueKind.String } id
+                 && headers.TryGetValue(MartenStore.SourcePositionHeader, out var position) && position is JsonElement { ValueKind: JsonValueKind.Number } at
+            ? new LedgerPosition(id.GetString()!, at.GetInt64())
+            : null,
+    };
 }
+
+/// <summary>A position in one database's log (<see cref="LedgerDatabase.Id"/>).</summary>
+public readonly record struct LedgerPosition(string Ledger, long Position);
 
 /// <summary>What <see cref="EventLog.DecideAsync{T}"/> decided: the state after it, the stream's version and the events
 /// appended (none when there was nothing to record).</summary>

@@ -6,7 +6,8 @@ namespace Confederal.EventStore;
 /// <summary>
 /// Keeps copies of one log's streams in another database's log: every event of a stream that <c>selects</c> picks, and
 /// every later event of a stream once it has a copy, verbatim (its id, stream, version, type, payload, metadata, time and
-/// authentication code; only its position is the target's). A stream is copied from its first event, so its copy has
+/// authentication code; only its position is the target's, and two headers say where it was recorded:
+/// <see cref="RecordedEvent.Source"/>). A stream is copied from its first event, so its copy has
 /// every version and its hash chain in the target is the source's. Events are taken in the source's order and only up
 /// to its high-water mark, so none that commits late is passed over. How far the source has been read is stored in the
 /// target, in the transaction of the copies it covers: each event is copied exactly once, whatever fails in between,
@@ -167,9 +168,11 @@ public sealed class StreamCopy(EventLog source, EventLog target, Func<StoredEven
             INSERT INTO {EventLog.Table}
                 (seq_id, id, stream_id, version, data, type, timestamp, mt_dotnet_type, correlation_id, causation_id, user_name, headers, tenant_id)
             SELECT nextval('{MartenStore.Schema}.mt_events_sequence'), r.id, r.stream_id, r.version, r.data::jsonb, r.type, r.at,
-                   r.clr, r.correlation, r.causation, r.actor, CASE WHEN r.code IS NULL THEN NULL ELSE jsonb_build_object('{MartenStore.CodeHeader}', r.code) END, $12
-            FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
-                WITH ORDINALITY AS r(id, stream_id, version, data, type, at, clr, correlation, causation, actor, code, n)
+                   r.clr, r.correlation, r.causation, r.actor,
+                   jsonb_strip_nulls(jsonb_build_object('{MartenStore.CodeHeader}', r.code,
+                       '{MartenStore.SourceLedgerHeader}', $13::text, '{MartenStore.SourcePositionHeader}', r.source_position)), $12
+            FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $14::bigint[])
+                WITH ORDINALITY AS r(id, stream_id, version, data, type, at, clr, correlation, causation, actor, code, source_position, n)
             ORDER BY r.n
             """);
         Add(insert, rows.Select(r => r.EventId).ToArray(), NpgsqlDbType.Uuid);
@@ -184,6 +187,8 @@ public sealed class StreamCopy(EventLog source, EventLog target, Func<StoredEven
         Add(insert, rows.Select(r => r.Metadata.Actor).ToArray(), NpgsqlDbType.Text);
         Add(insert, rows.Select(r => r.Code is null ? null : Convert.ToBase64String(r.Code)).ToArray(), NpgsqlDbType.Text);
         insert.Parameters.Add(new NpgsqlParameter<string> { TypedValue = target.DatabaseId });
+        insert.Parameters.Add(new NpgsqlParameter<string> { TypedValue = source.DatabaseId });
+        Add(insert, rows.Select(r => r.Position).ToArray(), NpgsqlDbType.Bigint);
 
         var heads = rows.GroupBy(r => r.StreamId, StringComparer.Ordinal).Select(g => g.MaxBy(r => r.Version)!).ToList();
         var streams = new NpgsqlBatchCommand($"""

@@ -95,6 +95,25 @@ public sealed class PlacementApiTests : IAsyncLifetime
         return events;
     }
 
+    /// <summary>The position, in a placed canton's database, of the last event of its own log that budgets fold.</summary>
+    private static async Task<long> LastFoldedAsync(string connectionString)
+    {
+        var types = Events.Types();
+        await using var db = NpgsqlDataSource.Create(connectionString);
+        await using var command = db.CreateCommand($"SELECT seq_id, stream_id FROM {EventLog.Table} WHERE type = ANY($1) ORDER BY seq_id DESC");
+        command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = [.. BudgetProjection.EventsFolded.SelectMany(types.AliasesOf)] });
+        await using var rows = await command.ExecuteReaderAsync();
+        while (await rows.ReadAsync())
+        {
+            if (!DirectoryCopies.IsShared(rows.GetString(1)))
+            {
+                return rows.GetInt64(0);
+            }
+        }
+
+        return 0;
+    }
+
     internal static async Task<long> CountAsync(string connectionString, string sql)
     {
         await using var db = NpgsqlDataSource.Create(connectionString);
@@ -163,6 +182,24 @@ public sealed class PlacementApiTests : IAsyncLifetime
         Assert.Equal([(Ge, 10_000L), (Ti, 5_000L), (Vd, 3_000L)], receipts!.Receipts.Select(r => (r.CantonId, r.AmountMinor)).OrderBy(r => r.CantonId, StringComparer.Ordinal));
         Assert.Equal([new CurrencyTotalView("CHF", 18_000)], receipts.Totals);
         Assert.Equal(budgets.Values.Sum(b => b.DesignatedMinor), receipts.Totals.Single().AmountMinor);
+
+        // Each cross-canton answer says how far it reflects each placed canton's own log: through the last event of it the
+        // budgets fold (pl-vd's is the directory's, whose position is the answer's own). A budget folded from the log as of
+        // the answer's position says the same.
+        var (a0, b0) = (_shardA.ConnectionString("confederal"), _shardB.ConnectionString("confederal"));
+        LedgerView[] reflected = [new(Ge, await LastFoldedAsync(a0)), new(Ti, await LastFoldedAsync(b0))];
+        Assert.Equal(reflected, receipts.Ledgers);
+        using var reader = _api.CreateClient();
+        foreach (var canton in new[] { Ge, Ti, Vd })
+        {
+            var served = await reader.GetFromJsonAsync<BudgetView>($"/api/v1/cantons/{canton}/budgets/2027");
+            Assert.Equal(reflected, served!.Ledgers);
+            Assert.Equal(receipts.Position, served.Position);
+        }
+
+        var asOf = await reader.GetFromJsonAsync<BudgetView>($"/api/v1/cantons/{Vd}/budgets/2027?asOf={receipts.Position}");
+        Assert.Equal(reflected, asOf!.Ledgers);
+        Assert.Equal(budgets[Vd].NetBudgetMinor, asOf.NetBudgetMinor);
 
         // Each canton's ledger is in its own database; the directory holds copies, the other shard nothing of it.
         var (directory, a, b) = (_directory.ConnectionString("confederal"), _shardA.ConnectionString("confederal"), _shardB.ConnectionString("confederal"));

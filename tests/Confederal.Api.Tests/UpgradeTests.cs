@@ -66,7 +66,7 @@ public sealed class UpgradeTests
                 {
                     differences.Add($"{entry.Name}: {(int)response.StatusCode}, was {then}: {body}");
                 }
-                else if (!JsonNode.DeepEquals(WithoutTraceIds(JsonNode.Parse(entry.Value.GetProperty("body").GetRawText())), WithoutTraceIds(JsonNode.Parse(body))))
+                else if (!JsonNode.DeepEquals(WithoutTraceIds(JsonNode.Parse(entry.Value.GetProperty("body").GetRawText())), WithoutTraceIds(WithoutNoLedgers(JsonNode.Parse(body)))))
                 {
                     differences.Add($"{entry.Name}: {body}{Environment.NewLine}   was {entry.Value.GetProperty("body").GetRawText()}");
                 }
@@ -126,6 +126,18 @@ public sealed class UpgradeTests
             .Where(seal => seal is not null)
             .Select(seal => seal!.Deserialize<Seal>(Web)!),
     ];
+
+    /// <summary>The answer without its <c>ledgers</c> when they are none: budgets and receipts name the placed cantons' logs
+    /// they reflect since cantons could be placed, and the old version had none.</summary>
+    private static JsonNode? WithoutNoLedgers(JsonNode? node)
+    {
+        if (node is JsonObject o && o["ledgers"] is JsonArray { Count: 0 })
+        {
+            o.Remove("ledgers");
+        }
+
+        return node;
+    }
 
     private static JsonNode? WithoutTraceIds(JsonNode? node)
     {

@@ -76,10 +76,15 @@ public sealed class StreamCopyTests
         Assert.Equal(["local:1", "shared-1:1", "person-1:1", "person-1:2", "person-1:3"], await StreamsAsync(target));
         Assert.Equal(6, await copy.ReadProgressAsync());
 
-        // Marten reads the copies in the target, and appends after them there.
+        // Marten reads the copies in the target, each saying where it was recorded, and appends after them there.
         Assert.Equal(3, await target.StreamVersionAsync("person-1"));
-        Assert.Equal([3L, 4L, 1L], await target.ReadStreamAsync("person-1").Select(e => e.Data switch { Deposited d => d.Amount, Withdrawn w => w.Amount, _ => 0 }).ToListAsync());
+        var person = await target.ReadStreamAsync("person-1").ToListAsync();
+        Assert.Equal([3L, 4L, 1L], person.Select(e => e.Data switch { Deposited d => d.Amount, Withdrawn w => w.Amount, _ => 0 }));
+        long[] recordedAt = [.. original.Where(e => e.StreamId == "person-1").Select(e => e.Position), 5];
+        Assert.Equal(recordedAt.Select(p => (LedgerPosition?)new LedgerPosition(source.DatabaseId, p)), person.Select(e => e.Source));
         await target.AppendAsync("shared-1", ExpectedVersion.Exactly(1), [new Deposited("a", 6)]);
+        Assert.Null((await target.ReadStreamAsync("shared-1").ToListAsync())[^1].Source); // recorded here
+        Assert.All(await source.ReadAllAsync(0).ToListAsync(), e => Assert.Null(e.Source));
     }
 
     [Fact]

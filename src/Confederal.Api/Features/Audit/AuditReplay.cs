@@ -52,7 +52,9 @@ public sealed record ReplayedBallot(
     Proposal? Proposal, bool? Carried, bool? Enacted, string? NotEnacted, int Pages, IReadOnlyList<CountedPage> CountedPages);
 
 /// <summary>What a replay of the log recomputed, as of <see cref="LastPosition"/>, and what it found inconsistent in the
-/// log itself (a ballot's certified numbers against its own sealed pages and the census).</summary>
+/// log itself (a ballot's certified numbers against its own sealed pages and the census). Its budgets and receipts name
+/// no placed cantons' <c>Ledgers</c>: an export does not say which of its events are copies (each is in its own canton's
+/// export under the same id).</summary>
 public sealed record ReplayResult(
     long Events, long LastPosition, IReadOnlyList<BudgetView> Budgets, IReadOnlyList<ReceiptsView> Receipts, IReadOnlyList<ReplayedBallot> Ballots,
     IReadOnlyList<AuditDifference> Differences);
@@ -193,7 +195,7 @@ public sealed class AuditReplay(EventTypes types)
             {
                 budgets.Add(_ledger.Books.TryGetValue((canton, year), out var book)
                     ? View(book, settled[(canton, year)])
-                    : new BudgetView(canton, year, currency, 0, 0, 0, 0, [], 0, 0, 0, 0, [], [], 0, LastPosition));
+                    : new BudgetView(canton, year, currency, 0, 0, 0, 0, [], 0, 0, 0, 0, [], [], 0, LastPosition, []));
             }
         }
 
@@ -210,7 +212,7 @@ public sealed class AuditReplay(EventTypes types)
                     .ToList();
                 var totals = lines.GroupBy(l => l.Currency, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal)
                     .Select(g => new CurrencyTotalView(g.Key, g.Sum(l => l.AmountMinor))).ToList();
-                receipts.Add(new ReceiptsView(organization, year, lines, totals, LastPosition));
+                receipts.Add(new ReceiptsView(organization, year, lines, totals, LastPosition, []));
             }
         }
 
@@ -222,7 +224,7 @@ public sealed class AuditReplay(EventTypes types)
         settled.DesignablePoolMinor, [.. settled.Designations.Select(l => new BudgetDesignationView(l.OrganizationId, l.AmountMinor, l.RedistributedMinor, l.Taxpayers))],
         settled.UnallocatedMinor, settled.RedistributedMinor, settled.RetainedMinor, settled.DesignatedMinor,
         [.. settled.Pacts.Select(p => new PactLineView(p.PactId, p.ContributionMinor))], [.. settled.Pacts.Select(p => new PactLineView(p.PactId, p.ReceiptMinor))],
-        settled.NetBudgetMinor, LastPosition);
+        settled.NetBudgetMinor, LastPosition, []);
 
     // What the ledger notes for a projection's writes is of no use here: dropped as it goes, it keeps memory flat.
     private void Settle()

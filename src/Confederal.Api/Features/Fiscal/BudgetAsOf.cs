@@ -71,7 +71,8 @@ public static class BudgetAsOf
             throw new NotFoundException("Canton", cantonId, $"Canton '{cantonId}' was not registered yet at position {position}.");
         }
 
-        return Fold(await LedgerAsync(events, position, ct), cantonId, fiscalYear, position);
+        var (ledger, ledgers) = await LedgerAsync(events, position, ct);
+        return Fold(ledger, ledgers, cantonId, fiscalYear, position);
     }
 
     /// <summary>The position an <see cref="AsOf"/> stands for; one beyond the head of the log, or an instant in the
@@ -99,19 +100,25 @@ public static class BudgetAsOf
         return (long)(await command.ExecuteScalarAsync(ct))!;
     }
 
-    private static async Task<Ledger> LedgerAsync(EventLog events, long position, CancellationToken ct)
+    /// <summary>The ledger folded up to <paramref name="position"/>, and how far that folds each placed canton's own log.</summary>
+    private static async Task<(Ledger Ledger, IReadOnlyList<LedgerView> Ledgers)> LedgerAsync(EventLog events, long position, CancellationToken ct)
     {
         var ledger = new Ledger();
+        var copied = new Dictionary<string, long>(StringComparer.Ordinal);
         await foreach (var e in events.ReadUpToAsync(position, BudgetProjection.EventsFolded, ct: ct))
         {
             ledger.Apply(e.Data, e.RecordedAt, e.Position);
+            if (e.Source is { } source)
+            {
+                copied[source.Ledger] = source.Position;
+            }
         }
 
         ledger.SettlePacts();
-        return ledger;
+        return (ledger, [.. copied.OrderBy(c => c.Key, StringComparer.Ordinal).Select(c => new LedgerView(c.Key, c.Value))]);
     }
 
-    private static BudgetView Fold(Ledger ledger, string cantonId, int fiscalYear, long position)
+    private static BudgetView Fold(Ledger ledger, IReadOnlyList<LedgerView> ledgers, string cantonId, int fiscalYear, long position)
     {
         var book = ledger.Books.GetValueOrDefault((cantonId, fiscalYear)) ?? new BudgetBook(cantonId, fiscalYear, ledger.Currencies[cantonId]);
         var budget = book.Settle();
@@ -122,7 +129,7 @@ public static class BudgetAsOf
             budget.UnallocatedMinor, budget.RedistributedMinor, budget.RetainedMinor, budget.DesignatedMinor,
             [.. budget.Pacts.Select(p => new PactLineView(p.PactId, p.ContributionMinor))],
             [.. budget.Pacts.Select(p => new PactLineView(p.PactId, p.ReceiptMinor))],
-            budget.NetBudgetMinor, position);
+            budget.NetBudgetMinor, position, ledgers);
     }
 
     private static ValidationException Invalid(string message) => new([new ValidationFailure("asOf", message)]);

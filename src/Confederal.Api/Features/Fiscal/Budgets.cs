@@ -134,6 +134,14 @@ public sealed class BudgetProjection(int pageSize = 10_000) : IProjection
                 PRIMARY KEY (canton_id, day)
             );
             """),
+        new("app-0011-budget-ledgers", """
+            -- How far the read model has folded each placed canton's own log: the position there of the last event of it
+            -- the read model applied, through copies of it in this log (none for a log with no copies).
+            CREATE TABLE budget_ledgers (
+                ledger   text PRIMARY KEY,
+                position bigint NOT NULL
+            );
+            """),
     ];
 
     public const string ProjectionName = "budgets";
@@ -153,7 +161,7 @@ public sealed class BudgetProjection(int pageSize = 10_000) : IProjection
 
     public IReadOnlyCollection<Type> EventsRead => EventsFolded;
 
-    public IReadOnlyList<string> Tables { get; } = ["public.fiscal_cantons", "public.fiscal_organizations", "public.fiscal_taxpayers", "public.budgets", "public.budget_tallies", "public.organization_receipts", "public.pacts", "public.pact_members", "public.pact_lines", "public.census_days"];
+    public IReadOnlyList<string> Tables { get; } = ["public.fiscal_cantons", "public.fiscal_organizations", "public.fiscal_taxpayers", "public.budgets", "public.budget_tallies", "public.organization_receipts", "public.pacts", "public.pact_members", "public.pact_lines", "public.census_days", "public.budget_ledgers"];
 
     public async Task ApplyAsync(NpgsqlConnection connection, IReadOnlyList<RecordedEvent> events, CancellationToken ct)
     {
@@ -180,9 +188,23 @@ public sealed class BudgetProjection(int pageSize = 10_000) : IProjection
 
         ledger.SettlePacts();
         var (writes, inserts) = Writes(ledger, stored);
+        if (Folded(events) is { Count: > 0 } folded)
+        {
+            writes.Add(Sql.Command("""
+                INSERT INTO budget_ledgers AS l (ledger, position) SELECT * FROM unnest($1::text[], $2::bigint[])
+                ON CONFLICT (ledger) DO UPDATE SET position = greatest(l.position, excluded.position)
+                """, folded.Select(f => f.Ledger).ToArray(), folded.Select(f => f.Position).ToArray()));
+        }
+
         await Sql.ExecuteAsync(connection, writes, ct);
         await InsertFileRowsAsync(connection, inserts, ct);
     }
+
+    /// <summary>Of the copies among <paramref name="events"/>, the last one's position in each log they were recorded in,
+    /// in ordinal order of the logs: how far these events fold each placed canton's own log.</summary>
+    private static IReadOnlyList<LedgerPosition> Folded(IEnumerable<RecordedEvent> events) =>
+        [.. events.Where(e => e.Source is not null).GroupBy(e => e.Source!.Value.Ledger, StringComparer.Ordinal)
+            .Select(g => new LedgerPosition(g.Key, g.Max(e => e.Source!.Value.Position))).OrderBy(l => l.Ledger, StringComparer.Ordinal)];
 
     /// <summary>What a page of events touches.</summary>
     private sealed class Keys
@@ -772,9 +794,37 @@ public sealed class BudgetProjection(int pageSize = 10_000) : IProjection
             lines.Select(l => l.Line.RedistributedMinor).ToArray(), lines.Select(l => l.Line.Taxpayers).ToArray());
     }
 
-    /// <summary>Reads the projection's checkpoint: the position up to which budgets and receipts are served.</summary>
-    public static NpgsqlBatchCommand CheckpointCommand() =>
-        Sql.Command($"SELECT last_seq_id FROM {MartenStore.Schema}.mt_event_progression WHERE name = $1", $"{ProjectionName}:All");
+    /// <summary>Reads, in one row, what budgets and receipts reflect: the projection's checkpoint in this log, and how far
+    /// it has folded each placed canton's own log (<see cref="ReadCheckpointAsync"/>).</summary>
+    public static NpgsqlBatchCommand CheckpointCommand() => Sql.Command($$"""
+        SELECT coalesce((SELECT last_seq_id FROM {{MartenStore.Schema}}.mt_event_progression WHERE name = $1), 0),
+               coalesce((SELECT array_agg(ledger ORDER BY ledger COLLATE "C") FROM budget_ledgers), '{}'),
+               coalesce((SELECT array_agg(position ORDER BY ledger COLLATE "C") FROM budget_ledgers), '{}')
+        """, $"{ProjectionName}:All");
+
+    /// <summary>The result of <see cref="CheckpointCommand"/>.</summary>
+    public static async Task<(long Position, IReadOnlyList<LedgerView> Ledgers)> ReadCheckpointAsync(NpgsqlDataReader reader, CancellationToken ct)
+    {
+        await reader.ReadAsync(ct);
+        var ledgers = reader.GetFieldValue<string[]>(1).Zip(reader.GetFieldValue<long[]>(2), (ledger, position) => new LedgerView(ledger, position));
+        return (reader.GetInt64(0), [.. ledgers]);
+    }
+
+    /// <summary>Opens a read-only snapshot (repeatable read) on <paramref name="db"/>: a batch in it reads the read model's
+    /// rows and its checkpoint as one state, so the position served is exactly the one the numbers reflect.</summary>
+    public static async Task<NpgsqlTransaction> SnapshotAsync(NpgsqlDataSource db, CancellationToken ct)
+    {
+        var connection = await db.OpenConnectionAsync(ct);
+        try
+        {
+            return await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, ct);
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
 
     /// <summary>A person's assessed tax for a canton and year, as the read model has it (null: not assessed).</summary>
     public static async Task<long?> AssessedTaxAsync(NpgsqlDataSource db, string cantonId, int year, string personId, CancellationToken ct)
@@ -811,11 +861,18 @@ public sealed record PactLineView(string PactId, long AmountMinor);
 /// pactId order (zero when the pact took or returned nothing): the contribution is floor((revenueMinor −
 /// designatedMinor) × the canton's rate / 10000), the receipt its part of the pact's pool; across a pact's members
 /// they sum to the same amount. <see cref="Position"/>: every event up to this global position is included.</summary>
+/// <param name="Position">The directory's log position the budget reflects: every event up to it, and none after.</param>
+/// <param name="Ledgers">For each canton whose ledger is on a database of its own, the position in that canton's own log
+/// through which the budget reflects it (its events reach the directory's log as copies, in their own order): cross-canton
+/// lines read other members' books. Empty while every canton's ledger is the directory's.</param>
 public sealed record BudgetView(
     string CantonId, int FiscalYear, string Currency, long RevenueMinor, long Taxpayers, int DesignationRateBp,
     long DesignablePoolMinor, IReadOnlyList<BudgetDesignationView> Designations, long UnallocatedMinor, long RedistributedMinor,
     long RetainedMinor, long DesignatedMinor, IReadOnlyList<PactLineView> Contributions, IReadOnlyList<PactLineView> Receipts,
-    long NetBudgetMinor, long Position);
+    long NetBudgetMinor, long Position, IReadOnlyList<LedgerView> Ledgers);
+
+/// <summary>A position in a placed canton's own log (<see cref="LedgerId"/>: the canton's id).</summary>
+public sealed record LedgerView(string LedgerId, long Position);
 
 /// <summary>GET /api/v1/cantons/{cantonId}/budgets/{year}[?asOf=]: public. Served from the budgets read model; as of an
 /// earlier position or instant, folded from the log by <see cref="BudgetAsOf"/>.</summary>
@@ -843,10 +900,12 @@ public static class GetBudget
                 return await BudgetAsOf.ReadAsync(events, clock, query.CantonId, query.FiscalYear, asOf, cancellationToken);
             }
 
-            // The checkpoint and the rows in one batch, on one server: on a standby, the position is the one its replay
+            // The checkpoint and the rows in one snapshot, on one server: on a standby, the position is the one its replay
             // has reached.
-            var db = query.FromStandby ? database.ReadsOf(LedgerDatabase.DirectoryId) : database.DataSource;
-            await using var batch = db.CreateBatch();
+            await using var snapshot = await BudgetProjection.SnapshotAsync(
+                query.FromStandby ? database.ReadsOf(LedgerDatabase.DirectoryId) : database.DataSource, cancellationToken);
+            await using var connection = snapshot.Connection!;
+            await using var batch = new NpgsqlBatch(connection, snapshot);
             batch.BatchCommands.Add(BudgetProjection.CheckpointCommand());
             batch.BatchCommands.Add(Sql.Command("""
                 SELECT c.currency, coalesce(b.revenue_minor, 0), coalesce(b.taxpayers, 0), coalesce(b.rate_bp, 0)::bigint,
@@ -864,7 +923,7 @@ public static class GetBudget
                 WHERE canton_id = $1 AND year = $2 ORDER BY pact_id COLLATE "C"
                 """, query.CantonId, query.FiscalYear));
             await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
-            var position = await reader.ReadAsync(cancellationToken) ? reader.GetInt64(0) : 0;
+            var (position, ledgers) = await BudgetProjection.ReadCheckpointAsync(reader, cancellationToken);
             await reader.NextResultAsync(cancellationToken);
             if (!await reader.ReadAsync(cancellationToken))
             {
@@ -892,7 +951,7 @@ public static class GetBudget
             return new BudgetView(
                 query.CantonId, query.FiscalYear, currency, RevenueMinor: sums[0], Taxpayers: sums[1], DesignationRateBp: (int)sums[2],
                 DesignablePoolMinor: sums[3], designations, UnallocatedMinor: sums[4], RedistributedMinor: sums[5], RetainedMinor: sums[6],
-                DesignatedMinor: sums[7], contributions, receipts, NetBudgetMinor: sums[8], position);
+                DesignatedMinor: sums[7], contributions, receipts, NetBudgetMinor: sums[8], position, ledgers);
         }
     }
 

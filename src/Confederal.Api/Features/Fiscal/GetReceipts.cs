@@ -5,6 +5,7 @@ using Confederal.EventStore;
 using FluentValidation;
 using MediatR;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Npgsql;
 
 namespace Confederal.Api.Features.Fiscal;
 
@@ -14,7 +15,12 @@ public sealed record CurrencyTotalView(string Currency, long AmountMinor);
 
 /// <summary>What an organization receives for a year, per canton and currency, with totals per currency (amounts of
 /// different currencies are never added). Counts of taxpayers, never who they are.</summary>
-public sealed record ReceiptsView(string OrganizationId, int FiscalYear, IReadOnlyList<ReceiptView> Receipts, IReadOnlyList<CurrencyTotalView> Totals, long Position);
+/// <param name="Position">The directory's log position the receipts reflect: every event up to it, and none after.</param>
+/// <param name="Ledgers">For each canton whose ledger is on a database of its own, the position in that canton's own log
+/// through which the receipts reflect it. Empty while every canton's ledger is the directory's.</param>
+public sealed record ReceiptsView(
+    string OrganizationId, int FiscalYear, IReadOnlyList<ReceiptView> Receipts, IReadOnlyList<CurrencyTotalView> Totals, long Position,
+    IReadOnlyList<LedgerView> Ledgers);
 
 /// <summary>GET /api/v1/organizations/{organizationId}/receipts/{year}: that organization, the admin and auditors.</summary>
 public static class GetReceipts
@@ -34,10 +40,12 @@ public static class GetReceipts
     {
         public async Task<ReceiptsView> Handle(Query query, CancellationToken cancellationToken)
         {
-            // The checkpoint and the rows in one batch, on one server: on a standby, the position is the one its replay
+            // The checkpoint and the rows in one snapshot, on one server: on a standby, the position is the one its replay
             // has reached.
-            var db = query.FromStandby ? database.ReadsOf(LedgerDatabase.DirectoryId) : database.DataSource;
-            await using var batch = db.CreateBatch();
+            await using var snapshot = await BudgetProjection.SnapshotAsync(
+                query.FromStandby ? database.ReadsOf(LedgerDatabase.DirectoryId) : database.DataSource, cancellationToken);
+            await using var connection = snapshot.Connection!;
+            await using var batch = new NpgsqlBatch(connection, snapshot);
             batch.BatchCommands.Add(BudgetProjection.CheckpointCommand());
             batch.BatchCommands.Add(Sql.Command("SELECT 1 FROM fiscal_organizations WHERE organization_id = $1", query.OrganizationId));
             batch.BatchCommands.Add(Sql.Command("""
@@ -45,7 +53,7 @@ public static class GetReceipts
                 WHERE organization_id = $1 AND year = $2 ORDER BY canton_id
                 """, query.OrganizationId, query.FiscalYear));
             await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
-            var position = await reader.ReadAsync(cancellationToken) ? reader.GetInt64(0) : 0;
+            var (position, ledgers) = await BudgetProjection.ReadCheckpointAsync(reader, cancellationToken);
             await reader.NextResultAsync(cancellationToken);
             if (!await reader.ReadAsync(cancellationToken))
             {
@@ -61,7 +69,7 @@ public static class GetReceipts
 
             var totals = receipts.GroupBy(r => r.Currency, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal)
                 .Select(g => new CurrencyTotalView(g.Key, g.Sum(r => r.AmountMinor))).ToList();
-            return new ReceiptsView(query.OrganizationId, query.FiscalYear, receipts, totals, position);
+            return new ReceiptsView(query.OrganizationId, query.FiscalYear, receipts, totals, position, ledgers);
         }
     }
 
