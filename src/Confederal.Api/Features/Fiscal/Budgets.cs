@@ -794,37 +794,54 @@ public sealed class BudgetProjection(int pageSize = 10_000) : IProjection
             lines.Select(l => l.Line.RedistributedMinor).ToArray(), lines.Select(l => l.Line.Taxpayers).ToArray());
     }
 
-    /// <summary>Reads, in one row, what budgets and receipts reflect: the projection's checkpoint in this log, and how far
-    /// it has folded each placed canton's own log (<see cref="ReadCheckpointAsync"/>).</summary>
-    public static NpgsqlBatchCommand CheckpointCommand() => Sql.Command($$"""
-        SELECT coalesce((SELECT last_seq_id FROM {{MartenStore.Schema}}.mt_event_progression WHERE name = $1), 0),
-               coalesce((SELECT array_agg(ledger ORDER BY ledger COLLATE "C") FROM budget_ledgers), '{}'),
-               coalesce((SELECT array_agg(position ORDER BY ledger COLLATE "C") FROM budget_ledgers), '{}')
-        """, $"{ProjectionName}:All");
-
-    /// <summary>The result of <see cref="CheckpointCommand"/>.</summary>
-    public static async Task<(long Position, IReadOnlyList<LedgerView> Ledgers)> ReadCheckpointAsync(NpgsqlDataReader reader, CancellationToken ct)
+    /// <summary>
+    /// Reads the read model as it stood at one checkpoint, and what that reflects: <paramref name="commands"/> run in one
+    /// batch between two reads of the projection's checkpoint, with the positions it has folded each placed canton's own
+    /// log to (<c>budget_ledgers</c>). Each statement of a batch reads a snapshot of its own, but a page moves the
+    /// checkpoint in the transaction of its rows: equal checkpoints before and after mean every statement between them
+    /// read the same state, so the position and ledgers served are exactly those the numbers reflect; the rare batch a
+    /// page committed in the middle of is read again. (One statement would need no check, but PostgreSQL plans one with
+    /// the rows as arrays anew on every call, and it served GET budget at two thirds of the rate.)
+    /// <paramref name="read"/> reads the result sets of <paramref name="commands"/>, from the first, and stops on its last.
+    /// </summary>
+    public static async Task<(T Value, long Position, IReadOnlyList<LedgerView> Ledgers)> ReadAtOneCheckpointAsync<T>(
+        NpgsqlDataSource db, Func<IEnumerable<NpgsqlBatchCommand>> commands, Func<NpgsqlDataReader, CancellationToken, Task<T>> read,
+        CancellationToken ct)
     {
-        await reader.ReadAsync(ct);
-        var ledgers = reader.GetFieldValue<string[]>(1).Zip(reader.GetFieldValue<long[]>(2), (ledger, position) => new LedgerView(ledger, position));
-        return (reader.GetInt64(0), [.. ledgers]);
+        while (true)
+        {
+            await using var batch = db.CreateBatch();
+            batch.BatchCommands.Add(CheckpointCommand());
+            foreach (var command in commands())
+            {
+                batch.BatchCommands.Add(command);
+            }
+
+            batch.BatchCommands.Add(new NpgsqlBatchCommand("""SELECT ledger, position FROM budget_ledgers ORDER BY ledger COLLATE "C" """));
+            batch.BatchCommands.Add(CheckpointCommand());
+            await using var reader = await batch.ExecuteReaderAsync(ct);
+            await reader.ReadAsync(ct);
+            var before = reader.GetInt64(0);
+            await reader.NextResultAsync(ct);
+            var value = await read(reader, ct);
+            await reader.NextResultAsync(ct);
+            var ledgers = new List<LedgerView>();
+            while (await reader.ReadAsync(ct))
+            {
+                ledgers.Add(new LedgerView(reader.GetString(0), reader.GetInt64(1)));
+            }
+
+            await reader.NextResultAsync(ct);
+            await reader.ReadAsync(ct);
+            if (reader.GetInt64(0) == before)
+            {
+                return (value, before, ledgers);
+            }
+        }
     }
 
-    /// <summary>Opens a read-only snapshot (repeatable read) on <paramref name="db"/>: a batch in it reads the read model's
-    /// rows and its checkpoint as one state, so the position served is exactly the one the numbers reflect.</summary>
-    public static async Task<NpgsqlTransaction> SnapshotAsync(NpgsqlDataSource db, CancellationToken ct)
-    {
-        var connection = await db.OpenConnectionAsync(ct);
-        try
-        {
-            return await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, ct);
-        }
-        catch
-        {
-            await connection.DisposeAsync();
-            throw;
-        }
-    }
+    private static NpgsqlBatchCommand CheckpointCommand() => Sql.Command(
+        $"SELECT coalesce((SELECT last_seq_id FROM {MartenStore.Schema}.mt_event_progression WHERE name = $1), 0)", $"{ProjectionName}:All");
 
     /// <summary>A person's assessed tax for a canton and year, as the read model has it (null: not assessed).</summary>
     public static async Task<long?> AssessedTaxAsync(NpgsqlDataSource db, string cantonId, int year, string personId, CancellationToken ct)
@@ -860,7 +877,7 @@ public sealed record PactLineView(string PactId, long AmountMinor);
 /// <see cref="Contributions"/> and <see cref="Receipts"/>: one line per pact the canton is a member of that year, in
 /// pactId order (zero when the pact took or returned nothing): the contribution is floor((revenueMinor −
 /// designatedMinor) × the canton's rate / 10000), the receipt its part of the pact's pool; across a pact's members
-/// they sum to the same amount. <see cref="Position"/>: every event up to this global position is included.</summary>
+/// they sum to the same amount.</summary>
 /// <param name="Position">The directory's log position the budget reflects: every event up to it, and none after.</param>
 /// <param name="Ledgers">For each canton whose ledger is on a database of its own, the position in that canton's own log
 /// through which the budget reflects it (its events reach the directory's log as copies, in their own order): cross-canton
@@ -900,58 +917,63 @@ public static class GetBudget
                 return await BudgetAsOf.ReadAsync(events, clock, query.CantonId, query.FiscalYear, asOf, cancellationToken);
             }
 
-            // The checkpoint and the rows in one snapshot, on one server: on a standby, the position is the one its replay
-            // has reached.
-            await using var snapshot = await BudgetProjection.SnapshotAsync(
-                query.FromStandby ? database.ReadsOf(LedgerDatabase.DirectoryId) : database.DataSource, cancellationToken);
-            await using var connection = snapshot.Connection!;
-            await using var batch = new NpgsqlBatch(connection, snapshot);
-            batch.BatchCommands.Add(BudgetProjection.CheckpointCommand());
-            batch.BatchCommands.Add(Sql.Command("""
-                SELECT c.currency, coalesce(b.revenue_minor, 0), coalesce(b.taxpayers, 0), coalesce(b.rate_bp, 0)::bigint,
-                       coalesce(b.pool_minor, 0), coalesce(b.unallocated_minor, 0), coalesce(b.redistributed_minor, 0),
-                       coalesce(b.retained_minor, 0), coalesce(b.designated_minor, 0), coalesce(b.net_minor, 0)
-                FROM fiscal_cantons c LEFT JOIN budgets b ON b.canton_id = c.canton_id AND b.year = $2
-                WHERE c.canton_id = $1
-                """, query.CantonId, query.FiscalYear));
-            batch.BatchCommands.Add(Sql.Command("""
-                SELECT organization_id, amount_minor, redistributed_minor, taxpayers FROM organization_receipts
-                WHERE canton_id = $1 AND year = $2 ORDER BY organization_id COLLATE "C"
-                """, query.CantonId, query.FiscalYear));
-            batch.BatchCommands.Add(Sql.Command("""
-                SELECT pact_id, contribution_minor, receipt_minor FROM pact_lines
-                WHERE canton_id = $1 AND year = $2 ORDER BY pact_id COLLATE "C"
-                """, query.CantonId, query.FiscalYear));
-            await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
-            var (position, ledgers) = await BudgetProjection.ReadCheckpointAsync(reader, cancellationToken);
-            await reader.NextResultAsync(cancellationToken);
-            if (!await reader.ReadAsync(cancellationToken))
+            // On one server (on a standby, as far as its replay has reached), at one checkpoint.
+            var db = query.FromStandby ? database.ReadsOf(LedgerDatabase.DirectoryId) : database.DataSource;
+            var (book, position, ledgers) = await BudgetProjection.ReadAtOneCheckpointAsync(db, () =>
+            [
+                Sql.Command("""
+                    SELECT c.currency, coalesce(b.revenue_minor, 0), coalesce(b.taxpayers, 0), coalesce(b.rate_bp, 0)::bigint,
+                           coalesce(b.pool_minor, 0), coalesce(b.unallocated_minor, 0), coalesce(b.redistributed_minor, 0),
+                           coalesce(b.retained_minor, 0), coalesce(b.designated_minor, 0), coalesce(b.net_minor, 0)
+                    FROM fiscal_cantons c LEFT JOIN budgets b ON b.canton_id = c.canton_id AND b.year = $2
+                    WHERE c.canton_id = $1
+                    """, query.CantonId, query.FiscalYear),
+                Sql.Command("""
+                    SELECT organization_id, amount_minor, redistributed_minor, taxpayers FROM organization_receipts
+                    WHERE canton_id = $1 AND year = $2 ORDER BY organization_id COLLATE "C"
+                    """, query.CantonId, query.FiscalYear),
+                Sql.Command("""
+                    SELECT pact_id, contribution_minor, receipt_minor FROM pact_lines
+                    WHERE canton_id = $1 AND year = $2 ORDER BY pact_id COLLATE "C"
+                    """, query.CantonId, query.FiscalYear),
+            ], ReadBookAsync, cancellationToken);
+            var (currency, sums, designations, contributions, receipts) = book ?? throw new NotFoundException("Canton", query.CantonId);
+            return new BudgetView(
+                query.CantonId, query.FiscalYear, currency, RevenueMinor: sums[0], Taxpayers: sums[1], DesignationRateBp: (int)sums[2],
+                DesignablePoolMinor: sums[3], designations, UnallocatedMinor: sums[4], RedistributedMinor: sums[5], RetainedMinor: sums[6],
+                DesignatedMinor: sums[7], contributions, receipts, NetBudgetMinor: sums[8], position, ledgers);
+        }
+
+        /// <summary>The canton's currency and its book's rows (null when there is no such canton).</summary>
+        private static async Task<(string Currency, long[] Sums, List<BudgetDesignationView> Designations, List<PactLineView> Contributions,
+            List<PactLineView> Receipts)?> ReadBookAsync(NpgsqlDataReader reader, CancellationToken ct)
+        {
+            if (!await reader.ReadAsync(ct))
             {
-                throw new NotFoundException("Canton", query.CantonId);
+                await reader.NextResultAsync(ct);
+                await reader.NextResultAsync(ct);
+                return null;
             }
 
             var currency = reader.GetString(0);
             var sums = Enumerable.Range(1, 9).Select(reader.GetInt64).ToArray(); // zeros for a year without a budget yet
-            await reader.NextResultAsync(cancellationToken);
+            await reader.NextResultAsync(ct);
             var designations = new List<BudgetDesignationView>();
-            while (await reader.ReadAsync(cancellationToken))
+            while (await reader.ReadAsync(ct))
             {
                 designations.Add(new BudgetDesignationView(reader.GetString(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3)));
             }
 
-            await reader.NextResultAsync(cancellationToken);
+            await reader.NextResultAsync(ct);
             var contributions = new List<PactLineView>();
             var receipts = new List<PactLineView>();
-            while (await reader.ReadAsync(cancellationToken))
+            while (await reader.ReadAsync(ct))
             {
                 contributions.Add(new PactLineView(reader.GetString(0), reader.GetInt64(1)));
                 receipts.Add(new PactLineView(reader.GetString(0), reader.GetInt64(2)));
             }
 
-            return new BudgetView(
-                query.CantonId, query.FiscalYear, currency, RevenueMinor: sums[0], Taxpayers: sums[1], DesignationRateBp: (int)sums[2],
-                DesignablePoolMinor: sums[3], designations, UnallocatedMinor: sums[4], RedistributedMinor: sums[5], RetainedMinor: sums[6],
-                DesignatedMinor: sums[7], contributions, receipts, NetBudgetMinor: sums[8], position, ledgers);
+            return (currency, sums, designations, contributions, receipts);
         }
     }
 

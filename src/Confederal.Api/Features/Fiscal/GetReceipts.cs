@@ -40,36 +40,38 @@ public static class GetReceipts
     {
         public async Task<ReceiptsView> Handle(Query query, CancellationToken cancellationToken)
         {
-            // The checkpoint and the rows in one snapshot, on one server: on a standby, the position is the one its replay
-            // has reached.
-            await using var snapshot = await BudgetProjection.SnapshotAsync(
-                query.FromStandby ? database.ReadsOf(LedgerDatabase.DirectoryId) : database.DataSource, cancellationToken);
-            await using var connection = snapshot.Connection!;
-            await using var batch = new NpgsqlBatch(connection, snapshot);
-            batch.BatchCommands.Add(BudgetProjection.CheckpointCommand());
-            batch.BatchCommands.Add(Sql.Command("SELECT 1 FROM fiscal_organizations WHERE organization_id = $1", query.OrganizationId));
-            batch.BatchCommands.Add(Sql.Command("""
-                SELECT canton_id, currency, amount_minor, redistributed_minor, taxpayers FROM organization_receipts
-                WHERE organization_id = $1 AND year = $2 ORDER BY canton_id
-                """, query.OrganizationId, query.FiscalYear));
-            await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
-            var (position, ledgers) = await BudgetProjection.ReadCheckpointAsync(reader, cancellationToken);
-            await reader.NextResultAsync(cancellationToken);
-            if (!await reader.ReadAsync(cancellationToken))
+            // On one server (on a standby, as far as its replay has reached), at one checkpoint.
+            var db = query.FromStandby ? database.ReadsOf(LedgerDatabase.DirectoryId) : database.DataSource;
+            var (receipts, position, ledgers) = await BudgetProjection.ReadAtOneCheckpointAsync(db, () =>
+            [
+                Sql.Command("SELECT 1 FROM fiscal_organizations WHERE organization_id = $1", query.OrganizationId),
+                Sql.Command("""
+                    SELECT canton_id, currency, amount_minor, redistributed_minor, taxpayers FROM organization_receipts
+                    WHERE organization_id = $1 AND year = $2 ORDER BY canton_id
+                    """, query.OrganizationId, query.FiscalYear),
+            ], ReadReceiptsAsync, cancellationToken);
+            if (receipts is null)
             {
                 throw new NotFoundException("Organization", query.OrganizationId);
-            }
-
-            await reader.NextResultAsync(cancellationToken);
-            var receipts = new List<ReceiptView>();
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                receipts.Add(new ReceiptView(reader.GetString(0), reader.GetString(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4)));
             }
 
             var totals = receipts.GroupBy(r => r.Currency, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal)
                 .Select(g => new CurrencyTotalView(g.Key, g.Sum(r => r.AmountMinor))).ToList();
             return new ReceiptsView(query.OrganizationId, query.FiscalYear, receipts, totals, position, ledgers);
+        }
+
+        /// <summary>The organization's receipts (null when there is no such organization).</summary>
+        private static async Task<List<ReceiptView>?> ReadReceiptsAsync(NpgsqlDataReader reader, CancellationToken ct)
+        {
+            var known = await reader.ReadAsync(ct);
+            await reader.NextResultAsync(ct);
+            var receipts = new List<ReceiptView>();
+            while (await reader.ReadAsync(ct))
+            {
+                receipts.Add(new ReceiptView(reader.GetString(0), reader.GetString(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4)));
+            }
+
+            return known ? receipts : null;
         }
     }
 
