@@ -35,7 +35,7 @@ public sealed class EventLog(IDocumentStore store, LedgerDatabase database, Even
 
     /// <summary>Whether this log is read on a standby (<see cref="OnStandby"/>): Marten's sessions then run on the standby's
     /// connections, not on the tenant's own data source.</summary>
-    private bool _onStandby;
+    private bool IsOnStandby => !ReferenceEquals(DataSource, database.DataSource);
 
     /// <summary>The database (Marten's tenant) this log is kept in.</summary>
     public string DatabaseId { get; } = database.Id;
@@ -49,14 +49,14 @@ public sealed class EventLog(IDocumentStore store, LedgerDatabase database, Even
     /// data source on the standby): every read, Marten's included, reflects the standby's replay, and the standby refuses
     /// writes. Itself when <paramref name="standby"/> is its own data source.</summary>
     public EventLog OnStandby(NpgsqlDataSource standby) =>
-        ReferenceEquals(standby, DataSource) ? this : new(Store, database, Types, Authenticator) { DataSource = standby, _onStandby = true };
+        ReferenceEquals(standby, DataSource) ? this : new(Store, database, Types, Authenticator) { DataSource = standby };
 
     /// <summary>A Marten query session of this log's tenant, on its own data source or, on a standby, in a read-only
     /// transaction on a connection of the standby's (Marten's sessions otherwise open the tenant's own data source, and it
     /// takes a given connection only with its transaction).</summary>
     private async ValueTask<ReadSession> QuerySessionAsync(CancellationToken ct)
     {
-        if (!_onStandby)
+        if (!IsOnStandby)
         {
             return new ReadSession(Store.QuerySession(DatabaseId), null);
         }
