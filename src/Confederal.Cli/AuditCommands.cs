@@ -291,7 +291,9 @@ public static class AuditCommands
             throw new CliException($"The database could not be read: {e.Message}");
         }
 
-        var entries = DatabaseTrail.ReadAsync(db, new EventAuthenticator(keys.EventKey), Events.Types(), new Pseudonyms(keys.PseudonymKey), ct);
+        // The key table is the directory's: read from it, the trail says who each handle names (or that they are erased).
+        var entries = DatabaseTrail.ReadAsync(db, new EventAuthenticator(keys.EventKey), Events.Types(), new Pseudonyms(keys.PseudonymKey),
+            new Confederal.Api.Features.Persons.PersonKeys(db, keys, TimeProvider.System), ct);
         return new TrailSource(entries, keys.PublicKey, head, "the database", FromFile: false, db);
     }
 

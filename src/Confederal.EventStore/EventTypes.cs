@@ -130,6 +130,9 @@ public sealed class EventTypes
         target.NumberHandling = SerializerOptions.NumberHandling;
         target.DefaultIgnoreCondition = SerializerOptions.DefaultIgnoreCondition;
         target.UnmappedMemberHandling = SerializerOptions.UnmappedMemberHandling;
+        // What an event holds only in memory (an opened birth date) is left out by the resolver's modifiers: Marten must
+        // write exactly what the authentication code covers.
+        target.TypeInfoResolver = SerializerOptions.TypeInfoResolver;
         target.Converters.Clear();
         foreach (var converter in SerializerOptions.Converters)
         {

@@ -16,7 +16,8 @@ public sealed class Audit(ApiFactory api)
         api.Services.GetRequiredService<NpgsqlDataSource>(),
         api.Services.GetRequiredService<EventLog>().Authenticator!,
         api.Services.GetRequiredService<EventLog>().Types,
-        api.Services.GetRequiredService<Pseudonyms>());
+        api.Services.GetRequiredService<Pseudonyms>(),
+        api.Services.GetRequiredService<Features.Persons.PersonKeys>());
 
     public Task<VerifyReport> VerifyDatabaseAsync(IReadOnlyList<Seal>? known = null) =>
         new AuditVerifier(Seal.PublicKey(api.Services.GetRequiredService<AuditKeys>().PublicKey), known).VerifyAsync(DatabaseTrail());

@@ -36,7 +36,7 @@ public sealed class DesignationTests
 
         var chosen = Assert.IsType<DesignationChosen>(Assert.Single(decided));
         Assert.Equal([new Choice("linux", 7_000), new Choice("oceans", 3_000)], chosen.Choices);
-        Assert.Equal(("ge", "p-1", 2025, false), (chosen.CantonId, chosen.PersonId, chosen.FiscalYear, chosen.Standing));
+        Assert.Equal(("ge", "p-1", 2025, false), (chosen.CantonId, chosen.Taxpayer, chosen.FiscalYear, chosen.Standing));
     }
 
     [Fact]

@@ -99,16 +99,16 @@ public sealed class PactLedgerTests
     public void A_per_resident_pact_splits_by_residents_on_1_January_and_follows_the_census()
     {
         var log = Confederation(PactDistribution.PerResident).Then(
-            new ResidentRegistered("p1", "ge", new DateOnly(2020, 1, 1), new DateOnly(1980, 1, 1)),
-            new ResidentRegistered("p2", "ge", new DateOnly(2024, 12, 31), new DateOnly(1980, 1, 1)),
-            new ResidentRegistered("p3", "ge", new DateOnly(2025, 1, 1), new DateOnly(1980, 1, 1)), // arrived that day: counts
-            new ResidentRegistered("p4", "ge", new DateOnly(2025, 1, 2), new DateOnly(1980, 1, 1)), // a day late
-            new ResidentRegistered("p5", "ge", new DateOnly(2019, 1, 1), new DateOnly(1980, 1, 1)),
+            new ResidentRegistered("p1", "ge", new DateOnly(2020, 1, 1), null) { BirthDate = new DateOnly(1980, 1, 1) },
+            new ResidentRegistered("p2", "ge", new DateOnly(2024, 12, 31), null) { BirthDate = new DateOnly(1980, 1, 1) },
+            new ResidentRegistered("p3", "ge", new DateOnly(2025, 1, 1), null) { BirthDate = new DateOnly(1980, 1, 1) }, // arrived that day: counts
+            new ResidentRegistered("p4", "ge", new DateOnly(2025, 1, 2), null) { BirthDate = new DateOnly(1980, 1, 1) }, // a day late
+            new ResidentRegistered("p5", "ge", new DateOnly(2019, 1, 1), null) { BirthDate = new DateOnly(1980, 1, 1) },
             new ResidentDeparted("p5", "ge", new DateOnly(2025, 1, 1)), // gone that day: not in ge…
-            new ResidentRegistered("p5", "vd", new DateOnly(2025, 1, 1), new DateOnly(1980, 1, 1)), // …but in vd
-            new ResidentRegistered("p6", "vd", new DateOnly(2020, 1, 1), new DateOnly(1980, 1, 1)),
-            new ResidentRegistered("p7", "ti", new DateOnly(2024, 7, 1), new DateOnly(1980, 1, 1)),
-            new ResidentRegistered("p8", "ti", new DateOnly(2024, 7, 1), new DateOnly(1980, 1, 1)),
+            new ResidentRegistered("p5", "vd", new DateOnly(2025, 1, 1), null) { BirthDate = new DateOnly(1980, 1, 1) }, // …but in vd
+            new ResidentRegistered("p6", "vd", new DateOnly(2020, 1, 1), null) { BirthDate = new DateOnly(1980, 1, 1) },
+            new ResidentRegistered("p7", "ti", new DateOnly(2024, 7, 1), null) { BirthDate = new DateOnly(1980, 1, 1) },
+            new ResidentRegistered("p8", "ti", new DateOnly(2024, 7, 1), null) { BirthDate = new DateOnly(1980, 1, 1) },
             new ResidentDeparted("p8", "ti", new DateOnly(2024, 12, 31)),
             Join("ge", 1_000), Join("vd", 334), Join("ti", 500));
 
@@ -123,7 +123,7 @@ public sealed class PactLedgerTests
 
         // A resident of Ticino since November 2024 registered late: weights 3, 2, 2. 115,700 × 3/7 = 49,585 rest 5,
         // × 2/7 = 33,057 rest 1 (twice); the unit left goes to ge.
-        log.Then(new ResidentRegistered("p9", "ti", new DateOnly(2024, 11, 1), new DateOnly(1980, 1, 1)));
+        log.Then(new ResidentRegistered("p9", "ti", new DateOnly(2024, 11, 1), null) { BirthDate = new DateOnly(1980, 1, 1) });
 
         Assert.Equal((99_000, 49_586), log.Line("ge"));
         Assert.Equal((0, 33_057), log.Line("ti"));

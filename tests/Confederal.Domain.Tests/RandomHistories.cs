@@ -34,7 +34,7 @@ public sealed class History(IReadOnlyList<Recorded> events)
 
     private static string Describe(object @event) => @event switch
     {
-        DesignationChosen e => $"DesignationChosen {e.CantonId} {e.PersonId} {e.FiscalYear} "
+        DesignationChosen e => $"DesignationChosen {e.CantonId} {e.Taxpayer} {e.FiscalYear} "
             + $"[{string.Join(", ", e.Choices.Select(c => $"{c.OrganizationId} {c.ShareBp}"))}]{(e.Standing ? " standing" : "")}",
         FiscalPolicySet e => $"FiscalPolicySet {e.CantonId} {e.FiscalYear} {e.DesignationRateBp} bp {e.UnallocatedPolicy} until {e.Deadline:yyyy-MM-dd} "
             + $"eligible {(e.Eligibility == Eligibility.All ? "all" : $"[{string.Join(", ", e.EligibleOrganizations)}]")}",
@@ -172,14 +172,14 @@ internal static class RandomHistories
                     break;
                 case PactJoined e when !pacts.Contains(e.PactId):
                 case PactLeft l when !pacts.Contains(l.PactId):
-                case ResidentRegistered r when residences.GetValueOrDefault(r.PersonId) is not null:
-                case ResidentDeparted d when residences.GetValueOrDefault(d.PersonId) != d.CantonId:
+                case ResidentRegistered r when residences.GetValueOrDefault(r.Resident) is not null:
+                case ResidentDeparted d when residences.GetValueOrDefault(d.Resident) != d.CantonId:
                     return false;
                 case ResidentRegistered e:
-                    residences[e.PersonId] = e.CantonId;
+                    residences[e.Resident] = e.CantonId;
                     break;
                 case ResidentDeparted e:
-                    residences[e.PersonId] = null;
+                    residences[e.Resident] = null;
                     break;
             }
 
@@ -302,7 +302,7 @@ internal static class RandomHistories
                         pacts[pactId] = Pact.Apply(pacts.GetValueOrDefault(pactId), e);
                         break;
                     case ResidentRegistered or ResidentDeparted:
-                        var personId = e is ResidentRegistered r ? r.PersonId : ((ResidentDeparted)e).PersonId;
+                        var personId = e is ResidentRegistered r ? r.Resident : ((ResidentDeparted)e).Resident;
                         residences[personId] = Residence.Apply(residences.GetValueOrDefault(personId), e);
                         break;
                     default:
@@ -388,10 +388,10 @@ internal static class RandomHistories
                     break;
                 case Arrive op:
                     Decide(() => Residence.Register(
-                        residences.GetValueOrDefault(PersonIds[op.Person]), PersonIds[op.Person], CantonIds[op.Canton], ResidenceDays[op.Day], BirthDate));
+                        residences.GetValueOrDefault(PersonIds[op.Person]), People.Who(PersonIds[op.Person]), CantonIds[op.Canton], ResidenceDays[op.Day], BirthDate));
                     break;
                 case Depart op when residences.GetValueOrDefault(PersonIds[op.Person])?.Current is { } current:
-                    Decide(() => Residence.Depart(residences[PersonIds[op.Person]], PersonIds[op.Person], current.CantonId, ResidenceDays[op.Day]));
+                    Decide(() => Residence.Depart(residences[PersonIds[op.Person]], People.Who(PersonIds[op.Person]), current.CantonId, ResidenceDays[op.Day]));
                     break;
             }
         }

@@ -46,14 +46,14 @@ internal static class ReferenceBudgets
                     years.Add((e.CantonId, e.FiscalYear));
                     break;
                 case TaxAssessed e:
-                    taxes[(e.CantonId, e.FiscalYear, e.PersonId)] = e.AmountMinor; // a later assessment corrects
+                    taxes[(e.CantonId, e.FiscalYear, e.Taxpayer)] = e.AmountMinor; // a later assessment corrects
                     years.Add((e.CantonId, e.FiscalYear));
                     break;
                 case DesignationChosen e:
-                    records[(e.CantonId, e.PersonId, e.FiscalYear)] = new Record(e.Choices, e.Standing);
+                    records[(e.CantonId, e.Taxpayer, e.FiscalYear)] = new Record(e.Choices, e.Standing);
                     break;
                 case DesignationWithdrawn e:
-                    records[(e.CantonId, e.PersonId, e.FiscalYear)] = new Record(null, false);
+                    records[(e.CantonId, e.Taxpayer, e.FiscalYear)] = new Record(null, false);
                     break;
             }
         }
@@ -141,10 +141,10 @@ internal static class ReferenceBudgets
             switch (@event)
             {
                 case ResidentRegistered e:
-                    periods.Add((e.PersonId, e.CantonId, e.ResidentSince, null));
+                    periods.Add((e.Resident, e.CantonId, e.ResidentSince, null));
                     break;
                 case ResidentDeparted e:
-                    var open = periods.FindLastIndex(p => p.Person == e.PersonId && p.Canton == e.CantonId && p.Until is null);
+                    var open = periods.FindLastIndex(p => p.Person == e.Resident && p.Canton == e.CantonId && p.Until is null);
                     periods[open] = periods[open] with { Until = e.LeftOn };
                     break;
             }

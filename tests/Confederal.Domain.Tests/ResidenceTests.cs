@@ -12,15 +12,15 @@ public sealed class ResidenceTests
 
     private static Residence? Fold(Residence? state, IEnumerable<object> events) => events.Aggregate(state, Residence.Apply);
 
-    private static Residence Resident(string canton, DateOnly since) => Fold(null, Residence.Register(null, "p", canton, since, Born))!;
+    private static Residence Resident(string canton, DateOnly since) => Fold(null, Residence.Register(null, People.Who("p"), canton, since, Born))!;
 
     [Fact]
     public void An_arrival_ends_the_residence_in_the_other_canton_on_the_same_day()
     {
         var moved = new DateOnly(2023, 6, 1);
-        var decided = Residence.Register(Resident("a", Jan2020), "p", "b", moved, Born);
+        var decided = Residence.Register(Resident("a", Jan2020), People.Who("p"), "b", moved, Born);
 
-        Assert.Equal([new ResidentDeparted("p", "a", moved), new ResidentRegistered("p", "b", moved, Born)], decided);
+        Assert.Equal([new ResidentDeparted("p", "a", moved), People.Who("p").Registered("b", moved, Born)], decided);
         var after = Fold(Resident("a", Jan2020), decided)!;
         Assert.Equal([new ResidencePeriod("a", Jan2020, moved), new ResidencePeriod("b", moved, null)], after.Periods);
     }
@@ -28,22 +28,22 @@ public sealed class ResidenceTests
     [Fact]
     public void A_retried_arrival_or_departure_decides_nothing()
     {
-        Assert.Empty(Residence.Register(Resident("a", Jan2020), "p", "a", Jan2020, Born));
+        Assert.Empty(Residence.Register(Resident("a", Jan2020), People.Who("p"), "a", Jan2020, Born));
         var left = Fold(Resident("a", Jan2020), [new ResidentDeparted("p", "a", new DateOnly(2021, 1, 1))]);
-        Assert.Empty(Residence.Depart(left, "p", "a", new DateOnly(2021, 1, 1)));
+        Assert.Empty(Residence.Depart(left, People.Who("p"), "a", new DateOnly(2021, 1, 1)));
     }
 
     [Theory]
     [InlineData("2019-12-31", "residence-out-of-order")]
     [InlineData("2020-01-01", "residence-out-of-order")]
     public void History_is_not_rewritten(string since, string code) =>
-        Assert.Equal(code, Assert.Throws<DomainException>(() => Residence.Register(Resident("a", Jan2020), "p", "b", DateOnly.Parse(since), Born)).Code);
+        Assert.Equal(code, Assert.Throws<DomainException>(() => Residence.Register(Resident("a", Jan2020), People.Who("p"), "b", DateOnly.Parse(since), Born)).Code);
 
     [Fact]
     public void Nothing_but_residence_is_recorded()
     {
         var properties = typeof(ResidentRegistered).GetProperties().Select(p => p.Name).Order();
-        Assert.Equal(["BirthDate", "CantonId", "PersonId", "ResidentSince"], properties);
+        Assert.Equal(["BirthDate", "CantonId", "Resident", "ResidentSince", "SealedBirthDate"], properties);
     }
 
     [Theory]
@@ -65,7 +65,7 @@ public sealed class ResidenceTests
         Assert.Equal(Ineligibility.UnderVotingAge, Residence.Ineligible(resident, "a", census, 35, 0));
         Assert.Equal(Ineligibility.NotResident, Residence.Ineligible(resident, "b", census, 16, 0));
         Assert.Equal(Ineligibility.NotResident, Residence.Ineligible(null, "a", census, 16, 0));
-        var emigrant = Fold(resident, Residence.Register(resident, "p", "b", census, Born));
+        var emigrant = Fold(resident, Residence.Register(resident, People.Who("p"), "b", census, Born));
         Assert.Equal(Ineligibility.NotResident, Residence.Ineligible(emigrant, "a", census, 16, 0));
         Assert.Null(Residence.Ineligible(emigrant, "b", census, 16, 0));
     }
@@ -87,7 +87,7 @@ public sealed class ResidenceTests
         {
             try
             {
-                state = Fold(state, departure ? Residence.Depart(state, "p", canton, day) : Residence.Register(state, "p", canton, day, Born));
+                state = Fold(state, departure ? Residence.Depart(state, People.Who("p"), canton, day) : Residence.Register(state, People.Who("p"), canton, day, Born));
             }
             catch (DomainException)
             {

@@ -186,7 +186,8 @@ public static class AuthSetup
     public static string? Actor(this ClaimsPrincipal user)
     {
         var role = user.FindFirstValue("role");
-        var who = role == Roles.Municipality ? user.FindFirstValue(Roles.CantonClaim) : user.FindFirstValue("sub");
+        // A person acting is not named: the events they cause name them by a handle, and the log keeps no person id.
+        var who = role == Roles.Municipality ? user.FindFirstValue(Roles.CantonClaim) : role == Roles.Person ? null : user.FindFirstValue("sub");
         return role is null ? null : who is null ? role : $"{role}:{who}";
     }
 

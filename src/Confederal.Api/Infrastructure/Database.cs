@@ -62,7 +62,8 @@ public sealed class Database : IAsyncDisposable
 
     /// <summary>Every migration of our read models' tables the application runs at start, after Marten's.</summary>
     public static IReadOnlyList<Migration> Migrations { get; } = [.. CantonDirectory.Migrations, .. OrganizationDirectory.Migrations, .. BudgetProjection.Migrations,
-        .. Features.Census.Residences.Migrations, .. Features.Ballots.BallotBox.Migrations, .. Features.Ballots.BallotDirectory.Migrations, .. Features.Audit.Notary.Migrations, .. Idempotency.Migrations];
+        .. Features.Census.Residences.Migrations, .. Features.Ballots.BallotBox.Migrations, .. Features.Ballots.BallotDirectory.Migrations, .. Features.Audit.Notary.Migrations, .. Idempotency.Migrations,
+        .. Features.Persons.PersonKeys.Migrations];
 
     /// <summary>The directory's data source.</summary>
     public NpgsqlDataSource DataSource => _databases.Value[0].DataSource;
@@ -201,7 +202,8 @@ public sealed class Database : IAsyncDisposable
 /// then runs the notaries that seal each log. The directory must answer; a canton's database that does not is migrated
 /// when it does (its canton answers 503 until then, the others are served meanwhile).</summary>
 internal sealed partial class EventStoreHost(
-    Database database, IEnumerable<IProjection> projections, Features.Audit.Notaries notaries, ILogger<EventStoreHost> logger) : BackgroundService
+    Database database, IEnumerable<IProjection> projections, Features.Audit.Notaries notaries, Features.Persons.PersonKeys persons,
+    ILogger<EventStoreHost> logger) : BackgroundService
 {
     private readonly string[] _tables = [.. projections.SelectMany(p => p.Tables)];
 
@@ -232,6 +234,11 @@ internal sealed partial class EventStoreHost(
     private async Task MigrateAsync(LedgerDatabase ledger, CancellationToken ct)
     {
         await Schema.MigrateAsync(ledger.DataSource, Database.Migrations, _tables, ct);
+        if (ledger.Id == LedgerDatabase.DirectoryId)
+        {
+            await persons.ImportRecordedInClearAsync(ct);
+        }
+
         database.Migrated(ledger.Id);
     }
 

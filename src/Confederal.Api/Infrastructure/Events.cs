@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
 using Confederal.Domain.Ballots;
 using Confederal.Domain.Cantons;
 using Confederal.Domain.Census;
@@ -18,6 +19,7 @@ public static class Events
     public static EventTypes Types() => new EventTypes(new JsonSerializerOptions(JsonSerializerDefaults.Web)
         {
             Converters = { new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower, allowIntegerValues: false) },
+            TypeInfoResolver = new DefaultJsonTypeInfoResolver { Modifiers = { NeverWriteOpened } },
         })
         .Register<CantonRegistered>("canton-registered", version: 2)
         .Upcast("canton-registered", fromVersion: 1, CantonRegisteredV2)
@@ -29,20 +31,63 @@ public static class Events
         .Register<OrganizationReinstated>("organization-reinstated")
         .Register<FiscalPolicySet>("fiscal-policy-set", version: 2)
         .Upcast("fiscal-policy-set", fromVersion: 1, FiscalPolicySetV2)
-        .Register<TaxAssessed>("tax-assessed")
-        .Register<DesignationChosen>("designation-chosen")
-        .Register<DesignationWithdrawn>("designation-withdrawn")
-        .Register<ResidentRegistered>("resident-registered")
-        .Register<ResidentDeparted>("resident-departed")
+        .Register<TaxAssessed>("tax-assessed", version: 2)
+        .Upcast("tax-assessed", fromVersion: 1, v1 => Renamed(v1, "personId", "taxpayer"))
+        .Register<DesignationChosen>("designation-chosen", version: 2)
+        .Upcast("designation-chosen", fromVersion: 1, v1 => Renamed(v1, "personId", "taxpayer"))
+        .Register<DesignationWithdrawn>("designation-withdrawn", version: 2)
+        .Upcast("designation-withdrawn", fromVersion: 1, v1 => Renamed(v1, "personId", "taxpayer"))
+        .Register<ResidentRegistered>("resident-registered", version: 2)
+        .Upcast("resident-registered", fromVersion: 1, ResidentRegisteredV2)
+        .Register<ResidentDeparted>("resident-departed", version: 2)
+        .Upcast("resident-departed", fromVersion: 1, v1 => Renamed(v1, "personId", "resident"))
         .Register<VotingRulesSet>("voting-rules-set")
         .Register<BallotCalled>("ballot-called")
         .Register<BallotsCounted>("ballots-counted")
-        .Register<ParticipationsRecorded>("participations-recorded")
+        .Register<ParticipationsRecorded>("participations-recorded", version: 2)
+        .Upcast("participations-recorded", fromVersion: 1, v1 => Renamed(v1, "personIds", "residents"))
         .Register<BallotCertified>("ballot-certified")
         .Register<PactFounded>("pact-founded")
         .Register<PactRenamed>("pact-renamed")
         .Register<PactJoined>("pact-joined")
         .Register<PactLeft>("pact-left");
+
+    /// <summary>Person events of version 1 were written before handles: they name the person by their person id in clear,
+    /// which stays their handle (their key table row says so), so that folds join their old events and their new ones.</summary>
+    private static JsonObject Renamed(JsonObject v1, string from, string to)
+    {
+        if (v1[from] is not { } value)
+        {
+            throw new JsonException($"'{from}' is missing or null");
+        }
+
+        v1.Remove(from);
+        v1[to] = value;
+        return v1;
+    }
+
+    /// <summary>resident-registered v1 holds the birth date in clear, which the event keeps in memory as if opened.</summary>
+    private static JsonObject ResidentRegisteredV2(JsonObject v1)
+    {
+        if (v1["birthDate"] is null)
+        {
+            throw new JsonException("'birthDate' is missing or null");
+        }
+
+        Renamed(v1, "personId", "resident");
+        v1["sealedBirthDate"] = null;
+        return v1;
+    }
+
+    /// <summary>What an event holds only once opened with a person's key is never written: the stored payload keeps it
+    /// sealed.</summary>
+    private static void NeverWriteOpened(JsonTypeInfo type)
+    {
+        if (type.Type == typeof(ResidentRegistered))
+        {
+            type.Properties.Single(p => p.Name == "birthDate").ShouldSerialize = static (_, _) => false;
+        }
+    }
 
     private static readonly string[] CantonRegisteredV1 = ["cantonId", "name", "currency"];
 

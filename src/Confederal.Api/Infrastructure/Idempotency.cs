@@ -90,13 +90,17 @@ public sealed class Idempotency : IDisposable
 
         try
         {
-            await RunAsync(http, new Keys(_key, http.User.Actor() ?? "anonymous", key));
+            await RunAsync(http, new Keys(_key, IdempotencyScope(http.User), key));
         }
         finally
         {
             _slots.Release();
         }
     }
+
+    // Whose keys: each caller's own. A person's actor in the log no longer names them, so the scope takes their subject.
+    private static string IdempotencyScope(System.Security.Claims.ClaimsPrincipal user) =>
+        user.FindFirst("role")?.Value == Roles.Person ? $"person:{user.FindFirst("sub")?.Value}" : user.Actor() ?? "anonymous";
 
     private async Task RunAsync(HttpContext http, Keys keys)
     {

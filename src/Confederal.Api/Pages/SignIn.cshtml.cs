@@ -10,7 +10,8 @@ namespace Confederal.Api.Pages;
 
 /// <summary>/sign-in: a demo person picked from a list (Development and the embedded mode), or a token of the configured
 /// issuer pasted into a form. The token goes into the page session's cookie, never into a URL.</summary>
-public sealed class SignInModel(PageSignIn signIn, NpgsqlDataSource db, IOptionsMonitor<JwtBearerOptions> bearer, TimeProvider clock) : PageModel
+public sealed class SignInModel(
+    PageSignIn signIn, NpgsqlDataSource db, Features.Persons.PersonKeys persons, IOptionsMonitor<JwtBearerOptions> bearer, TimeProvider clock) : PageModel
 {
     private const int DemoListSize = 200;
 
@@ -83,22 +84,24 @@ public sealed class SignInModel(PageSignIn signIn, NpgsqlDataSource db, IOptions
         return Page();
     }
 
-    // People known to the census or to the tax files, for picking one on a development machine.
+    // People known to the census or to the tax files, for picking one on a development machine: the read models name
+    // them by handles, which the key table turns back into person ids.
     private async Task<IReadOnlyList<string>> DemoPeopleAsync(CancellationToken ct)
     {
         await using var command = db.CreateCommand($"""
-            SELECT person_id FROM (
-                (SELECT DISTINCT person_id FROM residences ORDER BY 1 LIMIT {DemoListSize})
-                UNION (SELECT DISTINCT person_id FROM fiscal_taxpayers ORDER BY 1 LIMIT {DemoListSize})) p
-            ORDER BY person_id COLLATE "C" LIMIT {DemoListSize}
+            (SELECT DISTINCT resident FROM residences ORDER BY 1 LIMIT {DemoListSize})
+            UNION (SELECT DISTINCT taxpayer FROM fiscal_taxpayers ORDER BY 1 LIMIT {DemoListSize})
             """);
-        var people = new List<string>();
-        await using var reader = await command.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct))
+        var handles = new List<string>();
+        await using (var reader = await command.ExecuteReaderAsync(ct))
         {
-            people.Add(reader.GetString(0));
+            while (await reader.ReadAsync(ct))
+            {
+                handles.Add(reader.GetString(0));
+            }
         }
 
-        return people;
+        var keys = await persons.ByHandlesAsync(handles, ct);
+        return [.. keys.Values.Select(k => k.PersonId).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).Take(DemoListSize)];
     }
 }

@@ -71,8 +71,8 @@ public sealed record BallotCalled(
 /// time). Two parallel arrays rather than one of objects: a page holds 10,000 ballots, and a close can seal a million.</summary>
 public sealed record BallotsCounted(Guid BallotId, int Page, IReadOnlyList<string> Receipts, IReadOnlyList<int> Options);
 
-/// <summary>One page of the participation register (who voted, never what), in person id order.</summary>
-public sealed record ParticipationsRecorded(Guid BallotId, int Page, IReadOnlyList<string> PersonIds);
+/// <summary>One page of the participation register (who voted, never what): residence handles, in their order.</summary>
+public sealed record ParticipationsRecorded(Guid BallotId, int Page, IReadOnlyList<string> Residents);
 
 /// <summary>The certified result. <see cref="Carried"/>: for a ballot with a proposal, whether yes won (more yes than
 /// no); <see cref="NotEnacted"/>: why a carried proposal could not be applied (null: it was, or nothing to apply).</summary>

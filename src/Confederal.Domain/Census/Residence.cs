@@ -3,11 +3,18 @@ using System.Collections.Immutable;
 namespace Confederal.Domain.Census;
 
 /// <summary>A person took up residence in a canton. Only residence is recorded: no nationality, origin or name. The
-/// birth date is there for the voting age.</summary>
-public sealed record ResidentRegistered(string PersonId, string CantonId, DateOnly ResidentSince, DateOnly BirthDate);
+/// person is named by their residence handle (random, linked to the person id only by the key table outside the log;
+/// events recorded before handles carry the person id itself there). The birth date, there for the voting age, is
+/// <see cref="SealedBirthDate"/>: encrypted under the person's own key, so that destroying the key forgets it.</summary>
+public sealed record ResidentRegistered(string Resident, string CantonId, DateOnly ResidentSince, string? SealedBirthDate)
+{
+    /// <summary>The birth date once opened with the person's key, or as an event recorded before sealing holds it in
+    /// clear. Never written: the stored payload holds only <see cref="SealedBirthDate"/>.</summary>
+    public DateOnly? BirthDate { get; init; }
+}
 
 /// <summary>A person's residence in a canton ended: <see cref="LeftOn"/> is the first day they no longer live there.</summary>
-public sealed record ResidentDeparted(string PersonId, string CantonId, DateOnly LeftOn);
+public sealed record ResidentDeparted(string Resident, string CantonId, DateOnly LeftOn);
 
 /// <summary>Resident from <see cref="Since"/> until the day before <see cref="Until"/> (null: still resident).</summary>
 public sealed record ResidencePeriod(string CantonId, DateOnly Since, DateOnly? Until)
@@ -24,16 +31,16 @@ public static class Ineligibility
 }
 
 /// <summary>One person's residences across the confederation, in time order: one at a time, an arrival ending the
-/// residence before it.</summary>
-public sealed record Residence(DateOnly BirthDate, ImmutableList<ResidencePeriod> Periods)
+/// residence before it. <see cref="BirthDate"/> is null when it could not be opened (the person's key is destroyed).</summary>
+public sealed record Residence(DateOnly? BirthDate, ImmutableList<ResidencePeriod> Periods)
 {
-    public static string StreamId(string personId) => $"residence-{personId}";
+    public static string StreamId(string resident) => $"residence-{resident}";
 
     public ResidencePeriod? Current => Periods.Count > 0 && Periods[^1].Until is null ? Periods[^1] : null;
 
     public static Residence? Apply(Residence? state, object @event) => @event switch
     {
-        ResidentRegistered e => new Residence(e.BirthDate, (state?.Periods ?? []).Add(new ResidencePeriod(e.CantonId, e.ResidentSince, null))),
+        ResidentRegistered e => new Residence(e.BirthDate ?? state?.BirthDate, (state?.Periods ?? []).Add(new ResidencePeriod(e.CantonId, e.ResidentSince, null))),
         ResidentDeparted e when state?.Current is { } current && current.CantonId == e.CantonId =>
             state with { Periods = state.Periods.SetItem(state.Periods.Count - 1, current with { Until = e.LeftOn }) },
         _ => state,
@@ -41,9 +48,10 @@ public sealed record Residence(DateOnly BirthDate, ImmutableList<ResidencePeriod
 
     /// <summary>Registers an arrival in <paramref name="cantonId"/>, ending the current residence elsewhere on the same
     /// day. A retry of the same arrival records nothing. History is not rewritten: an arrival must come after the
-    /// person's last recorded arrival and departure.</summary>
-    public static IReadOnlyList<object> Register(Residence? state, string personId, string cantonId, DateOnly since, DateOnly birthDate)
+    /// person's last recorded arrival and departure. <paramref name="who"/> names the person in messages and events.</summary>
+    public static IReadOnlyList<object> Register(Residence? state, Resident who, string cantonId, DateOnly since, DateOnly birthDate)
     {
+        var personId = who.PersonId;
         if (birthDate > since)
         {
             throw new DomainException("born-after-arrival", $"A person born on {birthDate:O} cannot have been resident since {since:O}.");
@@ -51,7 +59,7 @@ public sealed record Residence(DateOnly BirthDate, ImmutableList<ResidencePeriod
 
         if (state is null)
         {
-            return [new ResidentRegistered(personId, cantonId, since, birthDate)];
+            return [who.Registered(cantonId, since, birthDate)];
         }
 
         if (state.BirthDate != birthDate)
@@ -76,13 +84,14 @@ public sealed record Residence(DateOnly BirthDate, ImmutableList<ResidencePeriod
         }
 
         return current is null
-            ? [new ResidentRegistered(personId, cantonId, since, birthDate)]
-            : [new ResidentDeparted(personId, current.CantonId, since), new ResidentRegistered(personId, cantonId, since, birthDate)];
+            ? [who.Registered(cantonId, since, birthDate)]
+            : [new ResidentDeparted(who.Handle, current.CantonId, since), who.Registered(cantonId, since, birthDate)];
     }
 
     /// <summary>Records a departure from <paramref name="cantonId"/>; a retry of the same departure records nothing.</summary>
-    public static IReadOnlyList<object> Depart(Residence? state, string personId, string cantonId, DateOnly leftOn)
+    public static IReadOnlyList<object> Depart(Residence? state, Resident who, string cantonId, DateOnly leftOn)
     {
+        var personId = who.PersonId;
         var last = state?.Periods[^1];
         if (last is null || last.CantonId != cantonId)
         {
@@ -97,7 +106,7 @@ public sealed record Residence(DateOnly BirthDate, ImmutableList<ResidencePeriod
         }
 
         return leftOn > last.Since
-            ? [new ResidentDeparted(personId, cantonId, leftOn)]
+            ? [new ResidentDeparted(who.Handle, cantonId, leftOn)]
             : throw new DomainException("departure-before-arrival",
                 $"Person '{personId}' has been resident in '{cantonId}' since {last.Since:O}; they cannot have left on {leftOn:O}.");
     }
@@ -123,8 +132,16 @@ public sealed record Residence(DateOnly BirthDate, ImmutableList<ResidencePeriod
 
     /// <summary>Aged at least <paramref name="years"/> on <paramref name="day"/>; someone born on 29 February comes of
     /// age on 28 February of a common year.</summary>
-    public static bool IsOfAge(DateOnly birthDate, DateOnly day, int years) =>
-        years <= 0 || (birthDate.Year + years <= DateOnly.MaxValue.Year && birthDate.AddYears(years) <= day);
+    public static bool IsOfAge(DateOnly? birthDate, DateOnly day, int years) =>
+        years <= 0 || (birthDate is { } born && born.Year + years <= DateOnly.MaxValue.Year && born.AddYears(years) <= day);
+}
+
+/// <summary>A person as residence events name them: <see cref="PersonId"/> for messages only, <see cref="Handle"/> in
+/// the events, and <see cref="Seal"/> to encrypt their birth date under their own key.</summary>
+public sealed record Resident(string PersonId, string Handle, Func<DateOnly, string> Seal)
+{
+    public ResidentRegistered Registered(string cantonId, DateOnly since, DateOnly birthDate) =>
+        new(Handle, cantonId, since, Seal(birthDate)) { BirthDate = birthDate };
 }
 
 /// <summary>A canton's rules for who is on a ballot's roll; a ballot keeps the rules in force when it was called.</summary>

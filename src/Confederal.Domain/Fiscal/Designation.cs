@@ -2,12 +2,13 @@ namespace Confederal.Domain.Fiscal;
 
 public sealed record Choice(string OrganizationId, int ShareBp);
 
-/// <summary>A person chose how their designable amount for one canton and year is shared. Choices are stored in
-/// organizationId order, the order of ties in the split.</summary>
-public sealed record DesignationChosen(string CantonId, string PersonId, int FiscalYear, IReadOnlyList<Choice> Choices, bool Standing);
+/// <summary>A taxpayer chose how their designable amount for one canton and year is shared. Choices are stored in
+/// organizationId order, the order of ties in the split. <see cref="Taxpayer"/> is the person's taxpayer handle (see
+/// <see cref="TaxAssessed"/>), never their person id.</summary>
+public sealed record DesignationChosen(string CantonId, string Taxpayer, int FiscalYear, IReadOnlyList<Choice> Choices, bool Standing);
 
-/// <summary>A person withdrew their designation for one canton and year; a standing one stops carrying over.</summary>
-public sealed record DesignationWithdrawn(string CantonId, string PersonId, int FiscalYear);
+/// <summary>A taxpayer withdrew their designation for one canton and year; a standing one stops carrying over.</summary>
+public sealed record DesignationWithdrawn(string CantonId, string Taxpayer, int FiscalYear);
 
 /// <summary>One person's choices for one year: shares, not amounts.</summary>
 public sealed class Designation : IEquatable<Designation>
@@ -23,7 +24,7 @@ public sealed class Designation : IEquatable<Designation>
     /// <summary>A standing designation carries over to later years until the person changes or withdraws it.</summary>
     public bool Standing { get; }
 
-    public static string StreamId(string cantonId, string personId) => $"designations-{cantonId}-{personId}";
+    public static string StreamId(string cantonId, string taxpayer) => $"designations-{cantonId}-{taxpayer}";
 
     /// <summary>The rules a set of choices must meet whatever the canton's policy; empty when it meets them.</summary>
     public static IReadOnlyList<string> Problems(IReadOnlyList<Choice>? choices)
@@ -144,7 +145,7 @@ public sealed class DesignationHistory
     /// records nothing (a retried PUT).
     /// </summary>
     public IReadOnlyList<object> Choose(
-        string cantonId, string personId, int fiscalYear, IReadOnlyList<Choice> choices, bool standing,
+        string cantonId, string taxpayer, int fiscalYear, IReadOnlyList<Choice> choices, bool standing,
         FiscalPolicy? policy, IReadOnlyDictionary<string, Organizations.Organization?> organizations, DateTimeOffset now)
     {
         var designation = Designation.Create(choices, standing);
@@ -177,15 +178,15 @@ public sealed class DesignationHistory
 
         return Records.TryGetValue(fiscalYear, out var recorded) && designation.Equals(recorded)
             ? []
-            : [new DesignationChosen(cantonId, personId, fiscalYear, designation.Choices, standing)];
+            : [new DesignationChosen(cantonId, taxpayer, fiscalYear, designation.Choices, standing)];
     }
 
     /// <summary>Withdraws what applies to the year (its own choice or a standing one carried over); nothing to withdraw
     /// records nothing.</summary>
-    public IReadOnlyList<object> Withdraw(string cantonId, string personId, int fiscalYear, FiscalPolicy? policy, DateTimeOffset now)
+    public IReadOnlyList<object> Withdraw(string cantonId, string taxpayer, int fiscalYear, FiscalPolicy? policy, DateTimeOffset now)
     {
         Open(cantonId, fiscalYear, policy, now);
-        return EffectiveFor(fiscalYear).Designation is null ? [] : [new DesignationWithdrawn(cantonId, personId, fiscalYear)];
+        return EffectiveFor(fiscalYear).Designation is null ? [] : [new DesignationWithdrawn(cantonId, taxpayer, fiscalYear)];
     }
 
     private static FiscalPolicy Open(string cantonId, int fiscalYear, FiscalPolicy? policy, DateTimeOffset now)

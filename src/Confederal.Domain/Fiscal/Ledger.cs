@@ -178,7 +178,7 @@ public sealed class Ledger
 
     public Dictionary<(string CantonId, int FiscalYear), BudgetBook> Books { get; } = [];
 
-    public Dictionary<(string CantonId, string PersonId), TaxpayerFile> Files { get; } = [];
+    public Dictionary<(string CantonId, string Taxpayer), TaxpayerFile> Files { get; } = [];
 
     public HashSet<string> ChangedCantons { get; } = new(StringComparer.Ordinal);
 
@@ -187,7 +187,7 @@ public sealed class Ledger
     public HashSet<(string CantonId, int FiscalYear)> ChangedBooks { get; } = [];
 
     /// <summary>The (canton, person, year) entries of taxpayer files that changed: an assessment or a designation record.</summary>
-    public HashSet<(string CantonId, string PersonId, int FiscalYear)> ChangedFileYears { get; } = [];
+    public HashSet<(string CantonId, string Taxpayer, int FiscalYear)> ChangedFileYears { get; } = [];
 
     public Dictionary<string, Pact> Pacts { get; } = new(StringComparer.Ordinal);
 
@@ -244,10 +244,10 @@ public sealed class Ledger
                 Assess(e, position);
                 break;
             case DesignationChosen e:
-                Designate(e.CantonId, e.PersonId, e.FiscalYear, Designation.Create(e.Choices, e.Standing), position);
+                Designate(e.CantonId, e.Taxpayer, e.FiscalYear, Designation.Create(e.Choices, e.Standing), position);
                 break;
             case DesignationWithdrawn e:
-                Designate(e.CantonId, e.PersonId, e.FiscalYear, null, position);
+                Designate(e.CantonId, e.Taxpayer, e.FiscalYear, null, position);
                 break;
             case PactFounded e:
                 SetPact(e.PactId, e);
@@ -568,19 +568,19 @@ public sealed class Ledger
 
     private void Assess(TaxAssessed e, long position)
     {
-        var file = File(e.CantonId, e.PersonId);
+        var file = File(e.CantonId, e.Taxpayer);
         var book = Book(e.CantonId, e.FiscalYear);
         Contribute(book, file, -1);
         file.Taxes[e.FiscalYear] = e.AmountMinor;
         Contribute(book, file, +1);
-        ChangedFileYears.Add((e.CantonId, e.PersonId, e.FiscalYear));
+        ChangedFileYears.Add((e.CantonId, e.Taxpayer, e.FiscalYear));
         Touch(book, position);
     }
 
     // A record for one year also changes every later assessed year it carries into (or stops carrying into).
-    private void Designate(string cantonId, string personId, int fiscalYear, Designation? designation, long position)
+    private void Designate(string cantonId, string taxpayer, int fiscalYear, Designation? designation, long position)
     {
-        var file = File(cantonId, personId);
+        var file = File(cantonId, taxpayer);
         var years = file.Taxes.Keys.Where(y => y >= fiscalYear).ToList();
         foreach (var year in years)
         {
@@ -595,7 +595,7 @@ public sealed class Ledger
             Touch(book, position);
         }
 
-        ChangedFileYears.Add((cantonId, personId, fiscalYear));
+        ChangedFileYears.Add((cantonId, taxpayer, fiscalYear));
     }
 
     private static void Contribute(BudgetBook book, TaxpayerFile file, int sign) => Contribute(book, file, sign, book.FiscalYear);
@@ -644,11 +644,11 @@ public sealed class Ledger
         }
     }
 
-    private TaxpayerFile File(string cantonId, string personId)
+    private TaxpayerFile File(string cantonId, string taxpayer)
     {
-        if (!Files.TryGetValue((cantonId, personId), out var file))
+        if (!Files.TryGetValue((cantonId, taxpayer), out var file))
         {
-            Files[(cantonId, personId)] = file = new TaxpayerFile();
+            Files[(cantonId, taxpayer)] = file = new TaxpayerFile();
         }
 
         return file;

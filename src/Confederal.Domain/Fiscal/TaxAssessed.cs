@@ -1,8 +1,10 @@
 namespace Confederal.Domain.Fiscal;
 
 /// <summary>A canton assessed a person's tax for a fiscal year. A later assessment of the same person and year (in the
-/// global order) replaces the earlier one: a correction.</summary>
-public sealed record TaxAssessed(string CantonId, string PersonId, int FiscalYear, long AmountMinor)
+/// global order) replaces the earlier one: a correction. <see cref="Taxpayer"/> names the person by their taxpayer
+/// handle: random, the same in every canton and year, linked to the person id only by the key table outside the log
+/// (events recorded before handles carry the person id itself there).</summary>
+public sealed record TaxAssessed(string CantonId, string Taxpayer, int FiscalYear, long AmountMinor)
 {
     /// <summary>Assessments are filed in batches (a single POST is a batch of one): one new stream per filing.</summary>
     public static string FilingStreamId(string cantonId, Guid filingId) => $"tax-filing-{cantonId}-{filingId:N}";

@@ -27,6 +27,20 @@ public sealed record AuditEvent(
 {
     public static readonly byte[] NoPredecessor = new byte[32];
 
+    /// <summary>For an event that names a person by a handle: who, as far as the key table still knows (not hashed: it
+    /// changes when the person is erased, the event does not).</summary>
+    public AuditPerson? Person { get; init; }
+
+    /// <summary>The handle the payload names its person by (taxpayer or resident), when it is one: a person recorded
+    /// before handles is named by their person id, pseudonymized in the payload itself.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public string? Handle =>
+        Data.ValueKind == JsonValueKind.Object
+        && (Data.TryGetProperty("taxpayer", out var h) || Data.TryGetProperty("resident", out h))
+        && h.ValueKind == JsonValueKind.String && h.GetString() is { } handle && handle.Contains('~', StringComparison.Ordinal)
+            ? handle
+            : null;
+
     /// <summary>The pseudonymized view of a stored event; <see cref="Hash"/> is left empty.</summary>
     public static AuditEvent From(StoredEvent stored, Pseudonyms pseudonyms) => From(stored, pseudonyms, null, null, out _);
 
@@ -51,8 +65,12 @@ public sealed record AuditEvent(
                       "stored and authenticated as: the CLR type name beside it (mt_dotnet_type, which no code covers) was altered";
         }
 
+        // The person a stream is named after: by a person id in clear (events recorded before handles, and the later
+        // events of those people, whose handle is that person id), pseudonymized in the stream id as in the payload.
         var person = document.RootElement.ValueKind == JsonValueKind.Object
-                     && document.RootElement.TryGetProperty("personId", out var p) && p.ValueKind == JsonValueKind.String
+                     && (document.RootElement.TryGetProperty("personId", out var p)
+                         || document.RootElement.TryGetProperty("taxpayer", out p) || document.RootElement.TryGetProperty("resident", out p))
+                     && p.ValueKind == JsonValueKind.String && !p.GetString()!.Contains('~', StringComparison.Ordinal)
             ? p.GetString()
             : null;
         var data = CanonicalJson.Serialize(document.RootElement, pseudonyms.Rewrite);
@@ -121,4 +139,27 @@ public sealed record AuditEvent(
 
     public static string FormatInstant(DateTimeOffset instant) =>
         instant.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture);
+}
+
+/// <summary>Who an event's handle names: the person's pseudonym (as in events recorded before handles) and, for an
+/// arrival, their birth date opened with their key; or <see cref="Erased"/>, once the key is destroyed.</summary>
+public sealed record AuditPerson(string? Pseudonym, DateOnly? BirthDate, bool Erased)
+{
+    public static readonly AuditPerson IsErased = new(null, null, true);
+
+    /// <summary>The events of a page with <see cref="AuditEvent.Person"/> filled from the key table, in one lookup.</summary>
+    public static async Task<List<AuditEvent>> OpenAsync(
+        IReadOnlyList<AuditEvent> page, Persons.PersonKeys persons, Pseudonyms pseudonyms, CancellationToken ct)
+    {
+        var handles = page.Select(e => e.Handle).OfType<string>().Distinct(StringComparer.Ordinal).ToList();
+        var keys = await persons.ByHandlesAsync(handles, ct);
+        return [.. page.Select(e => e.Handle is not { } handle ? e
+            : keys.TryGetValue(handle, out var key) ? e with { Person = new AuditPerson(pseudonyms.Of(key.PersonId), OpenBirthDate(e, key), false) }
+            : e with { Person = IsErased })];
+    }
+
+    private static DateOnly? OpenBirthDate(AuditEvent e, Persons.PersonKey key) =>
+        e.Data.TryGetProperty("sealedBirthDate", out var sealedDate) && sealedDate.ValueKind == JsonValueKind.String
+            ? key.OpenBirthDate(sealedDate.GetString())
+            : null;
 }

@@ -6,7 +6,7 @@ namespace Confederal.Api.Features.Audit;
 
 /// <summary>
 /// The platform's audit secrets, never served: Audit:Secret (base64, at least 32 bytes), from which the events'
-/// authentication key, the pseudonym key and the idempotency records' key are derived, and Audit:SealKey (a PEM ECDSA P-256 private key) that signs
+/// authentication key, the pseudonym key, the idempotency records' key and the person key table's keys are derived, and Audit:SealKey (a PEM ECDSA P-256 private key) that signs
 /// seals; its public half is served with the seals. In Development and with the embedded database they are generated
 /// into the data folder on first run; Production refuses to start without them.
 /// </summary>
@@ -25,6 +25,8 @@ public sealed class AuditKeys
         EventKey = HMACSHA256.HashData(secret, Encoding.UTF8.GetBytes("confederal/event-codes"));
         PseudonymKey = HMACSHA256.HashData(secret, Encoding.UTF8.GetBytes("confederal/pseudonyms"));
         IdempotencyKey = HMACSHA256.HashData(secret, Encoding.UTF8.GetBytes("confederal/idempotency"));
+        PersonLookupKey = HMACSHA256.HashData(secret, Encoding.UTF8.GetBytes("confederal/person-lookup"));
+        PersonWrapKey = HMACSHA256.HashData(secret, Encoding.UTF8.GetBytes("confederal/person-key-wrap"));
         SealKey = sealKey;
         PublicKey = Convert.ToBase64String(sealKey.ExportSubjectPublicKeyInfo());
     }
@@ -37,6 +39,12 @@ public sealed class AuditKeys
 
     /// <summary>The key of the idempotency records' ids and answers.</summary>
     public byte[] IdempotencyKey { get; }
+
+    /// <summary>The key of the person key table's lookups (HMAC of the person id).</summary>
+    public byte[] PersonLookupKey { get; }
+
+    /// <summary>The key that wraps each person's own key in the person key table.</summary>
+    public byte[] PersonWrapKey { get; }
 
     /// <summary>Signs seals (ES256).</summary>
     public ECDsa SealKey { get; }

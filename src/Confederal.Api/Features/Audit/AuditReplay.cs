@@ -154,10 +154,10 @@ public sealed class AuditReplay(EventTypes types)
         switch (data)
         {
             case ResidentRegistered r:
-                _residences[r.PersonId] = Residence.Apply(_residences.GetValueOrDefault(r.PersonId), r);
+                _residences[r.Resident] = Residence.Apply(_residences.GetValueOrDefault(r.Resident), r.BirthDate is null ? r with { BirthDate = e.Person?.BirthDate } : r);
                 break;
             case ResidentDeparted r:
-                _residences[r.PersonId] = Residence.Apply(_residences.GetValueOrDefault(r.PersonId), r);
+                _residences[r.Resident] = Residence.Apply(_residences.GetValueOrDefault(r.Resident), r);
                 break;
             case BallotCalled called:
                 _counting[called.BallotId] = new Count(Ballot.Apply(null, called)!);
@@ -284,7 +284,7 @@ public sealed class AuditReplay(EventTypes types)
 
     private void Recorded(Count count, ParticipationsRecorded page)
     {
-        foreach (var person in page.PersonIds)
+        foreach (var person in page.Residents)
         {
             if (!count.Roll.Add(person) && !count.Repeated)
             {

@@ -154,8 +154,42 @@ public static class AuditExportFile
 public static class DatabaseTrail
 {
     public static async IAsyncEnumerable<AuditEntry> ReadAsync(
-        NpgsqlDataSource db, EventAuthenticator authenticator, EventTypes types, Pseudonyms pseudonyms,
+        NpgsqlDataSource db, EventAuthenticator authenticator, EventTypes types, Pseudonyms pseudonyms, Persons.PersonKeys? persons = null,
         [EnumeratorCancellation] CancellationToken ct = default)
+    {
+        var pending = new List<AuditEntry>(1000);
+        await foreach (var entry in ReadStoredAsync(db, authenticator, types, pseudonyms, ct))
+        {
+            pending.Add(entry);
+            if (pending.Count == pending.Capacity)
+            {
+                foreach (var opened in await OpenAsync(pending, persons, pseudonyms, ct))
+                {
+                    yield return opened;
+                }
+            }
+        }
+
+        foreach (var opened in await OpenAsync(pending, persons, pseudonyms, ct))
+        {
+            yield return opened;
+        }
+    }
+
+    // Who each event's handle names, from the key table (in the directory's database), a page at a time.
+    private static async Task<List<AuditEntry>> OpenAsync(List<AuditEntry> entries, Persons.PersonKeys? persons, Pseudonyms pseudonyms, CancellationToken ct)
+    {
+        var events = entries.Select(e => e.Event).OfType<AuditEvent>().ToList();
+        var opened = persons is null ? events : await AuditPerson.OpenAsync(events, persons, pseudonyms, ct);
+        var byPosition = opened.ToDictionary(e => e.Position);
+        var result = entries.Select(e => e.Event is { } ev ? e with { Event = byPosition[ev.Position] } : e).ToList();
+        entries.Clear();
+        return result;
+    }
+
+    private static async IAsyncEnumerable<AuditEntry> ReadStoredAsync(
+        NpgsqlDataSource db, EventAuthenticator authenticator, EventTypes types, Pseudonyms pseudonyms,
+        [EnumeratorCancellation] CancellationToken ct)
     {
         var seals = new Queue<Seal>();
         await using (var command = db.CreateCommand($"SELECT {Notary.SealColumns} FROM audit_seals ORDER BY to_position, number"))

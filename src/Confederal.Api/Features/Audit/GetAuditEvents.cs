@@ -40,7 +40,7 @@ public static class GetAuditEvents
         }
     }
 
-    public sealed class Handler(Placement placement, Pseudonyms pseudonyms) : IRequestHandler<Query, AuditEventsPage>
+    public sealed class Handler(Placement placement, Pseudonyms pseudonyms, Persons.PersonKeys persons) : IRequestHandler<Query, AuditEventsPage>
     {
         public async Task<AuditEventsPage> Handle(Query query, CancellationToken cancellationToken)
         {
@@ -88,7 +88,7 @@ public static class GetAuditEvents
             }
 
             var next = page.Count == query.Limit ? page[^1].Position : sealedThrough;
-            return new AuditEventsPage(page, next, sealedThrough);
+            return new AuditEventsPage(await AuditPerson.OpenAsync(page, persons, pseudonyms, cancellationToken), next, sealedThrough);
         }
     }
 

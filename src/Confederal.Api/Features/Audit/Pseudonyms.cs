@@ -30,11 +30,13 @@ public sealed class Pseudonyms(byte[] key)
         return new string(text);
     }
 
-    /// <summary>The payload members that hold person ids.</summary>
-    public static bool IsPersonMember(string member) => member is "personId" or "personIds";
+    /// <summary>The payload members that hold person ids, or handles (which are person ids for people recorded before
+    /// handles).</summary>
+    public static bool IsPersonMember(string member) => member is "personId" or "personIds" or "taxpayer" or "resident" or "residents";
 
-    /// <summary>Rewrites person ids in a payload's members.</summary>
-    public string Rewrite(string member, string value) => IsPersonMember(member) ? Of(value) : value;
+    /// <summary>Rewrites person ids in a payload's members; a handle ("~" is never in a person id) stays.</summary>
+    public string Rewrite(string member, string value) =>
+        IsPersonMember(member) && !value.Contains('~', StringComparison.Ordinal) ? Of(value) : value;
 
     /// <summary>A stream named after a person ("residence-{personId}", "designations-{canton}-{personId}") names the
     /// pseudonym instead.</summary>

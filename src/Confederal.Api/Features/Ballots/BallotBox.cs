@@ -62,14 +62,14 @@ public static class BallotBox
 
     /// <summary>Records the participation and the ballot in one transaction (one round trip).</summary>
     /// <exception cref="DomainException">already-voted, or ballot-closed when the close came first.</exception>
-    public static async Task CastAsync(EventLog events, string[] certifiedTypes, Guid ballotId, string personId, string receipt, int option, CancellationToken ct)
+    public static async Task CastAsync(EventLog events, string[] certifiedTypes, Guid ballotId, string resident, string receipt, int option, CancellationToken ct)
     {
         var stream = Ballot.StreamId(ballotId);
         const string Open = $"NOT EXISTS (SELECT 1 FROM {EventLog.Table} WHERE stream_id = $2 AND type = ANY($3))";
         await using var batch = new NpgsqlBatch();
         batch.BatchCommands.Add(Sql.Command(SharedLockSql, stream));
         batch.BatchCommands.Add(Sql.Command(
-            $"INSERT INTO ballot_participations (ballot_id, person_id) SELECT $1, $4 WHERE {Open}", ballotId, stream, certifiedTypes, personId));
+            $"INSERT INTO ballot_participations (ballot_id, resident) SELECT $1, $4 WHERE {Open}", ballotId, stream, certifiedTypes, resident));
         batch.BatchCommands.Add(Sql.Command(
             $"INSERT INTO ballot_box (ballot_id, receipt, option) SELECT $1, $4, $5 WHERE {Open}", ballotId, stream, certifiedTypes, receipt, (short)option));
         try
@@ -120,7 +120,7 @@ public static class BallotBox
     {
         var persons = new List<string>();
         await using var command = new NpgsqlCommand(
-            "SELECT person_id FROM ballot_participations WHERE ballot_id = $1 ORDER BY person_id COLLATE \"C\"", tx.Connection, tx);
+            "SELECT resident FROM ballot_participations WHERE ballot_id = $1 ORDER BY resident COLLATE \"C\"", tx.Connection, tx);
         command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = ballotId });
         await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
@@ -156,11 +156,11 @@ public static class BallotBox
         await command.ExecuteNonQueryAsync(ct);
     }
 
-    public static async Task<bool> ParticipatedAsync(NpgsqlDataSource db, Guid ballotId, string personId, CancellationToken ct)
+    public static async Task<bool> ParticipatedAsync(NpgsqlDataSource db, Guid ballotId, string resident, CancellationToken ct)
     {
-        await using var command = db.CreateCommand("SELECT EXISTS (SELECT 1 FROM ballot_participations WHERE ballot_id = $1 AND person_id = $2)");
+        await using var command = db.CreateCommand("SELECT EXISTS (SELECT 1 FROM ballot_participations WHERE ballot_id = $1 AND resident = $2)");
         command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = ballotId });
-        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = personId });
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = resident });
         return (bool)(await command.ExecuteScalarAsync(ct))!;
     }
 }

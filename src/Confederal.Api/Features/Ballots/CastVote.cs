@@ -1,4 +1,5 @@
 using System.Security.Claims;
+using Confederal.Api.Features.Persons;
 using Confederal.Api.Infrastructure;
 using Confederal.Domain.Ballots;
 using Confederal.Api.Features.Census;
@@ -23,7 +24,7 @@ public static class CastVote
 
     public sealed record Command(string CantonId, Guid BallotId, string PersonId, Body Body) : IRequest<VoteReceipt>;
 
-    public sealed class Handler(Placement placement, CalledBallots ballots, TimeProvider clock) : IRequestHandler<Command, VoteReceipt>
+    public sealed class Handler(Placement placement, CalledBallots ballots, PersonKeys persons, TimeProvider clock) : IRequestHandler<Command, VoteReceipt>
     {
         private readonly string[] _certified = [.. placement.Directory.Log.Types.AliasesOf(typeof(BallotCertified))];
 
@@ -33,7 +34,9 @@ public static class CastVote
             var called = await ballots.GetAsync(command.CantonId, command.BallotId, cancellationToken);
             // Whether the caller may vote at all is answered first: someone off the roll is refused the same whatever they send.
             // The census register is the directory's, where every residence is decided.
-            new Ballot(called, Certified: null).Admit(await Residences.ReadAsync(placement.Directory.DataSource, command.PersonId, cancellationToken), clock.GetUtcNow());
+            var key = await persons.FindAsync(command.PersonId, cancellationToken);
+            new Ballot(called, Certified: null).Admit(
+                key is null ? null : await Residences.ReadAsync(placement.Directory.DataSource, key.Resident, cancellationToken), clock.GetUtcNow());
             var option = called.Options.ToList().IndexOf(command.Body.Option!);
             if (option < 0)
             {
@@ -41,7 +44,7 @@ public static class CastVote
             }
 
             var receipt = BallotBox.NewReceipt();
-            await BallotBox.CastAsync(events, _certified, command.BallotId, command.PersonId, receipt, option, cancellationToken);
+            await BallotBox.CastAsync(events, _certified, command.BallotId, key!.Resident, receipt, option, cancellationToken);
             return new VoteReceipt(command.BallotId, receipt);
         }
     }

@@ -1,4 +1,5 @@
 using System.Security.Claims;
+using Confederal.Api.Features.Persons;
 using Confederal.Api.Infrastructure;
 using Confederal.Api.Features.Census;
 using Confederal.Domain.Ballots;
@@ -17,12 +18,12 @@ public static class GetEligibility
 {
     public sealed record Query(string CantonId, Guid BallotId, string PersonId) : IRequest<EligibilityView>;
 
-    public sealed class Handler(CalledBallots ballots, Placement placement) : IRequestHandler<Query, EligibilityView>
+    public sealed class Handler(CalledBallots ballots, Placement placement, PersonKeys persons) : IRequestHandler<Query, EligibilityView>
     {
         public async Task<EligibilityView> Handle(Query query, CancellationToken cancellationToken)
         {
             var called = await ballots.GetAsync(query.CantonId, query.BallotId, cancellationToken);
-            var reason = new Ballot(called, Certified: null).Ineligible(await Residences.ReadAsync(placement.Directory.DataSource, query.PersonId, cancellationToken));
+            var reason = new Ballot(called, Certified: null).Ineligible(await Residences.ReadAsync(placement.Directory.DataSource, persons, query.PersonId, cancellationToken));
             return new EligibilityView(called.BallotId, reason is null, reason, called.CensusDate, called.VotingAge, called.MinimumResidenceDays);
         }
     }

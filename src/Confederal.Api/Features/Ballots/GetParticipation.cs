@@ -1,4 +1,5 @@
 using System.Security.Claims;
+using Confederal.Api.Features.Persons;
 using Confederal.Api.Infrastructure;
 using MediatR;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -14,13 +15,14 @@ public static class GetParticipation
 {
     public sealed record Query(string CantonId, Guid BallotId, string PersonId) : IRequest<ParticipationView>;
 
-    public sealed class Handler(CalledBallots ballots, Placement placement) : IRequestHandler<Query, ParticipationView>
+    public sealed class Handler(CalledBallots ballots, Placement placement, PersonKeys persons) : IRequestHandler<Query, ParticipationView>
     {
         public async Task<ParticipationView> Handle(Query query, CancellationToken cancellationToken)
         {
             var db = placement.Of(query.CantonId).DataSource;
             await ballots.GetAsync(query.CantonId, query.BallotId, cancellationToken);
-            return new ParticipationView(query.BallotId, await BallotBox.ParticipatedAsync(db, query.BallotId, query.PersonId, cancellationToken));
+            return new ParticipationView(query.BallotId,
+                await persons.FindAsync(query.PersonId, cancellationToken) is { } key && await BallotBox.ParticipatedAsync(db, query.BallotId, key.Resident, cancellationToken));
         }
     }
 

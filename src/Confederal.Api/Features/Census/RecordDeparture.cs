@@ -1,3 +1,4 @@
+using Confederal.Api.Features.Persons;
 using Confederal.Api.Infrastructure;
 using Confederal.Domain;
 using Confederal.Domain.Census;
@@ -26,13 +27,20 @@ public static class RecordDeparture
         }
     }
 
-    public sealed class Handler(EventLog events) : IRequestHandler<Command, ResidenceView>
+    public sealed class Handler(EventLog events, PersonKeys persons) : IRequestHandler<Command, ResidenceView>
     {
         public async Task<ResidenceView> Handle(Command command, CancellationToken cancellationToken)
         {
             await Fiscal.Cantons.RequireAsync(events, command.CantonId, cancellationToken);
-            var (state, _) = await Residences.DecideAsync(events, command.PersonId,
-                s => Residence.Depart(s, command.PersonId, command.CantonId, command.Body.LeftOn!.Value), command.Metadata, cancellationToken);
+            var leftOn = command.Body.LeftOn!.Value;
+            if (await persons.FindAsync(command.PersonId, cancellationToken) is not { } key)
+            {
+                Residence.Depart(null, new Resident(command.PersonId, "", _ => ""), command.CantonId, leftOn); // never recorded: not resident
+                throw new InvalidOperationException("A departure of someone never recorded was decided.");
+            }
+
+            var (state, _) = await Residences.DecideAsync(events, key,
+                s => Residence.Depart(s, key.AsResident(), command.CantonId, leftOn), command.Metadata, cancellationToken);
             var period = state!.Periods[^1];
             return new ResidenceView(command.PersonId, period.CantonId, period.Since, period.Until);
         }

@@ -1,3 +1,4 @@
+using Confederal.Api.Features.Persons;
 using Confederal.Api.Infrastructure;
 using Confederal.Domain;
 using Confederal.Domain.Census;
@@ -29,14 +30,15 @@ public static class RegisterResident
         }
     }
 
-    public sealed class Handler(EventLog events) : IRequestHandler<Command, (bool, ResidenceView)>
+    public sealed class Handler(EventLog events, PersonKeys persons) : IRequestHandler<Command, (bool, ResidenceView)>
     {
         public async Task<(bool, ResidenceView)> Handle(Command command, CancellationToken cancellationToken)
         {
             await Fiscal.Cantons.RequireAsync(events, command.CantonId, cancellationToken);
             var body = command.Body;
-            var (state, recorded) = await Residences.DecideAsync(events, body.PersonId!,
-                s => Residence.Register(s, body.PersonId!, command.CantonId, body.ResidentSince!.Value, body.BirthDate!.Value),
+            var key = await persons.ObtainAsync(body.PersonId!, cancellationToken);
+            var (state, recorded) = await Residences.DecideAsync(events, key,
+                s => Residence.Register(s, key.AsResident(), command.CantonId, body.ResidentSince!.Value, body.BirthDate!.Value),
                 command.Metadata, cancellationToken);
             var current = state!.Current!;
             return (recorded, new ResidenceView(body.PersonId!, current.CantonId, current.Since, null));

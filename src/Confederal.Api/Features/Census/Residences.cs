@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using Confederal.Api.Features.Persons;
 using Confederal.Api.Infrastructure;
 using Confederal.Domain.Census;
 using Confederal.EventStore;
@@ -34,13 +35,14 @@ public static class Residences
 
     public static readonly DateOnly Earliest = new(1900, 1, 1);
 
-    /// <summary>Folds the person's residences, decides, and appends what was decided together with the register rows.
-    /// Returns the residence after the decision and whether anything was recorded.</summary>
+    /// <summary>Folds the person's residences (their birth date opened with their key), decides, and appends what was
+    /// decided together with the register rows. Returns the residence after the decision and whether anything was
+    /// recorded.</summary>
     public static async Task<(Residence? State, bool Recorded)> DecideAsync(
-        EventLog events, string personId, Func<Residence?, IReadOnlyList<object>> decide, EventMetadata metadata, CancellationToken ct)
+        EventLog events, PersonKey key, Func<Residence?, IReadOnlyList<object>> decide, EventMetadata metadata, CancellationToken ct)
     {
-        var stream = Residence.StreamId(personId);
-        var (state, version) = await events.AggregateStreamAsync<Residence>(stream, Residence.Apply, ct);
+        var stream = Residence.StreamId(key.Resident);
+        var (state, version) = await events.AggregateStreamAsync<Residence>(stream, (s, e) => Residence.Apply(s, Opened(key, e)), ct);
         var decided = decide(state);
         if (decided.Count == 0)
         {
@@ -55,11 +57,11 @@ public static class Residences
             {
                 BatchCommands =
                 {
-                    Sql.Command("DELETE FROM residences WHERE person_id = $1", personId),
+                    Sql.Command("DELETE FROM residences WHERE resident = $1", key.Resident),
                     Sql.Command("""
-                        INSERT INTO residences (person_id, since, canton_id, until, birth_date)
+                        INSERT INTO residences (resident, since, canton_id, until, birth_date)
                         SELECT $1, s, c, u, $5 FROM unnest($2::date[], $3::text[], $4::date[]) AS p(s, c, u)
-                        """, personId, after.Periods.Select(p => p.Since).ToArray(), after.Periods.Select(p => p.CantonId).ToArray(),
+                        """, key.Resident, after.Periods.Select(p => p.Since).ToArray(), after.Periods.Select(p => p.CantonId).ToArray(),
                         after.Periods.Select(p => p.Until).ToArray(), after.BirthDate),
                 },
             };
@@ -68,19 +70,28 @@ public static class Residences
         return (after, true);
     }
 
-    /// <summary>The person's residences as the register has them (null: never resident anywhere).</summary>
-    public static async Task<Residence?> ReadAsync(NpgsqlDataSource db, string personId, CancellationToken ct)
+    /// <summary>The person's residences as the register has them (null: never resident anywhere, or never recorded).</summary>
+    public static async Task<Residence?> ReadAsync(NpgsqlDataSource db, PersonKeys persons, string personId, CancellationToken ct) =>
+        await persons.FindAsync(personId, ct) is { } key ? await ReadAsync(db, key.Resident, ct) : null;
+
+    /// <summary>A residence event with its birth date opened with the person's key.</summary>
+    public static object Opened(PersonKey key, object e) =>
+        e is ResidentRegistered { BirthDate: null } registered ? registered with { BirthDate = key.OpenBirthDate(registered.SealedBirthDate) } : e;
+
+    /// <summary>The residences of the person with this residence handle as the register has them (null: never resident
+    /// anywhere).</summary>
+    public static async Task<Residence?> ReadAsync(NpgsqlDataSource db, string resident, CancellationToken ct)
     {
-        await using var command = db.CreateCommand("SELECT canton_id, since, until, birth_date FROM residences WHERE person_id = $1 ORDER BY since");
-        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = personId });
+        await using var command = db.CreateCommand("SELECT canton_id, since, until, birth_date FROM residences WHERE resident = $1 ORDER BY since");
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = resident });
         await using var reader = await command.ExecuteReaderAsync(ct);
         var periods = ImmutableList.CreateBuilder<ResidencePeriod>();
-        DateOnly birthDate = default;
+        DateOnly? birthDate = null;
         while (await reader.ReadAsync(ct))
         {
             periods.Add(new ResidencePeriod(reader.GetString(0), reader.GetFieldValue<DateOnly>(1),
                 reader.IsDBNull(2) ? null : reader.GetFieldValue<DateOnly>(2)));
-            birthDate = reader.GetFieldValue<DateOnly>(3);
+            birthDate = reader.IsDBNull(3) ? null : reader.GetFieldValue<DateOnly>(3);
         }
 
         return periods.Count == 0 ? null : new Residence(birthDate, periods.ToImmutable());

@@ -1,3 +1,4 @@
+using Confederal.Api.Features.Persons;
 using Confederal.Api.Infrastructure;
 using Confederal.Domain;
 using Confederal.Domain.Cantons;
@@ -31,7 +32,7 @@ public static class AssessTax
             });
     }
 
-    public sealed class Handler(Placement placement) : IRequestHandler<Command, AssessmentView>
+    public sealed class Handler(Placement placement, PersonKeys persons) : IRequestHandler<Command, AssessmentView>
     {
         public async Task<AssessmentView> Handle(Command command, CancellationToken cancellationToken)
         {
@@ -39,9 +40,10 @@ public static class AssessTax
             await Cantons.RequireAsync(events, command.CantonId, cancellationToken);
             var filing = Guid.CreateVersion7();
             var body = command.Body;
-            var assessed = new TaxAssessed(command.CantonId, body.PersonId!, body.FiscalYear!.Value, body.AmountMinor!.Value);
+            var taxpayer = (await persons.ObtainAsync(body.PersonId!, cancellationToken)).Taxpayer;
+            var assessed = new TaxAssessed(command.CantonId, taxpayer, body.FiscalYear!.Value, body.AmountMinor!.Value);
             await events.AppendAsync(TaxAssessed.FilingStreamId(command.CantonId, filing), ExpectedVersion.NoStream, [assessed], command.Metadata, cancellationToken);
-            return new AssessmentView(assessed.CantonId, assessed.PersonId, assessed.FiscalYear, assessed.AmountMinor, filing.ToString("N"));
+            return new AssessmentView(assessed.CantonId, body.PersonId!, assessed.FiscalYear, assessed.AmountMinor, filing.ToString("N"));
         }
     }
 

@@ -239,15 +239,15 @@ public sealed class BudgetProjection(int pageSize = 10_000) : IProjection
                     case TaxAssessed t:
                         keys.Cantons.Add(t.CantonId);
                         keys.Books.Add((t.CantonId, t.FiscalYear));
-                        keys.Files.Add((t.CantonId, t.PersonId));
+                        keys.Files.Add((t.CantonId, t.Taxpayer));
                         break;
                     case DesignationChosen d:
                         keys.Cantons.Add(d.CantonId);
-                        keys.Files.Add((d.CantonId, d.PersonId));
+                        keys.Files.Add((d.CantonId, d.Taxpayer));
                         break;
                     case DesignationWithdrawn d:
                         keys.Cantons.Add(d.CantonId);
-                        keys.Files.Add((d.CantonId, d.PersonId));
+                        keys.Files.Add((d.CantonId, d.Taxpayer));
                         break;
                     case PactFounded p:
                         keys.Pacts.Add(p.PactId);
@@ -308,7 +308,7 @@ public sealed class BudgetProjection(int pageSize = 10_000) : IProjection
             },
         })
         {
-            batch.BatchCommands.Add(FilesCommand("JOIN unnest($1::text[], $2::text[]) AS f(c, p) ON t.canton_id = f.c AND t.person_id = f.p",
+            batch.BatchCommands.Add(FilesCommand("JOIN unnest($1::text[], $2::text[]) AS f(c, p) ON t.canton_id = f.c AND t.taxpayer = f.p",
                 keys.Files.Select(f => f.Canton).ToArray(), keys.Files.Select(f => f.Person).ToArray()));
             await using var reader = await batch.ExecuteReaderAsync(ct);
             while (await reader.ReadAsync(ct))
@@ -511,8 +511,8 @@ public sealed class BudgetProjection(int pageSize = 10_000) : IProjection
                 BatchCommands =
                 {
                     FilesCommand("""
-                        JOIN (SELECT person_id FROM fiscal_taxpayers WHERE canton_id = $1 AND year = $2 AND tax_minor IS NOT NULL) AS f
-                        ON t.canton_id = $1 AND t.person_id = f.person_id
+                        JOIN (SELECT taxpayer FROM fiscal_taxpayers WHERE canton_id = $1 AND year = $2 AND tax_minor IS NOT NULL) AS f
+                        ON t.canton_id = $1 AND t.taxpayer = f.taxpayer
                         """, canton, year),
                 },
             };
@@ -522,7 +522,7 @@ public sealed class BudgetProjection(int pageSize = 10_000) : IProjection
     }
 
     private static NpgsqlBatchCommand FilesCommand(string join, params object[] values) => Sql.Command(
-        $"SELECT t.canton_id, t.person_id, t.year, t.tax_minor, t.has_record, t.choices, t.standing FROM fiscal_taxpayers t {join}", values);
+        $"SELECT t.canton_id, t.taxpayer, t.year, t.tax_minor, t.has_record, t.choices, t.standing FROM fiscal_taxpayers t {join}", values);
 
     private static void ReadBook(NpgsqlDataReader reader, Ledger ledger)
     {
@@ -586,7 +586,7 @@ public sealed class BudgetProjection(int pageSize = 10_000) : IProjection
         }
     }
 
-    private sealed record FileRow(string CantonId, string PersonId, int Year, long? TaxMinor, bool HasRecord, string? Choices, bool Standing);
+    private sealed record FileRow(string CantonId, string Taxpayer, int Year, long? TaxMinor, bool HasRecord, string? Choices, bool Standing);
 
     private static (List<NpgsqlBatchCommand> Commands, List<FileRow> Inserts) Writes(Ledger ledger, HashSet<(string, string, int)> stored)
     {
@@ -627,9 +627,9 @@ public sealed class BudgetProjection(int pageSize = 10_000) : IProjection
             commands.Add(Sql.Command("""
                 UPDATE fiscal_taxpayers t SET tax_minor = u.tax, has_record = u.has_record, choices = u.choices, standing = u.standing
                 FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::boolean[], $6::text[], $7::boolean[])
-                    AS u(canton_id, person_id, year, tax, has_record, choices, standing)
-                WHERE t.canton_id = u.canton_id AND t.person_id = u.person_id AND t.year = u.year
-                """, updates.Select(r => r.CantonId).ToArray(), updates.Select(r => r.PersonId).ToArray(), updates.Select(r => r.Year).ToArray(),
+                    AS u(canton_id, taxpayer, year, tax, has_record, choices, standing)
+                WHERE t.canton_id = u.canton_id AND t.taxpayer = u.taxpayer AND t.year = u.year
+                """, updates.Select(r => r.CantonId).ToArray(), updates.Select(r => r.Taxpayer).ToArray(), updates.Select(r => r.Year).ToArray(),
                 updates.Select(r => r.TaxMinor).ToArray(), updates.Select(r => r.HasRecord).ToArray(), updates.Select(r => r.Choices).ToArray(),
                 updates.Select(r => r.Standing).ToArray()));
         }
@@ -719,12 +719,12 @@ public sealed class BudgetProjection(int pageSize = 10_000) : IProjection
         }
 
         await using var copy = await connection.BeginBinaryImportAsync(
-            "COPY fiscal_taxpayers (canton_id, person_id, year, tax_minor, has_record, choices, standing) FROM STDIN (FORMAT BINARY)", ct);
+            "COPY fiscal_taxpayers (canton_id, taxpayer, year, tax_minor, has_record, choices, standing) FROM STDIN (FORMAT BINARY)", ct);
         foreach (var row in rows)
         {
             await copy.StartRowAsync(ct);
             await copy.WriteAsync(row.CantonId, NpgsqlDbType.Text, ct);
-            await copy.WriteAsync(row.PersonId, NpgsqlDbType.Text, ct);
+            await copy.WriteAsync(row.Taxpayer, NpgsqlDbType.Text, ct);
             await copy.WriteAsync(row.Year, NpgsqlDbType.Integer, ct);
             await (row.TaxMinor is { } tax ? copy.WriteAsync(tax, NpgsqlDbType.Bigint, ct) : copy.WriteNullAsync(ct));
             await copy.WriteAsync(row.HasRecord, NpgsqlDbType.Boolean, ct);
@@ -844,12 +844,12 @@ public sealed class BudgetProjection(int pageSize = 10_000) : IProjection
     private static NpgsqlBatchCommand CheckpointCommand() => Sql.Command(
         $"SELECT coalesce((SELECT last_seq_id FROM {MartenStore.Schema}.mt_event_progression WHERE name = $1), 0)", $"{ProjectionName}:All");
 
-    /// <summary>A person's assessed tax for a canton and year, as the read model has it (null: not assessed).</summary>
-    public static async Task<long?> AssessedTaxAsync(NpgsqlDataSource db, string cantonId, int year, string personId, CancellationToken ct)
+    /// <summary>A taxpayer's assessed tax for a canton and year, as the read model has it (null: not assessed).</summary>
+    public static async Task<long?> AssessedTaxAsync(NpgsqlDataSource db, string cantonId, int year, string taxpayer, CancellationToken ct)
     {
-        await using var command = db.CreateCommand("SELECT tax_minor FROM fiscal_taxpayers WHERE canton_id = $1 AND person_id = $2 AND year = $3");
+        await using var command = db.CreateCommand("SELECT tax_minor FROM fiscal_taxpayers WHERE canton_id = $1 AND taxpayer = $2 AND year = $3");
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = cantonId });
-        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = personId });
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = taxpayer });
         command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = year });
         return await command.ExecuteScalarAsync(ct) is long tax ? tax : null;
     }

@@ -1,3 +1,4 @@
+using Confederal.Api.Features.Persons;
 using Confederal.Api.Infrastructure;
 using Confederal.Domain;
 using Confederal.Domain.Cantons;
@@ -73,56 +74,61 @@ public static class Designate
         }
     }
 
-    public sealed class Handler(Placement placement, TimeProvider clock)
+    public sealed class Handler(Placement placement, PersonKeys persons, TimeProvider clock)
         : IRequestHandler<Command, Result>, IRequestHandler<Withdraw, Unit>, IRequestHandler<Query, DesignationView>
     {
         public async Task<Result> Handle(Command command, CancellationToken cancellationToken)
         {
             var (events, db) = placement.Ledger(command.CantonId);
             var choices = command.Body.Choices!;
-            var state = await ReadAsync(command.CantonId, command.FiscalYear, command.PersonId,
+            var taxpayer = (await persons.ObtainAsync(command.PersonId, cancellationToken)).Taxpayer;
+            var state = await ReadAsync(command.CantonId, command.FiscalYear, taxpayer,
                 choices.Select(c => c.OrganizationId).Distinct(StringComparer.Ordinal).ToList(), cancellationToken);
             var decided = state.History.Choose(
-                command.CantonId, command.PersonId, command.FiscalYear, choices, command.Body.Standing ?? false,
+                command.CantonId, taxpayer, command.FiscalYear, choices, command.Body.Standing ?? false,
                 state.Policy, state.Organizations, clock.GetUtcNow());
-            await AppendAsync(command.CantonId, command.PersonId, state.Version, decided, command.Metadata, cancellationToken);
+            await AppendAsync(command.CantonId, taxpayer, state.Version, decided, command.Metadata, cancellationToken);
             var created = !state.History.Records.ContainsKey(command.FiscalYear);
             var history = decided.Aggregate(state.History, DesignationHistory.Apply);
-            return new Result(created, await ViewAsync(command.CantonId, command.FiscalYear, command.PersonId, history, state.Policy, cancellationToken));
+            return new Result(created, await ViewAsync(command.CantonId, command.FiscalYear, command.PersonId, taxpayer, history, state.Policy, cancellationToken));
         }
 
         public async Task<Unit> Handle(Withdraw command, CancellationToken cancellationToken)
         {
             var (events, db) = placement.Ledger(command.CantonId);
-            var state = await ReadAsync(command.CantonId, command.FiscalYear, command.PersonId, [], cancellationToken);
-            var decided = state.History.Withdraw(command.CantonId, command.PersonId, command.FiscalYear, state.Policy, clock.GetUtcNow());
-            await AppendAsync(command.CantonId, command.PersonId, state.Version, decided, command.Metadata, cancellationToken);
+            // Someone never recorded has nothing to withdraw; the year's policy still decides whether withdrawing is open.
+            var taxpayer = (await persons.FindAsync(command.PersonId, cancellationToken))?.Taxpayer;
+            var state = await ReadAsync(command.CantonId, command.FiscalYear, taxpayer, [], cancellationToken);
+            var decided = state.History.Withdraw(command.CantonId, taxpayer ?? "", command.FiscalYear, state.Policy, clock.GetUtcNow());
+            await AppendAsync(command.CantonId, taxpayer!, state.Version, decided, command.Metadata, cancellationToken);
             return Unit.Value;
         }
 
         public async Task<DesignationView> Handle(Query query, CancellationToken cancellationToken)
         {
             var (events, db) = placement.Ledger(query.CantonId);
-            var state = await ReadAsync(query.CantonId, query.FiscalYear, query.PersonId, [], cancellationToken);
-            return await ViewAsync(query.CantonId, query.FiscalYear, query.PersonId, state.History, state.Policy, cancellationToken);
+            var taxpayer = (await persons.FindAsync(query.PersonId, cancellationToken))?.Taxpayer;
+            var state = await ReadAsync(query.CantonId, query.FiscalYear, taxpayer, [], cancellationToken);
+            return await ViewAsync(query.CantonId, query.FiscalYear, query.PersonId, taxpayer, state.History, state.Policy, cancellationToken);
         }
 
         private sealed record State(DesignationHistory History, long Version, FiscalPolicy? Policy, IReadOnlyDictionary<string, Organization?> Organizations);
 
-        // One round trip: the canton, the year's policy, the person's designations and the chosen organizations.
-        private async Task<State> ReadAsync(string cantonId, int year, string personId, IReadOnlyList<string> organizationIds, CancellationToken ct)
+        // One round trip: the canton, the year's policy, the taxpayer's designations (none for someone never recorded)
+        // and the chosen organizations.
+        private async Task<State> ReadAsync(string cantonId, int year, string? taxpayer, IReadOnlyList<string> organizationIds, CancellationToken ct)
         {
             var events = placement.Of(cantonId).Log;
-            var designations = Designation.StreamId(cantonId, personId);
+            var designations = taxpayer is null ? null : Designation.StreamId(cantonId, taxpayer);
             var policy = FiscalPolicy.StreamId(cantonId, year);
             var read = await events.ReadStreamsAsync(
-                [Canton.StreamId(cantonId), policy, designations, .. organizationIds.Select(Organization.StreamId)], ct);
+                [Canton.StreamId(cantonId), policy, .. designations is null ? [] : new[] { designations }, .. organizationIds.Select(Organization.StreamId)], ct);
             if (!read.ContainsKey(Canton.StreamId(cantonId)))
             {
                 throw new NotFoundException("Canton", cantonId);
             }
 
-            var (history, version) = read.GetValueOrDefault(designations).Fold<DesignationHistory>(DesignationHistory.Apply);
+            var (history, version) = (designations is null ? null : read.GetValueOrDefault(designations)).Fold<DesignationHistory>(DesignationHistory.Apply);
             return new State(
                 history ?? new DesignationHistory(),
                 version,
@@ -130,19 +136,19 @@ public static class Designate
                 organizationIds.ToDictionary(id => id, id => read.GetValueOrDefault(Organization.StreamId(id)).Fold<Organization>(Organization.Apply).State));
         }
 
-        private async Task AppendAsync(string cantonId, string personId, long version, IReadOnlyList<object> decided, EventMetadata metadata, CancellationToken ct)
+        private async Task AppendAsync(string cantonId, string taxpayer, long version, IReadOnlyList<object> decided, EventMetadata metadata, CancellationToken ct)
         {
             if (decided.Count > 0)
             {
-                await placement.Of(cantonId).Log.AppendAsync(Designation.StreamId(cantonId, personId), ExpectedVersion.Exactly(version), decided, metadata, ct);
+                await placement.Of(cantonId).Log.AppendAsync(Designation.StreamId(cantonId, taxpayer), ExpectedVersion.Exactly(version), decided, metadata, ct);
             }
         }
 
         private async Task<DesignationView> ViewAsync(
-            string cantonId, int year, string personId, DesignationHistory history, FiscalPolicy? policy, CancellationToken ct)
+            string cantonId, int year, string personId, string? taxpayer, DesignationHistory history, FiscalPolicy? policy, CancellationToken ct)
         {
             var (designation, from) = history.EffectiveFor(year);
-            var tax = await BudgetProjection.AssessedTaxAsync(placement.Of(cantonId).DataSource, cantonId, year, personId, ct);
+            var tax = taxpayer is null ? null : await BudgetProjection.AssessedTaxAsync(placement.Of(cantonId).DataSource, cantonId, year, taxpayer, ct);
             long? designable = tax is { } t && policy is not null ? Money.Designable(t, policy.DesignationRateBp) : null;
             var choices = designation?.Choices ?? [];
             var amounts = designable is { } d && designation is not null ? designation.Amounts(d) : null;

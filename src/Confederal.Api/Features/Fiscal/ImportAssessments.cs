@@ -3,6 +3,7 @@ using System.Buffers.Text;
 using System.IO.Pipelines;
 using System.Text;
 using System.Text.Json;
+using Confederal.Api.Features.Persons;
 using Confederal.Api.Infrastructure;
 using Confederal.Domain.Fiscal;
 using Confederal.EventStore;
@@ -36,8 +37,11 @@ public static class ImportAssessments
 
     public sealed record ImportView(string CantonId, string FilingId, long Assessments);
 
-    public sealed class Handler(Placement placement) : IRequestHandler<Command, ImportView>
+    public sealed class Handler(Placement placement, PersonKeys persons) : IRequestHandler<Command, ImportView>
     {
+        // Lines whose taxpayers are looked up (and given keys) in one round trip to the key table.
+        private const int KeysPerLookup = 2_000;
+
         public async Task<ImportView> Handle(Command command, CancellationToken cancellationToken)
         {
             var events = placement.Of(command.CantonId).Log;
@@ -47,17 +51,28 @@ public static class ImportAssessments
             try
             {
                 var parser = new Parser(command.CantonId, command.Format);
-                await foreach (var assessed in parser.ReadAsync(command.Body, cancellationToken))
+                var lines = new List<TaxAssessed>(KeysPerLookup);
+                await foreach (var line in parser.ReadAsync(command.Body, cancellationToken))
                 {
                     if (parser.Errors.Count == 0)
                     {
-                        await bulk!.WriteAsync(assessed, cancellationToken);
+                        lines.Add(line);
+                        if (lines.Count == KeysPerLookup)
+                        {
+                            await WriteAsync(bulk!, lines, cancellationToken);
+                        }
                     }
                     else if (bulk is not null)
                     {
                         await bulk.DisposeAsync(); // a bad line: stop copying, keep reading to report
                         bulk = null;
+                        lines.Clear();
                     }
+                }
+
+                if (parser.Errors.Count == 0 && lines.Count > 0)
+                {
+                    await WriteAsync(bulk!, lines, cancellationToken);
                 }
 
                 if (parser.Errors.Count == 0 && parser.Valid == 0)
@@ -82,9 +97,22 @@ public static class ImportAssessments
                 }
             }
         }
+
+        // A line names the person by their person id; the event, by their taxpayer handle.
+        private async Task WriteAsync(BulkAppend bulk, List<TaxAssessed> lines, CancellationToken ct)
+        {
+            var keys = await persons.ObtainAsync([.. lines.Select(l => l.Taxpayer)], ct);
+            foreach (var line in lines)
+            {
+                await bulk.WriteAsync(line with { Taxpayer = keys[line.Taxpayer].Taxpayer }, ct);
+            }
+
+            lines.Clear();
+        }
     }
 
-    /// <summary>Reads lines as they stream in; valid ones come out as events, bad ones are collected.</summary>
+    /// <summary>Reads lines as they stream in; valid ones come out as events naming the person by their person id (which
+    /// the handler replaces by their taxpayer handle), bad ones are collected.</summary>
     private sealed class Parser(string cantonId, Format format)
     {
         private static readonly byte[] Bom = [0xEF, 0xBB, 0xBF];

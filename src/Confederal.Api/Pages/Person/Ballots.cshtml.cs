@@ -12,7 +12,7 @@ namespace Confederal.Api.Pages.Person;
 /// <summary>/me/ballots: a canton's ballots as the signed-in person sees them: whether they are on each roll and why
 /// not, a vote on the open ones, the receipt of the vote just cast (shown once, stored nowhere with their name), and the
 /// results of the certified ones.</summary>
-public sealed class BallotsModel(IMediator mediator, NpgsqlDataSource db) : PageModel
+public sealed class BallotsModel(IMediator mediator, NpgsqlDataSource db, Features.Persons.PersonKeys persons) : PageModel
 {
     [BindProperty(SupportsGet = true)]
     public string? Canton { get; set; }
@@ -72,7 +72,7 @@ public sealed class BallotsModel(IMediator mediator, NpgsqlDataSource db) : Page
     private async Task LoadAsync(CancellationToken ct)
     {
         Cantons = await mediator.Send(new GetCantons.ListQuery(), ct);
-        Canton ??= (await Residences.ReadAsync(db, PersonId, ct))?.Current?.CantonId ?? (Cantons.Count > 0 ? Cantons[0].CantonId : null);
+        Canton ??= (await Residences.ReadAsync(db, persons, PersonId, ct))?.Current?.CantonId ?? (Cantons.Count > 0 ? Cantons[0].CantonId : null);
         Selected = Cantons.FirstOrDefault(c => c.CantonId == Canton);
         if (Selected is null)
         {

@@ -19,7 +19,7 @@ namespace Confederal.Api.Pages.Person;
 /// <summary>/me/designations: the signed-in person's designation for a canton and year. The amounts a choice would give
 /// are split by the same code the server splits them with; saving and withdrawing go through the same handlers as the
 /// REST API, so the page can refuse nothing the API would accept, nor accept anything it would refuse.</summary>
-public sealed partial class DesignationsModel(IMediator mediator, NpgsqlDataSource db, TimeProvider clock) : PageModel
+public sealed partial class DesignationsModel(IMediator mediator, NpgsqlDataSource db, Features.Persons.PersonKeys persons, TimeProvider clock) : PageModel
 {
     [BindProperty(SupportsGet = true)]
     public string? Canton { get; set; }
@@ -207,7 +207,7 @@ public sealed partial class DesignationsModel(IMediator mediator, NpgsqlDataSour
     private async Task LoadAsync(CancellationToken ct)
     {
         Cantons = await mediator.Send(new GetCantons.ListQuery(), ct);
-        Canton ??= (await Residences.ReadAsync(db, PersonId, ct))?.Current?.CantonId ?? (Cantons.Count > 0 ? Cantons[0].CantonId : null);
+        Canton ??= (await Residences.ReadAsync(db, persons, PersonId, ct))?.Current?.CantonId ?? (Cantons.Count > 0 ? Cantons[0].CantonId : null);
         Year ??= clock.GetUtcNow().Year;
         Selected = Cantons.FirstOrDefault(c => c.CantonId == Canton);
         if (Selected is null)

@@ -1,0 +1,324 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Text;
+using Confederal.Api.Features.Audit;
+using Confederal.Api.Infrastructure;
+using Confederal.EventStore;
+using Npgsql;
+
+namespace Confederal.Api.Features.Persons;
+
+/// <summary>
+/// One person's key and handles. The log never holds a person id: events name a person by a random handle,
+/// <see cref="Taxpayer"/> in tax assessments and designations, <see cref="Resident"/> in residences and participation
+/// rolls (two, so that residence dates, which anyone may know, lead to no one's designations), and what identifies them
+/// beyond that (the birth date) is sealed under <see cref="Key"/>. Only the key table links the handles and the key to
+/// the person id: deleting the row forgets the person.
+/// </summary>
+public sealed class PersonKey(string personId, string taxpayer, string resident, byte[] key)
+{
+    private const int NonceSize = 12;
+    private const int TagSize = 16;
+
+    public string PersonId { get; } = personId;
+    public string Taxpayer { get; } = taxpayer;
+    public string Resident { get; } = resident;
+    internal byte[] Key { get; } = key;
+
+    /// <summary>Whether the person was first recorded before handles: their handles are their person id, which the
+    /// events recorded then carry in clear.</summary>
+    public bool RecordedInClear => Taxpayer == PersonId;
+
+    /// <summary>The birth date, sealed for a residence event: base64 of nonce, ciphertext and tag (AES-256-GCM), bound to
+    /// the residence handle.</summary>
+    public string SealBirthDate(DateOnly birthDate) =>
+        Convert.ToBase64String(Seal(Key, Encoding.ASCII.GetBytes(birthDate.ToString("O")), Encoding.ASCII.GetBytes(Resident)));
+
+    /// <summary>The birth date a residence event of this person seals; null when it does not open (not sealed for them).</summary>
+    public DateOnly? OpenBirthDate(string? sealedBirthDate) =>
+        sealedBirthDate is not null && Open(Key, sealedBirthDate, Encoding.ASCII.GetBytes(Resident)) is { } plain
+        && DateOnly.TryParseExact(Encoding.ASCII.GetString(plain), "O", out var date)
+            ? date
+            : null;
+
+    /// <summary>A resident as the census decisions take them.</summary>
+    public Domain.Census.Resident AsResident() => new(PersonId, Resident, SealBirthDate);
+
+    internal static byte[] Seal(byte[] key, ReadOnlySpan<byte> plain, ReadOnlySpan<byte> associated)
+    {
+        var sealedBytes = new byte[NonceSize + plain.Length + TagSize];
+        var nonce = sealedBytes.AsSpan(0, NonceSize);
+        RandomNumberGenerator.Fill(nonce);
+        using var aes = new AesGcm(key, TagSize);
+        aes.Encrypt(nonce, plain, sealedBytes.AsSpan(NonceSize, plain.Length), sealedBytes.AsSpan(NonceSize + plain.Length), associated);
+        return sealedBytes;
+    }
+
+    internal static byte[]? Open(byte[] key, ReadOnlySpan<byte> sealedBytes, ReadOnlySpan<byte> associated)
+    {
+        if (sealedBytes.Length < NonceSize + TagSize)
+        {
+            return null;
+        }
+
+        var plain = new byte[sealedBytes.Length - NonceSize - TagSize];
+        using var aes = new AesGcm(key, TagSize);
+        try
+        {
+            aes.Decrypt(sealedBytes[..NonceSize], sealedBytes[NonceSize..^TagSize], sealedBytes[^TagSize..], plain, associated);
+            return plain;
+        }
+        catch (AuthenticationTagMismatchException)
+        {
+            return null;
+        }
+    }
+
+    private static byte[]? Open(byte[] key, string base64, ReadOnlySpan<byte> associated)
+    {
+        var bytes = new byte[base64.Length * 3 / 4];
+        return Convert.TryFromBase64String(base64, bytes, out var written) ? Open(key, bytes.AsSpan(0, written), associated) : null;
+    }
+}
+
+/// <summary>
+/// The person key table, in the directory's database and outside the log: per person, the HMAC of their person id (the
+/// lookup), their two handles, their own key (wrapped under a key derived from Audit:Secret, which the database never
+/// holds) and their person id sealed under that key. A person gets a row when first recorded; reads never create one.
+/// </summary>
+public sealed class PersonKeys(NpgsqlDataSource directory, AuditKeys keys, TimeProvider clock)
+{
+    // A key found is kept this long, so that a person's requests in a row cost one lookup; an erasure on another
+    // instance is then honoured there within this time.
+    private static readonly TimeSpan Kept = TimeSpan.FromSeconds(60);
+    private const int MaxCached = 100_000;
+
+    public static readonly IReadOnlyList<Migration> Migrations =
+    [
+        new("app-0012-person-keys", """
+            CREATE TABLE person_keys (
+                lookup     bytea PRIMARY KEY,
+                taxpayer   text NOT NULL UNIQUE,
+                resident   text NOT NULL UNIQUE,
+                key        bytea NOT NULL,
+                person     bytea NOT NULL,
+                created_at timestamptz NOT NULL DEFAULT now()
+            );
+            -- The budgets and the census register name people by their handles (taxpayer, resident) since this migration.
+            ALTER TABLE fiscal_taxpayers RENAME COLUMN person_id TO taxpayer;
+            ALTER TABLE residences RENAME COLUMN person_id TO resident;
+            ALTER TABLE ballot_participations RENAME COLUMN person_id TO resident;
+            """),
+    ];
+
+    private const string LegacyImport = "app-0012-person-keys-recorded-in-clear";
+
+    private readonly ConcurrentDictionary<string, (PersonKey Key, DateTimeOffset Until)> _cache = new(StringComparer.Ordinal);
+
+    private NpgsqlDataSource Db => directory;
+
+    /// <summary>The person's key, or null when they were never recorded (or are erased).</summary>
+    public async Task<PersonKey?> FindAsync(string personId, CancellationToken ct)
+    {
+        if (Cached(personId) is { } cached)
+        {
+            return cached;
+        }
+
+        await using var command = Db.CreateCommand("SELECT lookup, taxpayer, resident, key, person FROM person_keys WHERE lookup = $1");
+        command.Parameters.Add(new NpgsqlParameter<byte[]> { TypedValue = Lookup(personId) });
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        return await reader.ReadAsync(ct) ? Keep(Read(reader, personId)) : null;
+    }
+
+    /// <summary>The person's key, created on their first record.</summary>
+    public async Task<PersonKey> ObtainAsync(string personId, CancellationToken ct) => (await ObtainAsync([personId], ct))[personId];
+
+    /// <summary>The keys of several people, created for those never recorded, in one round trip.</summary>
+    public async Task<IReadOnlyDictionary<string, PersonKey>> ObtainAsync(IReadOnlyCollection<string> personIds, CancellationToken ct)
+    {
+        var found = new Dictionary<string, PersonKey>(personIds.Count, StringComparer.Ordinal);
+        var missing = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var personId in personIds)
+        {
+            if (Cached(personId) is { } cached)
+            {
+                found[personId] = cached;
+            }
+            else
+            {
+                missing.Add(personId);
+            }
+        }
+
+        if (missing.Count == 0)
+        {
+            return found;
+        }
+
+        var fresh = missing.Select(New).ToList();
+        await using var batch = Db.CreateBatch();
+        batch.BatchCommands.Add(Sql.Command("""
+            INSERT INTO person_keys (lookup, taxpayer, resident, key, person)
+            SELECT * FROM unnest($1::bytea[], $2::text[], $3::text[], $4::bytea[], $5::bytea[])
+            ON CONFLICT (lookup) DO NOTHING
+            """, fresh.Select(f => f.Lookup).ToArray(), fresh.Select(f => f.Taxpayer).ToArray(), fresh.Select(f => f.Resident).ToArray(),
+            fresh.Select(f => f.Wrapped).ToArray(), fresh.Select(f => f.Person).ToArray()));
+        batch.BatchCommands.Add(Sql.Command("SELECT lookup, taxpayer, resident, key, person FROM person_keys WHERE lookup = ANY($1)",
+            (object)fresh.Select(f => f.Lookup).ToArray()));
+        var byLookup = missing.ToDictionary(p => Convert.ToBase64String(Lookup(p)), p => p, StringComparer.Ordinal);
+        await using var reader = await batch.ExecuteReaderAsync(ct); // at the SELECT's rows: the INSERT returns none
+        while (await reader.ReadAsync(ct))
+        {
+            var personId = byLookup[Convert.ToBase64String(reader.GetFieldValue<byte[]>(0))];
+            found[personId] = Keep(Read(reader, personId));
+        }
+
+        return found;
+    }
+
+    /// <summary>The person ids (and keys) behind handles, for those whose key exists; a handle of nobody (an erased person,
+    /// or never a handle) is absent.</summary>
+    public async Task<IReadOnlyDictionary<string, PersonKey>> ByHandlesAsync(IReadOnlyCollection<string> handles, CancellationToken ct)
+    {
+        var found = new Dictionary<string, PersonKey>(StringComparer.Ordinal);
+        if (handles.Count == 0)
+        {
+            return found;
+        }
+
+        await using var command = Db.CreateCommand("""
+            SELECT lookup, taxpayer, resident, key, person FROM person_keys WHERE taxpayer = ANY($1)
+            UNION ALL
+            SELECT lookup, taxpayer, resident, key, person FROM person_keys WHERE resident = ANY($1) AND resident <> taxpayer
+            """);
+        command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = [.. handles] });
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            var key = Read(reader, null);
+            found[key.Taxpayer] = key;
+            found[key.Resident] = key;
+        }
+
+        return found;
+    }
+
+    /// <summary>Gives the people the log recorded before handles, by their person id in clear, their row: handles equal
+    /// to that person id (so every fold joins their old events and their new ones) and a key of their own for what is
+    /// sealed from now on. Runs once per directory, after its migrations.</summary>
+    public async Task ImportRecordedInClearAsync(CancellationToken ct)
+    {
+        await using var connection = await Db.OpenConnectionAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        await using (var done = new NpgsqlCommand("SELECT count(*) FROM (SELECT pg_advisory_xact_lock(hashtext($1))) AS locked, es.schema_migrations WHERE id = $1", connection, tx))
+        {
+            done.Parameters.Add(new NpgsqlParameter<string> { TypedValue = LegacyImport });
+            if ((long)(await done.ExecuteScalarAsync(ct))! > 0)
+            {
+                return;
+            }
+        }
+
+        var people = new List<string>();
+        await using (var scan = new NpgsqlCommand("""
+            SELECT DISTINCT p FROM (
+                SELECT data ->> 'personId' FROM marten.mt_events WHERE data ? 'personId'
+                UNION ALL
+                SELECT jsonb_array_elements_text(data -> 'personIds') FROM marten.mt_events WHERE data ? 'personIds'
+            ) AS recorded(p) WHERE p IS NOT NULL
+            """, connection, tx))
+        await using (var reader = await scan.ExecuteReaderAsync(ct))
+        {
+            while (await reader.ReadAsync(ct))
+            {
+                people.Add(reader.GetString(0));
+            }
+        }
+
+        foreach (var chunk in people.Chunk(10_000))
+        {
+            var rows = chunk.Select(p => New(p) with { Taxpayer = p, Resident = p }).ToList();
+            await using var insert = new NpgsqlCommand("""
+                INSERT INTO person_keys (lookup, taxpayer, resident, key, person)
+                SELECT * FROM unnest($1::bytea[], $2::text[], $3::text[], $4::bytea[], $5::bytea[])
+                ON CONFLICT DO NOTHING
+                """, connection, tx);
+            foreach (var values in new object[]
+                     {
+                         rows.Select(r => r.Lookup).ToArray(), rows.Select(r => r.Taxpayer).ToArray(), rows.Select(r => r.Resident).ToArray(),
+                         rows.Select(r => r.Wrapped).ToArray(), rows.Select(r => r.Person).ToArray(),
+                     })
+            {
+                insert.Parameters.Add(new NpgsqlParameter { Value = values });
+            }
+
+            await insert.ExecuteNonQueryAsync(ct);
+        }
+
+        await using (var record = new NpgsqlCommand("INSERT INTO es.schema_migrations (id) VALUES ($1)", connection, tx))
+        {
+            record.Parameters.Add(new NpgsqlParameter<string> { TypedValue = LegacyImport });
+            await record.ExecuteNonQueryAsync(ct);
+        }
+
+        await tx.CommitAsync(ct);
+    }
+
+    internal void Forget(PersonKey key) => _cache.TryRemove(key.PersonId, out _);
+
+    internal byte[] Lookup(string personId) => HMACSHA256.HashData(keys.PersonLookupKey, Encoding.UTF8.GetBytes(personId));
+
+    private PersonKey? Cached(string personId) =>
+        _cache.TryGetValue(personId, out var entry) && entry.Until > clock.GetUtcNow() ? entry.Key : null;
+
+    private PersonKey Keep(PersonKey key)
+    {
+        if (_cache.Count >= MaxCached)
+        {
+            _cache.Clear();
+        }
+
+        _cache[key.PersonId] = (key, clock.GetUtcNow() + Kept);
+        return key;
+    }
+
+    private PersonKey Read(NpgsqlDataReader reader, string? personId)
+    {
+        var lookup = reader.GetFieldValue<byte[]>(0);
+        var key = PersonKey.Open(keys.PersonWrapKey, reader.GetFieldValue<byte[]>(3), lookup)
+                  ?? throw new InvalidOperationException("A person key does not open under the key-wrapping key derived from Audit:Secret.");
+        var person = PersonKey.Open(key, reader.GetFieldValue<byte[]>(4), lookup)
+                     ?? throw new InvalidOperationException("A person key's sealed person id does not open under its key.");
+        return new PersonKey(personId ?? Encoding.UTF8.GetString(person), reader.GetString(1), reader.GetString(2), key);
+    }
+
+    private sealed record Row(byte[] Lookup, string Taxpayer, string Resident, byte[] Wrapped, byte[] Person);
+
+    private Row New(string personId)
+    {
+        var lookup = Lookup(personId);
+        var key = RandomNumberGenerator.GetBytes(32);
+        return new Row(lookup, Handle("t~"), Handle("r~"), PersonKey.Seal(keys.PersonWrapKey, key, lookup),
+            PersonKey.Seal(key, Encoding.UTF8.GetBytes(personId), lookup));
+    }
+
+    /// <summary>A fresh handle: the prefix and 128 random bits in lowercase base32 (26 characters). The "~" is never in a
+    /// person id, so a handle is never taken for one (the events recorded before handles name people by their person id).</summary>
+    private static string Handle(string prefix)
+    {
+        const string alphabet = "abcdefghijklmnopqrstuvwxyz234567";
+        Span<byte> random = stackalloc byte[17];
+        RandomNumberGenerator.Fill(random);
+        return string.Create(prefix.Length + 26, (prefix, random.ToArray()), static (text, state) =>
+        {
+            state.prefix.CopyTo(text);
+            for (var i = 0; i < 26; i++)
+            {
+                var bit = i * 5;
+                var pair = (state.Item2[bit / 8] << 8) | state.Item2[(bit / 8) + 1];
+                text[state.prefix.Length + i] = alphabet[(pair >> (11 - (bit % 8))) & 31];
+            }
+        });
+    }
+}
