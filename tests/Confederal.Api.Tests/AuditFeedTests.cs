@@ -51,10 +51,13 @@ public sealed class AuditFeedTests(ApiFactory api) : IClassFixture<ApiFactory>, 
 
         var pseudonyms = api.Services.GetRequiredService<Pseudonyms>();
         var alice = pseudonyms.Of(People[0]);
-        var aliceEvents = events.Where(e => e.Data.TryGetProperty("personId", out var p) && p.GetString() == alice).ToList();
+        // The events name handles; the feed says whose they are beside them, as the same pseudonym.
+        var aliceEvents = events.Where(e => e.Person?.Pseudonym == alice).ToList();
         Assert.Equal(4, aliceEvents.Count); // two assessments, two designations: still one person to an auditor
-        Assert.Contains(aliceEvents, e => e.StreamId == $"designations-ge-{alice}" && e.Actor == $"person:{alice}");
-        Assert.Contains(events, e => e.StreamId == $"residence-{pseudonyms.Of(People[2])}");
+        var taxpayer = aliceEvents[0].Handle!;
+        Assert.All(aliceEvents, e => Assert.Equal(taxpayer, e.Handle));
+        Assert.Contains(aliceEvents, e => e.StreamId == $"designations-ge-{taxpayer}" && e.Actor == "person");
+        Assert.Contains(events, e => e.StreamId.StartsWith("residence-r~", StringComparison.Ordinal) && e.Person?.Pseudonym == pseudonyms.Of(People[2]));
         Assert.Equal(3, People.Select(pseudonyms.Of).Distinct().Count());
         Assert.Matches("^p-[a-z2-7]{26}$", alice);
     }

@@ -1,3 +1,5 @@
+using Confederal.Api.Features.Audit;
+using Confederal.Api.Features.Persons;
 using System.IO.Pipelines;
 using System.Net;
 using System.Net.Http.Json;
@@ -37,9 +39,8 @@ public sealed class BulkImportKillTests(ITestOutputHelper output) : IAsyncLifeti
 
     private async Task<long> RecordedAsync(string tag)
     {
-        await using var command = _db.CreateCommand("SELECT count(*) FROM marten.mt_events WHERE type = 'tax-assessed.v1' AND data->>'personId' LIKE $1");
-        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = tag + "-%" });
-        return (long)(await command.ExecuteScalarAsync())!;
+        var keys = new PersonKeys(_db, AuditKeys.LoadOrCreate(_dataDirectory), TimeProvider.System);
+        return (await Assessed.PersonsAsync(keys, _db)).Count(p => p.StartsWith(tag + "-", StringComparison.Ordinal));
     }
 
     /// <summary>The import's transaction is open and has appended: its last statement copied events into Marten's table or

@@ -1,3 +1,4 @@
+using Confederal.Api.Features.Persons;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
@@ -65,7 +66,7 @@ public sealed class DatabaseOutageTests(ApiFactory api, ITestOutputHelper output
         await stop.CancelAsync();
         await Task.WhenAll(writers);
 
-        var found = await AssessmentsByPersonAsync(cluster.ConnectionString("confederal"));
+        var found = await AssessmentsByPersonAsync(cluster.ConnectionString("confederal"), host.Services.GetRequiredService<PersonKeys>());
         var acknowledged = load.Acknowledged.ToList();
         output.WriteLine($"{(immediate ? "immediate" : "fast")} stop; down {restarted - stopped:g}, ready again {healthy - restarted:g} after the start");
         output.WriteLine($"requests sent {load.Sent}, logical writes {load.Writes}, acknowledged {acknowledged.Count}, " +
@@ -323,19 +324,10 @@ public sealed class DatabaseOutageTests(ApiFactory api, ITestOutputHelper output
         }
     }
 
-    private static async Task<Dictionary<string, long>> AssessmentsByPersonAsync(string connectionString)
+    private static async Task<Dictionary<string, long>> AssessmentsByPersonAsync(string connectionString, PersonKeys keys)
     {
         await using var db = NpgsqlDataSource.Create(connectionString);
-        await using var command = db.CreateCommand(
-            "SELECT data->>'personId', count(*) FROM marten.mt_events WHERE type = 'tax-assessed.v1' GROUP BY 1");
-        await using var reader = await command.ExecuteReaderAsync();
-        var found = new Dictionary<string, long>(StringComparer.Ordinal);
-        while (await reader.ReadAsync())
-        {
-            found[reader.GetString(0)] = reader.GetInt64(1);
-        }
-
-        return found;
+        return (await Assessed.PersonsAsync(keys, db)).CountBy(p => p, StringComparer.Ordinal).ToDictionary(c => c.Key, c => (long)c.Value, StringComparer.Ordinal);
     }
 
     private static async Task<long> ScalarAsync(NpgsqlDataSource db, string sql)

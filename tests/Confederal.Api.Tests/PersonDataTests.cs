@@ -42,7 +42,7 @@ public sealed class PersonDataTests(ApiFactory api) : IClassFixture<ApiFactory>
         await _d.Fiscal.AssessAsync("pd-ge", person, 2026, 1_000_000);
         await Fiscal.Ok(_d.Fiscal.DesignateAsync("pd-ge", 2026, person, true, ("pd-oceans", 6000), ("pd-linux", 4000)));
         var ballot = await _d.BallotAsync("pd-ge", censusDate: new DateOnly(2020, 1, 1));
-        await _d.ReceiptAsync("pd-ge", ballot, person, "yes");
+        await _d.ReceiptAsync("pd-ge", ballot, person, "alpha-choice");
         await Fiscal.Ok(_d.ResideAsync("pd-vd", person, new DateOnly(2021, 6, 1), Born));
         await _d.CloseAsync("pd-ge", ballot);
         await api.SealedAsync();

@@ -1,3 +1,4 @@
+using Confederal.Api.Features.Persons;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
@@ -203,12 +204,14 @@ public sealed class PlacementApiTests : IAsyncLifetime
 
         // Each canton's ledger is in its own database; the directory holds copies, the other shard nothing of it.
         var (directory, a, b) = (_directory.ConnectionString("confederal"), _shardA.ConnectionString("confederal"), _shardB.ConnectionString("confederal"));
-        const string Alice = $"SELECT count(*) FROM {EventLog.Table} WHERE stream_id = 'designations-{Ge}-alice'";
+        var keys = _api.Services.GetRequiredService<PersonKeys>();
+        async Task<string> TaxpayerAsync(string person) => (await keys.FindAsync(person, CancellationToken.None))!.Taxpayer;
+        var Alice = $"SELECT count(*) FROM {EventLog.Table} WHERE stream_id = 'designations-{Ge}-{await TaxpayerAsync("alice")}'";
         Assert.Equal(1, await CountAsync(a, Alice));
         Assert.Equal(1, await CountAsync(directory, Alice));
         Assert.Equal(0, await CountAsync(b, Alice));
-        Assert.Equal(1, await CountAsync(b, $"SELECT count(*) FROM {EventLog.Table} WHERE stream_id = 'designations-{Ti}-bob' AND tenant_id = '{Ti}'"));
-        Assert.Equal(1, await CountAsync(directory, $"SELECT count(*) FROM {EventLog.Table} WHERE stream_id = 'designations-{Vd}-carol'"));
+        Assert.Equal(1, await CountAsync(b, $"SELECT count(*) FROM {EventLog.Table} WHERE stream_id = 'designations-{Ti}-{await TaxpayerAsync("bob")}' AND tenant_id = '{Ti}'"));
+        Assert.Equal(1, await CountAsync(directory, $"SELECT count(*) FROM {EventLog.Table} WHERE stream_id = 'designations-{Vd}-{await TaxpayerAsync("carol")}'"));
         Assert.Equal(1, await CountAsync(a, $"SELECT count(*) FROM {EventLog.Table} WHERE stream_id = '{Pact.MembershipsStreamId(Ge)}'"));
         Assert.Equal(0, await CountAsync(a, $"SELECT count(*) FROM {EventLog.Table} WHERE stream_id LIKE 'residence-%'")); // the census stays in the directory
 
@@ -224,7 +227,10 @@ public sealed class PlacementApiTests : IAsyncLifetime
         again.Headers.Add("Idempotency-Key", "pl-keyed-1");
         Assert.True((await Fiscal.Ok(municipality.SendAsync(again))).Headers.Contains(Idempotency.ReplayedHeader));
         Assert.Equal(1, await CountAsync(a, "SELECT count(*) FROM idempotency_keys"));
-        Assert.Equal(1, await CountAsync(a, $"SELECT count(*) FROM {EventLog.Table} WHERE data->>'personId' = 'keyed'"));
+        await using (var shardA = NpgsqlDataSource.Create(a))
+        {
+            Assert.Single(await Assessed.PersonsAsync(_api.Services.GetRequiredService<PersonKeys>(), shardA), p => p == "keyed");
+        }
 
         // Shard B stops under load: pl-ti's writes fail with 503, pl-ge's and pl-vd's go on; what pl-ti acknowledged is
         // all there when it returns.
@@ -421,7 +427,8 @@ public sealed class CantonMoveTests : IAsyncLifetime
 
         // Its history is in its own database: the designation continues its stream there, and reaches the directory.
         await Fiscal.Ok(fiscal.DesignateAsync("mv-ge", 2027, "alice", true, ("mv-linux", 10_000)));
-        const string Version = $"SELECT version FROM {MartenStore.Schema}.mt_streams WHERE id = 'designations-mv-ge-alice'";
+        var alice = (await placed.Services.GetRequiredService<PersonKeys>().FindAsync("alice", CancellationToken.None))!.Taxpayer;
+        var Version = $"SELECT version FROM {MartenStore.Schema}.mt_streams WHERE id = 'designations-mv-ge-{alice}'";
         Assert.Equal(2, await CountAsync(shard, Version));
 
         var copies = placed.Services.GetRequiredService<DirectoryCopies>();
@@ -699,8 +706,11 @@ public sealed class ReplicaReadTests : IAsyncLifetime
         Assert.True(beforeCrash > 0);
         Assert.True(afterPromotion >= 20, $"{afterPromotion} writes after the promotion");
         await using var db = NpgsqlDataSource.Create(_standby.ConnectionString("confederal"));
-        await using var stored = db.CreateCommand($"SELECT array_agg(data->>'personId') FROM {EventLog.Table} WHERE stream_id LIKE 'tax-filing-rr-fo-%'");
-        var persons = ((string?[])(await stored.ExecuteScalarAsync())!).ToHashSet(StringComparer.Ordinal);
+        await using var stored = db.CreateCommand($"SELECT array_agg(data->>'taxpayer') FROM {EventLog.Table} WHERE stream_id LIKE 'tax-filing-rr-fo-%'");
+        var taxpayers = ((string?[])(await stored.ExecuteScalarAsync())!).ToHashSet(StringComparer.Ordinal);
+        var keys = await new Features.Persons.PersonKeys(db, _api.Services.GetRequiredService<Features.Audit.AuditKeys>(), TimeProvider.System)
+            .ByHandlesAsync(taxpayers.OfType<string>().ToList(), CancellationToken.None);
+        var persons = keys.Values.Select(k => k.PersonId).ToHashSet(StringComparer.Ordinal);
         Assert.DoesNotContain(acknowledged, p => !persons.Contains(p));
     }
 }

@@ -104,7 +104,7 @@ public sealed class SecrecyTests(ApiFactory api) : IClassFixture<ApiFactory>
             }
 
             Assert.Equal(["ballot_box.ballot_id uuid NO", "ballot_box.receipt text NO", "ballot_box.option smallint NO",
-                "ballot_participations.ballot_id uuid NO", "ballot_participations.person_id text NO"], columns);
+                "ballot_participations.ballot_id uuid NO", "ballot_participations.resident text NO"], columns);
         }
 
         await _d.CloseAsync("sec-a", ballot);
@@ -162,9 +162,11 @@ public sealed class SecrecyTests(ApiFactory api) : IClassFixture<ApiFactory>
         while (await reader.ReadAsync())
         {
             using var page = JsonDocument.Parse(reader.GetString(0));
-            roll.AddRange(page.RootElement.GetProperty("personIds").EnumerateArray().Select(p => p.GetString()!));
+            roll.AddRange(page.RootElement.GetProperty("residents").EnumerateArray().Select(p => p.GetString()!));
         }
 
-        Assert.Equal(votes.Keys.Order(StringComparer.Ordinal), roll);
+        Assert.Equal(roll.Order(StringComparer.Ordinal), roll); // in handle order: nothing of the casting order
+        var voters = await api.Services.GetRequiredService<Features.Persons.PersonKeys>().ByHandlesAsync(roll, CancellationToken.None);
+        Assert.Equal(votes.Keys.Order(StringComparer.Ordinal), roll.Select(r => voters[r].PersonId).Order(StringComparer.Ordinal));
     }
 }

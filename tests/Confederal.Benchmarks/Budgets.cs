@@ -34,14 +34,14 @@ public sealed class BudgetBenchmark : IAsyncDisposable
     // the rate of each year: revenue and taxpayers per canton and year, and what each organization is chosen for.
     private static readonly string RawAggregateSql = $"""
         WITH taxes AS (
-            SELECT DISTINCT ON (data->>'cantonId', data->>'personId', (data->>'fiscalYear')::int)
-                   data->>'cantonId' AS canton_id, data->>'personId' AS person_id, (data->>'fiscalYear')::int AS year,
+            SELECT DISTINCT ON (data->>'cantonId', data->>'taxpayer', (data->>'fiscalYear')::int)
+                   data->>'cantonId' AS canton_id, data->>'taxpayer' AS taxpayer, (data->>'fiscalYear')::int AS year,
                    (data->>'amountMinor')::bigint AS tax
             FROM {EventLog.Table} WHERE seq_id > $1 AND seq_id <= $2 AND type IN ({Aliases(typeof(Confederal.Domain.Fiscal.TaxAssessed))})
             ORDER BY 1, 2, 3, seq_id DESC),
         chosen AS (
-            SELECT DISTINCT ON (data->>'cantonId', data->>'personId', (data->>'fiscalYear')::int)
-                   data->>'cantonId' AS canton_id, data->>'personId' AS person_id, (data->>'fiscalYear')::int AS year,
+            SELECT DISTINCT ON (data->>'cantonId', data->>'taxpayer', (data->>'fiscalYear')::int)
+                   data->>'cantonId' AS canton_id, data->>'taxpayer' AS taxpayer, (data->>'fiscalYear')::int AS year,
                    data->'choices' AS choices
             FROM {EventLog.Table} WHERE seq_id > $1 AND seq_id <= $2 AND type IN ({Aliases(typeof(Confederal.Domain.Fiscal.DesignationChosen))})
             ORDER BY 1, 2, 3, seq_id DESC),
@@ -57,7 +57,7 @@ public sealed class BudgetBenchmark : IAsyncDisposable
             RETURNING 1)
         INSERT INTO raw_tallies
         SELECT c.canton_id, c.year, e->>'organizationId', sum(t.tax * r.rate_bp / 10000 * (e->>'shareBp')::bigint / 10000), count(*)
-        FROM chosen c JOIN taxes t USING (canton_id, person_id, year) JOIN rates r USING (canton_id, year)
+        FROM chosen c JOIN taxes t USING (canton_id, taxpayer, year) JOIN rates r USING (canton_id, year)
         CROSS JOIN jsonb_array_elements(c.choices) AS e
         GROUP BY 1, 2, 3
         ON CONFLICT (canton_id, year, organization_id) DO UPDATE SET

@@ -2,9 +2,11 @@ using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Confederal.Api.Features.Persons;
 using Confederal.Api.Infrastructure;
 using Confederal.Domain.Census;
 using Confederal.EventStore;
+using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 
 namespace Confederal.Benchmarks;
@@ -37,7 +39,7 @@ public static class VotesBenchmark
         }
 
         Console.WriteLine($"Registering {votes:N0} residents (SQL, not timed)...");
-        await ResidentsAsync(database, Canton, votes, withEvents: true);
+        await VotersAsync(database, host, votes);
         await host.SettleAsync();
 
         var perClient = votes / clients;
@@ -108,7 +110,7 @@ public static class VotesBenchmark
         {
             var person = client * perClient + (int)i;
             await using var batch = database.DataSource.CreateBatch();
-            batch.BatchCommands.Add(Command("INSERT INTO raw_participations (ballot_id, person_id) VALUES ($1, $2)", ballot, Person(person)));
+            batch.BatchCommands.Add(Command("INSERT INTO raw_participations (ballot_id, resident) VALUES ($1, $2)", ballot, Person(person)));
             batch.BatchCommands.Add(Command("INSERT INTO raw_box (ballot_id, receipt, option) VALUES ($1, $2, $3)", ballot, Guid.NewGuid().ToString("N"), (short)(person % 3)));
             await batch.ExecuteNonQueryAsync();
             return 1;
@@ -120,7 +122,7 @@ public static class VotesBenchmark
     private static async Task CloseAsync(BenchDatabase database, ApiHost host, int votes, int rounds)
     {
         Console.WriteLine($"Registering {votes:N0} residents of {BigCanton} (SQL, not timed)...");
-        await ResidentsAsync(database, BigCanton, votes, withEvents: false);
+        await ResidentsAsync(database, BigCanton, votes);
         using var municipality = host.Client(host.Token(Roles.Municipality, subject: $"{BigCanton}-admin", canton: BigCanton));
         Console.WriteLine($"{$"close a ballot of {votes / 1000:N0}k votes",-34} {"raw SQL s",16} {"ours s",12} {"ratio",7} {"peak MiB",12}");
         var raw = new List<double>();
@@ -167,37 +169,49 @@ public static class VotesBenchmark
         return response.IsSuccessStatusCode ? body.GetProperty("ballotId").GetGuid() : throw new InvalidOperationException($"call: {body}");
     }
 
-    // Residents as the API records them: the register rows and (for voters, whose eligibility is read from their stream)
-    // the residence streams and events, numbered from Marten's sequence, for Marten's daemon to project.
-    private static async Task ResidentsAsync(BenchDatabase database, string canton, int count, bool withEvents)
+    // Voters as the API records them: a key table row each (made as the API makes them), the register rows, and the
+    // residence streams and events (their eligibility is read from the register; the events are for Marten's daemon).
+    private static async Task VotersAsync(BenchDatabase database, ApiHost host, int count)
     {
-        var person = withEvents ? "'r' || lpad(g::text, 7, '0')" : $"'{canton}-' || g";
-        var sql = $"""
-            INSERT INTO residences (person_id, since, canton_id, until, birth_date)
-            SELECT {person}, DATE '2010-01-01', '{canton}', NULL, DATE '1980-01-01' FROM generate_series(0, {count - 1}) AS g;
-            """;
-        if (withEvents)
+        var persons = host.Services.GetRequiredService<PersonKeys>();
+        var born = new DateOnly(1980, 1, 1);
+        foreach (var chunk in Enumerable.Range(0, count).Chunk(2_000))
         {
-            sql += $"""
-
-                INSERT INTO {MartenStore.Schema}.mt_streams (id, version)
-                SELECT 'residence-' || {person}, 1 FROM generate_series(0, {count - 1}) AS g;
+            var keys = await persons.ObtainAsync([.. chunk.Select(i => Person(i))], CancellationToken.None);
+            var handles = chunk.Select(i => keys[Person(i)].Resident).ToArray();
+            var sealedDates = chunk.Select(i => keys[Person(i)].SealBirthDate(born)).ToArray();
+            await using var batch = database.DataSource.CreateBatch();
+            batch.BatchCommands.Add(Command($"""
+                INSERT INTO residences (resident, since, canton_id, until, birth_date)
+                SELECT r, DATE '2010-01-01', '{Canton}', NULL, DATE '1980-01-01' FROM unnest($1::text[]) AS r
+                """, (object)handles));
+            batch.BatchCommands.Add(Command($"""
+                INSERT INTO {MartenStore.Schema}.mt_streams (id, version) SELECT 'residence-' || r, 1 FROM unnest($1::text[]) AS r
+                """, (object)handles));
+            batch.BatchCommands.Add(Command($"""
                 INSERT INTO {EventLog.Table} (seq_id, id, stream_id, version, type, data, timestamp, mt_dotnet_type, user_name)
-                SELECT nextval('{MartenStore.Schema}.mt_events_sequence'), gen_random_uuid(), 'residence-' || {person}, 1,
+                SELECT nextval('{MartenStore.Schema}.mt_events_sequence'), gen_random_uuid(), 'residence-' || r, 1,
                        '{Events.Types().NameOf(typeof(ResidentRegistered)).Alias}',
-                       jsonb_build_object('personId', {person}, 'cantonId', '{canton}', 'residentSince', '2010-01-01', 'birthDate', '1980-01-01'),
-                       now(), '{Workload.DotnetType(typeof(ResidentRegistered))}', 'municipality:{canton}'
-                FROM generate_series(0, {count - 1}) AS g;
-                """;
+                       jsonb_build_object('resident', r, 'cantonId', '{Canton}', 'residentSince', '2010-01-01', 'sealedBirthDate', d),
+                       now(), '{Workload.DotnetType(typeof(ResidentRegistered))}', 'municipality:{Canton}'
+                FROM unnest($1::text[], $2::text[]) AS v(r, d)
+                """, handles, sealedDates));
+            await batch.ExecuteNonQueryAsync();
         }
-
-        await database.ExecuteAsync(sql);
     }
+
+    // The residents of the big canton, in the register only: the close reads the register and the participations, whose
+    // handles need no key (nobody votes or reads them here).
+    private static async Task ResidentsAsync(BenchDatabase database, string canton, int count) =>
+        await database.ExecuteAsync($"""
+            INSERT INTO residences (resident, since, canton_id, until, birth_date)
+            SELECT '{canton}-' || g, DATE '2010-01-01', '{canton}', NULL, DATE '1980-01-01' FROM generate_series(0, {count - 1}) AS g;
+            """);
 
     private static async Task FillAsync(BenchDatabase database, Guid ballot, int votes)
     {
         await database.ExecuteAsync($"""
-            INSERT INTO ballot_participations (ballot_id, person_id) SELECT '{ballot}', '{BigCanton}-' || g FROM generate_series(0, {votes - 1}) AS g;
+            INSERT INTO ballot_participations (ballot_id, resident) SELECT '{ballot}', '{BigCanton}-' || g FROM generate_series(0, {votes - 1}) AS g;
             INSERT INTO ballot_box (ballot_id, receipt, option)
             SELECT '{ballot}', md5(g::text || '{ballot}'), (g % 3)::smallint FROM generate_series(0, {votes - 1}) AS g;
             """);
@@ -215,8 +229,8 @@ public static class VotesBenchmark
             FROM (SELECT receipt, option, (row_number() OVER (ORDER BY receipt COLLATE "C") - 1) / 10000 AS page FROM ballot_box WHERE ballot_id = '{ballot}') b
             GROUP BY page;
             INSERT INTO raw_sealed (page, data)
-            SELECT page, jsonb_agg(person_id ORDER BY person_id COLLATE "C")
-            FROM (SELECT person_id, (row_number() OVER (ORDER BY person_id COLLATE "C") - 1) / 10000 AS page FROM ballot_participations WHERE ballot_id = '{ballot}') p
+            SELECT page, jsonb_agg(resident ORDER BY resident COLLATE "C")
+            FROM (SELECT resident, (row_number() OVER (ORDER BY resident COLLATE "C") - 1) / 10000 AS page FROM ballot_participations WHERE ballot_id = '{ballot}') p
             GROUP BY page;
             DELETE FROM ballot_box WHERE ballot_id = '{ballot}';
             ROLLBACK;

@@ -28,7 +28,8 @@ public sealed record AuditEvent(
     public static readonly byte[] NoPredecessor = new byte[32];
 
     /// <summary>For an event that names a person by a handle: who, as far as the key table still knows (not hashed: it
-    /// changes when the person is erased, the event does not).</summary>
+    /// changes when the person is erased, the event does not). Absent from events that name nobody by a handle.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     public AuditPerson? Person { get; init; }
 
     /// <summary>The handle the payload names its person by (taxpayer or resident), when it is one: a person recorded
