@@ -71,17 +71,16 @@ public sealed class PersonDataTests(ApiFactory api) : IClassFixture<ApiFactory>
     }
 
     [Fact]
-    public async Task The_audit_feed_names_a_handle_by_the_persons_pseudonym_and_opens_the_birth_date_for_auditors()
+    public async Task The_audit_feed_serves_handles_as_stored_and_opens_an_arrivals_birth_date_beside_it()
     {
         var person = await LiveAsync("pd-person:feed");
         var (trail, _) = await new Audit(api).FeedAsync();
-        var key = await api.Services.GetRequiredService<PersonKeys>().FindAsync(person, CancellationToken.None);
-        var pseudonym = api.Services.GetRequiredService<Pseudonyms>().Of(person);
-        var theirs = trail.Select(t => t.Event).OfType<AuditEvent>().Where(e => e.Handle is { } h && (h == key!.Taxpayer || h == key.Resident)).ToList();
-        Assert.Contains(theirs, e => e.Type == "designation-chosen");
-        Assert.Contains(theirs, e => e.Type == "resident-registered");
-        Assert.All(theirs, e => Assert.Equal(pseudonym, e.Person!.Pseudonym));
-        Assert.All(theirs.Where(e => e.Type == "resident-registered"), e => Assert.Equal(Born, e.Person!.BirthDate));
+        var key = (await api.Services.GetRequiredService<PersonKeys>().FindAsync(person, CancellationToken.None))!;
+        var events = trail.Select(t => t.Event).OfType<AuditEvent>().ToList();
+        Assert.Contains(events, e => e.Type == "designation-chosen" && e.StreamId == $"designations-pd-ge-{key.Taxpayer}");
+        var arrivals = events.Where(e => e.Type == "resident-registered" && e.Resident == key.Resident).ToList();
+        Assert.Equal(2, arrivals.Count); // in pd-ge, then in pd-vd
+        Assert.All(arrivals, e => Assert.Equal(new AuditPerson(Born, Erased: false), e.Person));
         Assert.DoesNotContain(trail, t => t.Event is { } e && JsonSerializer.Serialize(e).Contains(person, StringComparison.Ordinal));
         Assert.True((await new Audit(api).VerifyDatabaseAsync()).Passed);
     }

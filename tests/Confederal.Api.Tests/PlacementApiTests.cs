@@ -229,7 +229,7 @@ public sealed class PlacementApiTests : IAsyncLifetime
         Assert.Equal(1, await CountAsync(a, "SELECT count(*) FROM idempotency_keys"));
         await using (var shardA = NpgsqlDataSource.Create(a))
         {
-            Assert.Single(await Assessed.PersonsAsync(_api.Services.GetRequiredService<PersonKeys>(), shardA), p => p == "keyed");
+            Assert.Equal(1, (await Assessed.OfAsync(_api.Services.GetRequiredService<PersonKeys>(), shardA, ["keyed"]))["keyed"]);
         }
 
         // Shard B stops under load: pl-ti's writes fail with 503, pl-ge's and pl-vd's go on; what pl-ti acknowledged is
@@ -709,8 +709,7 @@ public sealed class ReplicaReadTests : IAsyncLifetime
         await using var stored = db.CreateCommand($"SELECT array_agg(data->>'taxpayer') FROM {EventLog.Table} WHERE stream_id LIKE 'tax-filing-rr-fo-%'");
         var taxpayers = ((string?[])(await stored.ExecuteScalarAsync())!).ToHashSet(StringComparer.Ordinal);
         var keys = await new Features.Persons.PersonKeys(db, _api.Services.GetRequiredService<Features.Audit.AuditKeys>(), TimeProvider.System)
-            .ByHandlesAsync(taxpayers.OfType<string>().ToList(), CancellationToken.None);
-        var persons = keys.Values.Select(k => k.PersonId).ToHashSet(StringComparer.Ordinal);
-        Assert.DoesNotContain(acknowledged, p => !persons.Contains(p));
+            .FindAsync([.. acknowledged], CancellationToken.None);
+        Assert.DoesNotContain(acknowledged, p => !(keys.TryGetValue(p, out var key) && taxpayers.Contains(key.Taxpayer)));
     }
 }

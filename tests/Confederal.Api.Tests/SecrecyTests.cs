@@ -166,7 +166,7 @@ public sealed class SecrecyTests(ApiFactory api) : IClassFixture<ApiFactory>
         }
 
         Assert.Equal(roll.Order(StringComparer.Ordinal), roll); // in handle order: nothing of the casting order
-        var voters = await api.Services.GetRequiredService<Features.Persons.PersonKeys>().ByHandlesAsync(roll, CancellationToken.None);
+        var voters = await api.Services.GetRequiredService<Features.Persons.PersonKeys>().ByResidentsAsync(roll, CancellationToken.None);
         Assert.Equal(votes.Keys.Order(StringComparer.Ordinal), roll.Select(r => voters[r].PersonId).Order(StringComparer.Ordinal));
     }
 }

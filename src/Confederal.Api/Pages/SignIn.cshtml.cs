@@ -84,24 +84,21 @@ public sealed class SignInModel(
         return Page();
     }
 
-    // People known to the census or to the tax files, for picking one on a development machine: the read models name
-    // them by handles, which the key table turns back into person ids.
+    // People known to the census, for picking one on a development machine: the register names them by residence
+    // handles, which the key table turns back into person ids.
     private async Task<IReadOnlyList<string>> DemoPeopleAsync(CancellationToken ct)
     {
-        await using var command = db.CreateCommand($"""
-            (SELECT DISTINCT resident FROM residences ORDER BY 1 LIMIT {DemoListSize})
-            UNION (SELECT DISTINCT taxpayer FROM fiscal_taxpayers ORDER BY 1 LIMIT {DemoListSize})
-            """);
-        var handles = new List<string>();
+        await using var command = db.CreateCommand($"SELECT DISTINCT resident FROM residences ORDER BY 1 LIMIT {DemoListSize}");
+        var residents = new List<string>();
         await using (var reader = await command.ExecuteReaderAsync(ct))
         {
             while (await reader.ReadAsync(ct))
             {
-                handles.Add(reader.GetString(0));
+                residents.Add(reader.GetString(0));
             }
         }
 
-        var keys = await persons.ByHandlesAsync(handles, ct);
-        return [.. keys.Values.Select(k => k.PersonId).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).Take(DemoListSize)];
+        var keys = await persons.ByResidentsAsync(residents, ct);
+        return [.. keys.Values.Select(k => k.PersonId).Order(StringComparer.Ordinal)];
     }
 }

@@ -27,17 +27,17 @@ public sealed record AuditEvent(
 {
     public static readonly byte[] NoPredecessor = new byte[32];
 
-    /// <summary>For an event that names a person by a handle: who, as far as the key table still knows (not hashed: it
-    /// changes when the person is erased, the event does not). Absent from events that name nobody by a handle.</summary>
+    /// <summary>For an event that names a person by their residence handle: their birth date, opened with their key, or
+    /// that they are erased (not hashed: it changes when the person is erased, the event does not). Absent from other
+    /// events.</summary>
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     public AuditPerson? Person { get; init; }
 
-    /// <summary>The handle the payload names its person by (taxpayer or resident), when it is one: a person recorded
-    /// before handles is named by their person id, pseudonymized in the payload itself.</summary>
+    /// <summary>The residence handle the payload names its person by, when it is one: a person recorded before handles is
+    /// named by their person id, pseudonymized in the payload itself.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
-    public string? Handle =>
-        Data.ValueKind == JsonValueKind.Object
-        && (Data.TryGetProperty("taxpayer", out var h) || Data.TryGetProperty("resident", out h))
+    public string? Resident =>
+        Data.ValueKind == JsonValueKind.Object && Data.TryGetProperty("resident", out var h)
         && h.ValueKind == JsonValueKind.String && h.GetString() is { } handle && handle.Contains('~', StringComparison.Ordinal)
             ? handle
             : null;
@@ -142,20 +142,20 @@ public sealed record AuditEvent(
         instant.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture);
 }
 
-/// <summary>Who an event's handle names: the person's pseudonym (as in events recorded before handles) and, for an
-/// arrival, their birth date opened with their key; or <see cref="Erased"/>, once the key is destroyed.</summary>
-public sealed record AuditPerson(string? Pseudonym, DateOnly? BirthDate, bool Erased)
+/// <summary>What the key table still knows of the person an event names by their residence handle: their birth date
+/// (for an arrival), which replay needs for eligibility; or <see cref="Erased"/>, once their key is destroyed. Handles
+/// are pseudonyms already: random, stable per person and useless outside the platform.</summary>
+public sealed record AuditPerson(DateOnly? BirthDate, bool Erased)
 {
-    public static readonly AuditPerson IsErased = new(null, null, true);
+    public static readonly AuditPerson IsErased = new(null, true);
 
     /// <summary>The events of a page with <see cref="AuditEvent.Person"/> filled from the key table, in one lookup.</summary>
-    public static async Task<List<AuditEvent>> OpenAsync(
-        IReadOnlyList<AuditEvent> page, Persons.PersonKeys persons, Pseudonyms pseudonyms, CancellationToken ct)
+    public static async Task<List<AuditEvent>> OpenAsync(IReadOnlyList<AuditEvent> page, Persons.PersonKeys persons, CancellationToken ct)
     {
-        var handles = page.Select(e => e.Handle).OfType<string>().Distinct(StringComparer.Ordinal).ToList();
-        var keys = await persons.ByHandlesAsync(handles, ct);
-        return [.. page.Select(e => e.Handle is not { } handle ? e
-            : keys.TryGetValue(handle, out var key) ? e with { Person = new AuditPerson(pseudonyms.Of(key.PersonId), OpenBirthDate(e, key), false) }
+        var residents = page.Select(e => e.Resident).OfType<string>().Distinct(StringComparer.Ordinal).ToList();
+        var keys = await persons.ByResidentsAsync(residents, ct);
+        return [.. page.Select(e => e.Resident is not { } resident ? e
+            : keys.TryGetValue(resident, out var key) ? e with { Person = new AuditPerson(OpenBirthDate(e, key), false) }
             : e with { Person = IsErased })];
     }
 

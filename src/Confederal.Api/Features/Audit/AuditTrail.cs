@@ -163,24 +163,24 @@ public static class DatabaseTrail
             pending.Add(entry);
             if (pending.Count == pending.Capacity)
             {
-                foreach (var opened in await OpenAsync(pending, persons, pseudonyms, ct))
+                foreach (var opened in await OpenAsync(pending, persons, ct))
                 {
                     yield return opened;
                 }
             }
         }
 
-        foreach (var opened in await OpenAsync(pending, persons, pseudonyms, ct))
+        foreach (var opened in await OpenAsync(pending, persons, ct))
         {
             yield return opened;
         }
     }
 
     // Who each event's handle names, from the key table (in the directory's database), a page at a time.
-    private static async Task<List<AuditEntry>> OpenAsync(List<AuditEntry> entries, Persons.PersonKeys? persons, Pseudonyms pseudonyms, CancellationToken ct)
+    private static async Task<List<AuditEntry>> OpenAsync(List<AuditEntry> entries, Persons.PersonKeys? persons, CancellationToken ct)
     {
         var events = entries.Select(e => e.Event).OfType<AuditEvent>().ToList();
-        var opened = persons is null ? events : await AuditPerson.OpenAsync(events, persons, pseudonyms, ct);
+        var opened = persons is null ? events : await AuditPerson.OpenAsync(events, persons, ct);
         var byPosition = opened.ToDictionary(e => e.Position);
         var result = entries.Select(e => e.Event is { } ev ? e with { Event = byPosition[ev.Position] } : e).ToList();
         entries.Clear();

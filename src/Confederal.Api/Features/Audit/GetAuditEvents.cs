@@ -88,7 +88,7 @@ public static class GetAuditEvents
             }
 
             var next = page.Count == query.Limit ? page[^1].Position : sealedThrough;
-            return new AuditEventsPage(await AuditPerson.OpenAsync(page, persons, pseudonyms, cancellationToken), next, sealedThrough);
+            return new AuditEventsPage(await AuditPerson.OpenAsync(page, persons, cancellationToken), next, sealedThrough);
         }
     }
 
