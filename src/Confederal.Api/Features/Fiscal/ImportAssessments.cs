@@ -48,6 +48,7 @@ public static class ImportAssessments
             await Cantons.RequireAsync(events, command.CantonId, cancellationToken);
             var filing = Guid.CreateVersion7();
             var bulk = await events.BeginBulkAppendAsync(TaxAssessed.FilingStreamId(command.CantonId, filing), command.Metadata, cancellationToken);
+            var keyed = new KeyedLines(persons);
             try
             {
                 var parser = new Parser(command.CantonId, command.Format);
@@ -59,7 +60,8 @@ public static class ImportAssessments
                         lines.Add(line);
                         if (lines.Count == KeysPerLookup)
                         {
-                            await WriteAsync(bulk!, lines, cancellationToken);
+                            await keyed.AddAsync(bulk!, lines, cancellationToken);
+                            lines = new List<TaxAssessed>(KeysPerLookup);
                         }
                     }
                     else if (bulk is not null)
@@ -70,9 +72,10 @@ public static class ImportAssessments
                     }
                 }
 
-                if (parser.Errors.Count == 0 && lines.Count > 0)
+                if (parser.Errors.Count == 0)
                 {
-                    await WriteAsync(bulk!, lines, cancellationToken);
+                    await keyed.AddAsync(bulk!, lines, cancellationToken);
+                    await keyed.FlushAsync(bulk!, cancellationToken);
                 }
 
                 if (parser.Errors.Count == 0 && parser.Valid == 0)
@@ -91,24 +94,51 @@ public static class ImportAssessments
             }
             finally
             {
+                await keyed.ForgetAsync();
                 if (bulk is not null)
                 {
                     await bulk.DisposeAsync();
                 }
             }
         }
+    }
 
-        // A line names the person by their person id; the event, by their taxpayer handle.
-        private async Task WriteAsync(BulkAppend bulk, List<TaxAssessed> lines, CancellationToken ct)
+    /// <summary>Lines name people by person id, events by taxpayer handle. The handles of a chunk of lines are looked up
+    /// (and created for newcomers) in one round trip to the key table, while the chunk before is being copied.</summary>
+    private sealed class KeyedLines(PersonKeys persons)
+    {
+        private Task<(List<TaxAssessed> Lines, IReadOnlyDictionary<string, PersonKey> Keys)>? _pending;
+
+        public async Task AddAsync(BulkAppend bulk, List<TaxAssessed> lines, CancellationToken ct)
         {
-            var keys = await persons.ObtainAsync([.. lines.Select(l => l.Taxpayer)], ct);
-            foreach (var line in lines)
-            {
-                await bulk.WriteAsync(line with { Taxpayer = keys[line.Taxpayer].Taxpayer }, ct);
-            }
-
-            lines.Clear();
+            var next = lines.Count == 0 ? null : KeysAsync(lines, ct);
+            await FlushAsync(bulk, ct);
+            _pending = next;
         }
+
+        public async Task FlushAsync(BulkAppend bulk, CancellationToken ct)
+        {
+            if (Interlocked.Exchange(ref _pending, null) is { } pending)
+            {
+                var (lines, keys) = await pending;
+                foreach (var line in lines)
+                {
+                    await bulk.WriteAsync(line with { Taxpayer = keys[line.Taxpayer].Taxpayer }, ct);
+                }
+            }
+        }
+
+        /// <summary>Waits for a lookup still under way when the import ends otherwise (a bad line, a failure).</summary>
+        public async Task ForgetAsync()
+        {
+            if (Interlocked.Exchange(ref _pending, null) is { } pending)
+            {
+                await pending.ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            }
+        }
+
+        private async Task<(List<TaxAssessed>, IReadOnlyDictionary<string, PersonKey>)> KeysAsync(List<TaxAssessed> lines, CancellationToken ct) =>
+            (lines, await persons.ObtainAsync([.. lines.Select(l => l.Taxpayer)], ct));
     }
 
     /// <summary>Reads lines as they stream in; valid ones come out as events naming the person by their person id (which

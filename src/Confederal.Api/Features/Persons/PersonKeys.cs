@@ -17,7 +17,7 @@ namespace Confederal.Api.Features.Persons;
 /// </summary>
 public sealed class PersonKey(string personId, string taxpayer, string resident, Func<byte[]> key)
 {
-    private const int NonceSize = 12;
+    internal const int NonceSize = 12;
     internal const int TagSize = 16;
 
     // Unwrapped on first use: an assessment or a designation needs only the handle.
@@ -55,9 +55,16 @@ public sealed class PersonKey(string personId, string taxpayer, string resident,
 
     internal static byte[] Seal(AesGcm aes, ReadOnlySpan<byte> plain, ReadOnlySpan<byte> associated)
     {
-        var sealedBytes = new byte[NonceSize + plain.Length + TagSize];
-        var nonce = sealedBytes.AsSpan(0, NonceSize);
+        Span<byte> nonce = stackalloc byte[NonceSize];
         RandomNumberGenerator.Fill(nonce);
+        return Seal(aes, nonce, plain, associated);
+    }
+
+    /// <summary>Seals with a nonce drawn by the caller: random, and never used twice with one key.</summary>
+    internal static byte[] Seal(AesGcm aes, ReadOnlySpan<byte> nonce, ReadOnlySpan<byte> plain, ReadOnlySpan<byte> associated)
+    {
+        var sealedBytes = new byte[NonceSize + plain.Length + TagSize];
+        nonce.CopyTo(sealedBytes);
         aes.Encrypt(nonce, plain, sealedBytes.AsSpan(NonceSize, plain.Length), sealedBytes.AsSpan(NonceSize + plain.Length), associated);
         return sealedBytes;
     }
@@ -168,7 +175,7 @@ public sealed class PersonKeys(NpgsqlDataSource directory, AuditKeys keys, TimeP
         // Created here, or by a concurrent request between the two statements (then read back by the next round).
         while (missing.Count > 0)
         {
-            var fresh = New([.. missing.Values]);
+            var fresh = New([.. missing.Select(m => (Convert.FromBase64String(m.Key), m.Value))]);
             await using var insert = Db.CreateCommand($"""
                 INSERT INTO person_keys (lookup, taxpayer, resident, key, person)
                 SELECT * FROM unnest($1::bytea[], $2::text[], $3::text[], $4::bytea[], $5::bytea[])
@@ -280,7 +287,7 @@ public sealed class PersonKeys(NpgsqlDataSource directory, AuditKeys keys, TimeP
 
         foreach (var chunk in people.Chunk(10_000))
         {
-            var rows = New(chunk).Zip(chunk, (row, p) => row with { Taxpayer = p, Resident = p }).ToList();
+            var rows = New([.. chunk.Select(p => (Lookup(p), p))]).Zip(chunk, (row, p) => row with { Taxpayer = p, Resident = p }).ToList();
             await using var insert = new NpgsqlCommand("""
                 INSERT INTO person_keys (lookup, taxpayer, resident, key, person)
                 SELECT * FROM unnest($1::bytea[], $2::text[], $3::text[], $4::bytea[], $5::bytea[])
@@ -314,14 +321,28 @@ public sealed class PersonKeys(NpgsqlDataSource directory, AuditKeys keys, TimeP
     private PersonKey? Cached(string personId) =>
         _cache.TryGetValue(personId, out var entry) && entry.Until > clock.GetUtcNow() ? entry.Key : null;
 
+    // Counted here: ConcurrentDictionary.Count takes every lock of the table, up to 1,024 of them, and cost an import
+    // some 25 µs a row.
+    private int _cached;
+
     private PersonKey Keep(PersonKey key)
     {
-        if (_cache.Count >= MaxCached)
+        if (Volatile.Read(ref _cached) >= MaxCached)
         {
             _cache.Clear();
+            Volatile.Write(ref _cached, 0);
         }
 
-        _cache[key.PersonId] = (key, clock.GetUtcNow() + Kept);
+        var entry = (key, clock.GetUtcNow() + Kept);
+        if (_cache.TryAdd(key.PersonId, entry))
+        {
+            Interlocked.Increment(ref _cached);
+        }
+        else
+        {
+            _cache[key.PersonId] = entry;
+        }
+
         return key;
     }
 
@@ -339,16 +360,27 @@ public sealed class PersonKeys(NpgsqlDataSource directory, AuditKeys keys, TimeP
 
     private sealed record Row(byte[] Lookup, string Taxpayer, string Resident, byte[] Wrapped, byte[] Person);
 
-    // One cipher instance for the rows of a call: setting up AES-GCM costs more than sealing 32 bytes with it.
-    private List<Row> New(string[] personIds)
+    private const int KeySize = 32, HandleRandomBytes = 11;
+
+    // One cipher instance and one draw of random bytes for the rows of a call: set up for each row, they cost more than
+    // the sealing itself.
+    private List<Row> New((byte[] Lookup, string PersonId)[] people)
     {
+        const int perRow = KeySize + (2 * PersonKey.NonceSize) + (2 * HandleRandomBytes);
+        var random = RandomNumberGenerator.GetBytes(people.Length * perRow);
         using var wrap = new AesGcm(keys.PersonWrapKey, PersonKey.TagSize);
-        var rows = new List<Row>(personIds.Length);
-        foreach (var personId in personIds)
+        var rows = new List<Row>(people.Length);
+        var ms = clock.GetUtcNow().ToUnixTimeMilliseconds();
+        for (var i = 0; i < people.Length; i++)
         {
-            var lookup = Lookup(personId);
-            var key = RandomNumberGenerator.GetBytes(32);
-            rows.Add(new Row(lookup, Handle("t~"), Handle("r~"), PersonKey.Seal(wrap, key, lookup), PersonKey.Seal(wrap, Encoding.UTF8.GetBytes(personId), lookup)));
+            var (lookup, personId) = people[i];
+            var bytes = random.AsSpan(i * perRow, perRow);
+            var key = bytes[..KeySize].ToArray();
+            var nonces = bytes.Slice(KeySize, 2 * PersonKey.NonceSize);
+            var handles = bytes[(KeySize + (2 * PersonKey.NonceSize))..];
+            rows.Add(new Row(lookup, Handle("t~", ms, handles[..HandleRandomBytes]), Handle("r~", ms, handles[HandleRandomBytes..]),
+                PersonKey.Seal(wrap, nonces[..PersonKey.NonceSize], key, lookup),
+                PersonKey.Seal(wrap, nonces[PersonKey.NonceSize..], Encoding.UTF8.GetBytes(personId), lookup)));
         }
 
         return rows;
@@ -358,19 +390,17 @@ public sealed class PersonKeys(NpgsqlDataSource directory, AuditKeys keys, TimeP
 
     /// <summary>A fresh handle: the prefix and 26 base32 characters of 48 bits of the time in milliseconds and 82 random
     /// bits. The "~" is never in a person id, so a handle is never taken for one (the events recorded before handles
-    /// name people by their person id). Time first, so that the key table's handle indexes grow at their end rather
-    /// than at a random page each (a million new people took 113 µs a row of the server with random handles); the
-    /// time only says when the person was first recorded, which their first event says too.</summary>
-    private string Handle(string prefix)
+    /// name people by their person id). Time first, so that the key table's resident index grows at its end rather than
+    /// at a random page each; the time only says when the person was first recorded, which their first event says too.</summary>
+    private static string Handle(string prefix, long ms, ReadOnlySpan<byte> random)
     {
         Span<byte> bits = stackalloc byte[17];
-        RandomNumberGenerator.Fill(bits[6..]);
-        var ms = clock.GetUtcNow().ToUnixTimeMilliseconds();
         for (var i = 0; i < 6; i++)
         {
             bits[i] = (byte)(ms >> (40 - (8 * i)));
         }
 
+        random.CopyTo(bits[6..]);
         Span<char> text = stackalloc char[prefix.Length + 26];
         prefix.CopyTo(text);
         for (var i = 0; i < 26; i++)
