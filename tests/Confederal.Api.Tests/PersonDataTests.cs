@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
@@ -93,5 +94,25 @@ public sealed class PersonDataTests(ApiFactory api) : IClassFixture<ApiFactory>
         var response = await _d.Fiscal.Person("pd-nobody").GetAsync("/api/v1/cantons/pd-ge/fiscal-years/2026/designations/pd-nobody");
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Null(await api.Services.GetRequiredService<PersonKeys>().FindAsync("pd-nobody", CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task People_first_recorded_by_concurrent_requests_get_one_row_and_the_same_handles_in_every_answer()
+    {
+        // Separate instances, as on separate API instances: no shared cache. Each first finds nobody, then inserts; all
+        // but one meet a unique violation and read back the rows that won.
+        var people = Enumerable.Range(0, 500).Select(i => $"pd-race-{i}").ToArray();
+        var services = api.Services;
+        var instances = Enumerable.Range(0, 6)
+            .Select(_ => new PersonKeys(Db, services.GetRequiredService<AuditKeys>(), TimeProvider.System)).ToArray();
+        var before = await RowsAsync("SELECT count(*)::text FROM person_keys");
+        var answers = await Task.WhenAll(instances.Select(keys => Task.Run(() => keys.ObtainAsync(people, CancellationToken.None))));
+        foreach (var person in people)
+        {
+            Assert.Single(answers.Select(a => (a[person].Taxpayer, a[person].Resident)).Distinct());
+        }
+
+        var after = await RowsAsync("SELECT count(*)::text FROM person_keys");
+        Assert.Equal(long.Parse(before.Single(), CultureInfo.InvariantCulture) + people.Length, long.Parse(after.Single(), CultureInfo.InvariantCulture));
     }
 }
