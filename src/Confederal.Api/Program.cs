@@ -7,6 +7,7 @@ using Confederal.Api.Features.Census;
 using Confederal.Api.Features.Fiscal;
 using Confederal.Api.Features.Organizations;
 using Confederal.Api.Features.Pacts;
+using Confederal.Api.Features.Persons;
 using Confederal.Api.Infrastructure;
 using Confederal.Api.Pages;
 using Confederal.EventStore;
@@ -114,6 +115,7 @@ FoundPact.Map(api);
 GetPact.Map(api);
 GetAuditEvents.Map(api);
 GetSeals.Map(api);
+ErasePerson.Map(api);
 
 app.Lifetime.ApplicationStarted.Register(() =>
 {

@@ -33,6 +33,9 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
 
     public int Port { get; private set; }
 
+    /// <summary>The server's log (its standard error, as <c>pg_ctl start -l</c> writes it).</summary>
+    public string ServerLog => Path.Combine(_clusterDirectory, "server.log");
+
     /// <summary>Connection string to <paramref name="database"/>.</summary>
     public string ConnectionString(string database) =>
         new NpgsqlConnectionStringBuilder(AdminConnectionString) { Database = database }.ConnectionString;
@@ -181,7 +184,7 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
 
     private async Task StartServerAsync(CancellationToken ct) =>
         await RunAsync("pg_ctl",
-            ["start", "-D", _clusterDirectory, "-w", "-t", "60", "-l", Path.Combine(_clusterDirectory, "server.log"),
+            ["start", "-D", _clusterDirectory, "-w", "-t", "60", "-l", ServerLog,
              "-o", $"-p {Port}"],
             ct);
 
@@ -226,6 +229,9 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
             ["listen_addresses"] = "'127.0.0.1'",
             ["unix_socket_directories"] = "''",
             ["max_connections"] = "200",
+            // Statements logged (log_statement, log_min_duration_statement) are logged without their parameters: the
+            // census register's writes carry birth dates, which an erasure must be able to forget.
+            ["log_parameter_max_length"] = "0",
         };
         foreach (var (key, value) in settings)
         {

@@ -75,6 +75,8 @@ public sealed class AuthorizationMatrixTests(AuthorizationMatrixTests.World worl
         ["GET /api/v1/pacts/{pactId}"] = Everyone,
         ["PUT /api/v1/pacts/{pactId}"] = [Caller.Admin],
 
+        ["DELETE /api/v1/persons/{personId}"] = [Caller.Admin],
+
         ["GET /api/v1/audit/events"] = [Caller.Auditor],
         ["GET /api/v1/audit/seals"] = Everyone,
     };
@@ -261,6 +263,7 @@ public sealed class AuthorizationMatrixTests(AuthorizationMatrixTests.World worl
             },
             "POST /api/v1/cantons/{cantonId}/ballots/{ballotId}/votes" => new { option = "alpha-choice" },
             "PUT /api/v1/pacts/{pactId}" => new { name = Pact.ToUpperInvariant(), currency = "CHF", distribution = "equal" },
+            "DELETE /api/v1/persons/{personId}" => new { basis = "court-order", reference = "case 2026/1" },
             _ => null,
         };
 

@@ -194,6 +194,7 @@ public sealed class FuzzTests(ApiFactory api) : IClassFixture<ApiFactory>
         ["GetBallotResults"] = new("", Route: new() { ["ballotId"] = "{certified}" }),
         ["FoundPact"] = new(Roles.Admin, """{"name": "Fuzz pact", "currency": "CHF", "distribution": "equal"}""", new() { ["pactId"] = "pact-new" }),
         ["GetPact"] = new(""),
+        ["ErasePerson"] = new(Roles.Admin, """{"basis": "erasure-request", "reference": "case 2026/1"}""", new() { ["personId"] = "p-gone" }),
         ["GetAuditEvents"] = new(Roles.Auditor),
         ["GetAuditSeals"] = new(""),
     };
@@ -239,6 +240,8 @@ public sealed class FuzzTests(ApiFactory api) : IClassFixture<ApiFactory>
             await Fiscal.Ok(fiscal.DesignateAsync("fz", 2026, "p-1", false, ("org-a", 10000)));
             await fiscal.PactAsync("pact-a");
             await fiscal.ResidentAsync("p-1", "fz", new DateOnly(2000, 1, 1));
+            await fiscal.ResidentAsync("p-gone", "fz", new DateOnly(2000, 1, 1)); // left long ago, paid no tax here: erasable
+            await fiscal.DepartAsync("p-gone", "fz", new DateOnly(2005, 1, 1));
             var certified = await democracy.BallotAsync("fz");
             await democracy.ReceiptAsync("fz", certified, "p-1", "alpha-choice");
             await democracy.CloseAsync("fz", certified);

@@ -84,4 +84,20 @@ public sealed class CantonTests
 
         Assert.Equal([new CantonRenamed("ge", "Genf"), new CantonLocaleSet("ge", "de-CH", "UTC")], Canton.Register(state, "ge", "Genf", "CHF", "de-CH"));
     }
+
+    [Fact]
+    public void Tax_records_are_kept_ten_years_after_their_year_unless_the_canton_says_otherwise()
+    {
+        var registered = Canton.Apply(null, new CantonRegistered("ge", "Genève", "CHF"))!;
+        Assert.Equal(new DateOnly(2036, 12, 31), registered.RetainedUntil(2026));
+
+        var decided = Canton.Register(null, "ge", "Genève", "CHF", taxRetentionYears: 7);
+        Assert.Equal([new CantonRegistered("ge", "Genève", "CHF"), new CantonRetentionSet("ge", 7)], decided);
+        var state = decided.Aggregate((Canton?)null, Canton.Apply)!;
+        Assert.Equal(new DateOnly(2033, 12, 31), state.RetainedUntil(2026));
+        Assert.Empty(Canton.Register(state, "ge", "Genève", "CHF", taxRetentionYears: 7));
+        Assert.Empty(Canton.Register(state, "ge", "Genève", "CHF"));
+        Assert.Equal([new CantonRetentionSet("ge", 0)], Canton.Register(state, "ge", "Genève", "CHF", taxRetentionYears: 0));
+        Assert.Equal("invalid-retention", Assert.Throws<DomainException>(() => Canton.Register(state, "ge", "Genève", "CHF", taxRetentionYears: -1)).Code);
+    }
 }

@@ -42,11 +42,18 @@ public static class TestPostgres
     }
 
     /// <summary>A server of the test's own beside the shared one (another canton's, a directory): a new cluster on a
-    /// loopback port of its own, deleted when the test disposes it (or by the next run, if this process dies first).</summary>
-    public static async Task<EmbeddedPostgres> StartServerAsync()
+    /// loopback port of its own, with <paramref name="settings"/> over the throwaway ones, deleted when the test disposes
+    /// it (or by the next run, if this process dies first).</summary>
+    public static async Task<EmbeddedPostgres> StartServerAsync(IReadOnlyDictionary<string, string>? settings = null)
     {
         await Cluster.Value; // the abandoned clusters of earlier runs are removed first
-        return await EmbeddedPostgres.StartAsync(NewClusterDirectory(), ThrowawaySettings, deleteOnDispose: true);
+        var all = new Dictionary<string, string>(ThrowawaySettings);
+        foreach (var (key, value) in settings ?? new Dictionary<string, string>())
+        {
+            all[key] = value;
+        }
+
+        return await EmbeddedPostgres.StartAsync(NewClusterDirectory(), all, deleteOnDispose: true);
     }
 
     /// <summary>A streaming replica of <paramref name="primary"/> (<c>pg_basebackup -R</c>), connected as

@@ -18,6 +18,26 @@ public static class Sql
         return command;
     }
 
+    /// <summary>The rows of a query with positional parameters, each read by <paramref name="read"/>.</summary>
+    public static async Task<List<T>> ListAsync<T>(
+        NpgsqlDataSource db, string sql, Func<NpgsqlDataReader, T> read, CancellationToken ct, params object?[] values)
+    {
+        await using var command = db.CreateCommand(sql);
+        foreach (var value in values)
+        {
+            command.Parameters.Add(new NpgsqlParameter { Value = value ?? DBNull.Value });
+        }
+
+        var rows = new List<T>();
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            rows.Add(read(reader));
+        }
+
+        return rows;
+    }
+
     public static async Task ExecuteAsync(NpgsqlConnection connection, IReadOnlyList<NpgsqlBatchCommand> commands, CancellationToken ct)
     {
         if (commands.Count == 0)

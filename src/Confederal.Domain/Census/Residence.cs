@@ -16,6 +16,25 @@ public sealed record ResidentRegistered(string Resident, string CantonId, DateOn
 /// <summary>A person's residence in a canton ended: <see cref="LeftOn"/> is the first day they no longer live there.</summary>
 public sealed record ResidentDeparted(string Resident, string CantonId, DateOnly LeftOn);
 
+/// <summary>The person with this residence handle was erased: their key (and with it every link from the handles to
+/// them, and their sealed birth date) is destroyed. Names neither their person id nor their taxpayer handle.
+/// <see cref="EligibleIn"/> lists the certified ballots whose roll they were on, which their birth date can no longer
+/// show, so that a replay still counts those rolls exactly. <see cref="Basis"/> is <see cref="Erasure.Request"/> or
+/// <see cref="Erasure.CourtOrder"/>; <see cref="Reference"/> is the case's reference as the admin gave it.</summary>
+public sealed record PersonErased(string Resident, string Basis, string Reference, IReadOnlyList<Guid> EligibleIn);
+
+/// <summary>The lawful bases of an erasure.</summary>
+public static class Erasure
+{
+    /// <summary>The person asked (GDPR art. 17): refused while the canton must still keep their tax records.</summary>
+    public const string Request = "erasure-request";
+
+    /// <summary>A court ordered it: the canton's retention of tax records does not hold it back.</summary>
+    public const string CourtOrder = "court-order";
+
+    public static bool IsBasis(string? basis) => basis is Request or CourtOrder;
+}
+
 /// <summary>Resident from <see cref="Since"/> until the day before <see cref="Until"/> (null: still resident).</summary>
 public sealed record ResidencePeriod(string CantonId, DateOnly Since, DateOnly? Until)
 {

@@ -77,6 +77,8 @@ public sealed class AuditReplay(EventTypes types)
     private readonly Ledger _ledger = new();
     private readonly Dictionary<string, Residence?> _residences = new(StringComparer.Ordinal);
     private readonly Dictionary<Guid, Count> _counting = [];
+    private readonly HashSet<string> _erased = new(StringComparer.Ordinal);
+    private readonly Dictionary<Guid, Certifying> _awaitingErasures = [];
     private readonly List<ReplayedBallot> _ballots = [];
     private readonly List<AuditDifference> _differences = [];
     private long _sinceSettled;
@@ -154,7 +156,15 @@ public sealed class AuditReplay(EventTypes types)
         switch (data)
         {
             case ResidentRegistered r:
+                if (e.Person?.Erased == true)
+                {
+                    _erased.Add(r.Resident);
+                }
+
                 _residences[r.Resident] = Residence.Apply(_residences.GetValueOrDefault(r.Resident), r.BirthDate is null ? r with { BirthDate = e.Person?.BirthDate } : r);
+                break;
+            case PersonErased erased:
+                Erased(erased);
                 break;
             case ResidentDeparted r:
                 _residences[r.Resident] = Residence.Apply(_residences.GetValueOrDefault(r.Resident), r);
@@ -186,6 +196,13 @@ public sealed class AuditReplay(EventTypes types)
     private ReplayResult Result()
     {
         Settle();
+        foreach (var certifying in _awaitingErasures.Values.ToList())
+        {
+            certifying.Count.Differ(_differences, "eligible: erased residents whose roll no person-erased event states", 0, certifying.Undecided.Count);
+            Certified(certifying);
+        }
+
+        _awaitingErasures.Clear();
         var years = _ledger.Books.Keys.Select(k => k.FiscalYear).Distinct().Order().ToList();
         var settled = _ledger.Books.ToDictionary(b => b.Key, b => b.Value.Settle());
         var budgets = new List<BudgetView>();
@@ -294,19 +311,70 @@ public sealed class AuditReplay(EventTypes types)
         }
     }
 
+    /// <summary>A ballot being certified whose roll depends on erased residents: their birth dates are gone, and the
+    /// erasure events (later in the log) say which certified rolls each was on.</summary>
+    private sealed record Certifying(Count Count, BallotCertified Certified, HashSet<string> Undecided)
+    {
+        public long Eligible { get; set; }
+
+        public long OffRoll { get; set; }
+    }
+
     private void Certify(Count count, BallotCertified certified)
     {
         var ballot = count.Ballot;
-        var eligible = 0L;
-        foreach (var residence in _residences.Values)
+        var certifying = new Certifying(count, certified, new HashSet<string>(StringComparer.Ordinal));
+        foreach (var (resident, residence) in _residences)
         {
-            if (ballot.Ineligible(residence) is null)
+            if (_erased.Contains(resident) && residence is not null && ballot.Ineligible(residence with { BirthDate = DateOnly.MinValue }) is null)
             {
-                eligible++;
+                certifying.Undecided.Add(resident); // resident and long enough: of age or not, only its erasure says
+            }
+            else if (ballot.Ineligible(residence) is null)
+            {
+                certifying.Eligible++;
             }
         }
 
-        var offRoll = count.Roll.Count(person => ballot.Ineligible(_residences.GetValueOrDefault(person)) is not null);
+        certifying.OffRoll = count.Roll.Count(person => !certifying.Undecided.Contains(person) && ballot.Ineligible(_residences.GetValueOrDefault(person)) is not null);
+        if (certifying.Undecided.Count == 0)
+        {
+            Certified(certifying);
+        }
+        else
+        {
+            _awaitingErasures[certified.BallotId] = certifying;
+        }
+    }
+
+    private void Erased(PersonErased erased)
+    {
+        foreach (var (ballotId, certifying) in _awaitingErasures.ToList())
+        {
+            if (certifying.Undecided.Remove(erased.Resident))
+            {
+                if (erased.EligibleIn.Contains(ballotId))
+                {
+                    certifying.Eligible++;
+                }
+                else if (certifying.Count.Roll.Contains(erased.Resident))
+                {
+                    certifying.OffRoll++;
+                }
+
+                if (certifying.Undecided.Count == 0)
+                {
+                    _awaitingErasures.Remove(ballotId);
+                    Certified(certifying);
+                }
+            }
+        }
+    }
+
+    private void Certified(Certifying certifying)
+    {
+        var (count, certified, eligible, offRoll) = (certifying.Count, certifying.Certified, certifying.Eligible, certifying.OffRoll);
+        var ballot = count.Ballot;
         if (offRoll > 0)
         {
             count.Differ(_differences, "participation roll: persons not eligible on the census date", 0, offRoll);

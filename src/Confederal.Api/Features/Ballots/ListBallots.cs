@@ -29,7 +29,9 @@ public sealed class BallotDirectory : IProjection
             """),
     ];
 
-    public string Name => "ballots";
+    public const string ProjectionName = "ballots";
+
+    public string Name => ProjectionName;
 
     public IReadOnlyCollection<Type> EventsRead => [typeof(BallotCalled)];
 

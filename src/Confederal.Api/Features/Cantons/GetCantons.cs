@@ -9,10 +9,11 @@ using Npgsql;
 namespace Confederal.Api.Features.Cantons;
 
 /// <summary>A canton as anyone may read it. <see cref="Locale"/> (a .NET culture name such as fr-CH) and
-/// <see cref="TimeZone"/> (an IANA id such as Europe/Zurich) say how its amounts and dates are shown to people.</summary>
-public sealed record CantonView(string CantonId, string Name, string Currency, string Locale, string TimeZone)
+/// <see cref="TimeZone"/> (an IANA id such as Europe/Zurich) say how its amounts and dates are shown to people;
+/// <see cref="TaxRetentionYears"/>, how many years after a fiscal year its tax records are kept.</summary>
+public sealed record CantonView(string CantonId, string Name, string Currency, string Locale, string TimeZone, int TaxRetentionYears)
 {
-    public static CantonView From(Canton canton) => new(canton.Id, canton.Name, canton.Currency, canton.Locale, canton.TimeZone);
+    public static CantonView From(Canton canton) => new(canton.Id, canton.Name, canton.Currency, canton.Locale, canton.TimeZone, canton.TaxRetentionYears);
 }
 
 /// <summary>The public directory of cantons: a read model kept by the projection daemon.</summary>
@@ -32,11 +33,12 @@ public sealed class CantonDirectory : IProjection
             ALTER TABLE cantons ADD COLUMN locale text NOT NULL DEFAULT 'en', ADD COLUMN time_zone text NOT NULL DEFAULT 'UTC';
             ALTER TABLE cantons ALTER COLUMN locale DROP DEFAULT, ALTER COLUMN time_zone DROP DEFAULT;
             """),
+        new("app-0013-canton-retention", "ALTER TABLE cantons ADD COLUMN tax_retention_years int NOT NULL DEFAULT 10;"),
     ];
 
     public string Name => "cantons";
 
-    public IReadOnlyCollection<Type> EventsRead => [typeof(CantonRegistered), typeof(CantonRenamed), typeof(CantonLocaleSet)];
+    public IReadOnlyCollection<Type> EventsRead => [typeof(CantonRegistered), typeof(CantonRenamed), typeof(CantonLocaleSet), typeof(CantonRetentionSet)];
 
     public IReadOnlyList<string> Tables { get; } = ["public.cantons"];
 
@@ -49,6 +51,8 @@ public sealed class CantonDirectory : IProjection
             CantonRenamed r => Sql.Command("UPDATE cantons SET name = $2, position = $3 WHERE canton_id = $1", r.CantonId, r.Name, e.Position),
             CantonLocaleSet r => Sql.Command(
                 "UPDATE cantons SET locale = $2, time_zone = $3, position = $4 WHERE canton_id = $1", r.CantonId, r.Locale, r.TimeZone, e.Position),
+            CantonRetentionSet r => Sql.Command(
+                "UPDATE cantons SET tax_retention_years = $2, position = $3 WHERE canton_id = $1", r.CantonId, r.TaxRetentionYears, e.Position),
             _ => null,
         }).OfType<NpgsqlBatchCommand>()], ct);
 }
@@ -62,7 +66,7 @@ public static class GetCantons
 
     public sealed class Handler(NpgsqlDataSource db) : IRequestHandler<ListQuery, IReadOnlyList<CantonView>>, IRequestHandler<OneQuery, CantonView>
     {
-        private const string Columns = "canton_id, name, currency, locale, time_zone";
+        private const string Columns = "canton_id, name, currency, locale, time_zone, tax_retention_years";
 
         public async Task<IReadOnlyList<CantonView>> Handle(ListQuery request, CancellationToken cancellationToken)
         {
@@ -84,7 +88,7 @@ public static class GetCantons
             await using var reader = await command.ExecuteReaderAsync(ct);
             while (await reader.ReadAsync(ct))
             {
-                cantons.Add(new CantonView(reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetString(4)));
+                cantons.Add(new CantonView(reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetString(4), reader.GetInt32(5)));
             }
 
             return cantons;

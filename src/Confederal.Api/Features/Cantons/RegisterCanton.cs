@@ -12,12 +12,15 @@ namespace Confederal.Api.Features.Cantons;
 
 /// <summary>PUT /api/v1/cantons/{cantonId}: the confederation admin registers a canton, renames it, or sets the locale and
 /// time zone its money and dates are shown in (en and UTC when registered without them; left as they are when a later
-/// PUT omits them). Repeating the same PUT records nothing new; changing the currency is refused.</summary>
+/// PUT omits them), and how many years after a fiscal year it keeps that year's tax records (10 unless given; until then
+/// nobody they name is erased but by a court order). Repeating the same PUT records nothing new; changing the currency
+/// is refused.</summary>
 public static class RegisterCanton
 {
-    public sealed record Body(string? Name, string? Currency, string? Locale = null, string? TimeZone = null);
+    public sealed record Body(string? Name, string? Currency, string? Locale = null, string? TimeZone = null, int? TaxRetentionYears = null);
 
-    public sealed record Command(string CantonId, string? Name, string? Currency, EventMetadata Metadata, string? Locale = null, string? TimeZone = null)
+    public sealed record Command(
+        string CantonId, string? Name, string? Currency, EventMetadata Metadata, string? Locale = null, string? TimeZone = null, int? TaxRetentionYears = null)
         : IRequest<Result>;
 
     public sealed record Result(bool Created, CantonView Canton, long Version);
@@ -36,6 +39,8 @@ public static class RegisterCanton
                 .WithMessage("locale must be a culture name the platform knows: a language, or a language and region, e.g. fr-CH, de-CH, it-IT, en.");
             RuleFor(c => c.TimeZone).Must(z => CantonLocales.TimeZone(z) is not null).When(c => c.TimeZone is not null)
                 .WithMessage("timeZone must be an IANA time-zone id the platform knows, e.g. Europe/Zurich, Asia/Tokyo, UTC.");
+            RuleFor(c => c.TaxRetentionYears).InclusiveBetween(0, Canton.MaxTaxRetentionYears).When(c => c.TaxRetentionYears is not null)
+                .WithName("taxRetentionYears");
         }
     }
 
@@ -45,8 +50,9 @@ public static class RegisterCanton
         {
             var decision = await events.DecideAsync<Canton>(Canton.StreamId(command.CantonId), Canton.Apply,
                 state => Canton.Register(state, command.CantonId, command.Name!, command.Currency!,
-                    CantonLocales.Culture(command.Locale)?.Name, CantonLocales.TimeZone(command.TimeZone)?.Id), command.Metadata, cancellationToken);
-            return new Result(Created: decision.Events is [CantonRegistered], CantonView.From(decision.State!), decision.Version);
+                    CantonLocales.Culture(command.Locale)?.Name, CantonLocales.TimeZone(command.TimeZone)?.Id, command.TaxRetentionYears),
+                command.Metadata, cancellationToken);
+            return new Result(Created: decision.Events is [CantonRegistered, ..], CantonView.From(decision.State!), decision.Version);
         }
     }
 
@@ -54,7 +60,7 @@ public static class RegisterCanton
         api.MapPut("/cantons/{cantonId}", async Task<Results<Created<CantonView>, Ok<CantonView>>> (
                 string cantonId, Body body, IMediator mediator, HttpContext http, CancellationToken ct) =>
             {
-                var result = await mediator.Send(new Command(cantonId, body.Name, body.Currency, http.Metadata(), body.Locale, body.TimeZone), ct);
+                var result = await mediator.Send(new Command(cantonId, body.Name, body.Currency, http.Metadata(), body.Locale, body.TimeZone, body.TaxRetentionYears), ct);
                 http.Response.Headers.ETag = $"\"{result.Version}\"";
                 return result.Created
                     ? TypedResults.Created($"/api/v1/cantons/{cantonId}", result.Canton)

@@ -107,7 +107,7 @@ public static class ImportAssessments
     /// (and created for newcomers) in one round trip to the key table, while the chunk before is being copied.</summary>
     private sealed class KeyedLines(PersonKeys persons)
     {
-        private Task<(List<TaxAssessed> Lines, IReadOnlyDictionary<string, PersonKey> Keys)>? _pending;
+        private Task<(List<TaxAssessed> Lines, IReadOnlyDictionary<string, string> Taxpayers)>? _pending;
 
         public async Task AddAsync(BulkAppend bulk, List<TaxAssessed> lines, CancellationToken ct)
         {
@@ -120,10 +120,10 @@ public static class ImportAssessments
         {
             if (Interlocked.Exchange(ref _pending, null) is { } pending)
             {
-                var (lines, keys) = await pending;
+                var (lines, taxpayers) = await pending;
                 foreach (var line in lines)
                 {
-                    await bulk.WriteAsync(line with { Taxpayer = keys[line.Taxpayer].Taxpayer }, ct);
+                    await bulk.WriteAsync(line with { Taxpayer = taxpayers[line.Taxpayer] }, ct);
                 }
             }
         }
@@ -137,8 +137,8 @@ public static class ImportAssessments
             }
         }
 
-        private async Task<(List<TaxAssessed>, IReadOnlyDictionary<string, PersonKey>)> KeysAsync(List<TaxAssessed> lines, CancellationToken ct) =>
-            (lines, await persons.ObtainAsync([.. lines.Select(l => l.Taxpayer)], ct));
+        private async Task<(List<TaxAssessed>, IReadOnlyDictionary<string, string>)> KeysAsync(List<TaxAssessed> lines, CancellationToken ct) =>
+            (lines, await persons.TaxpayersAsync([.. lines.Select(l => l.Taxpayer)], ct));
     }
 
     /// <summary>Reads lines as they stream in; valid ones come out as events naming the person by their person id (which

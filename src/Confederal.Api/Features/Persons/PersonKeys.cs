@@ -127,6 +127,8 @@ public sealed class PersonKeys(NpgsqlDataSource directory, AuditKeys keys, TimeP
             -- The budgets and the census register name people by their handles (taxpayer, resident) since this migration.
             ALTER TABLE fiscal_taxpayers RENAME COLUMN person_id TO taxpayer;
             ALTER TABLE residences RENAME COLUMN person_id TO resident;
+            -- An erased person's birth date is forgotten here as in the log: the register keeps their residences only.
+            ALTER TABLE residences ALTER COLUMN birth_date DROP NOT NULL;
             ALTER TABLE ballot_participations RENAME COLUMN person_id TO resident;
             """),
     ];
@@ -175,14 +177,21 @@ public sealed class PersonKeys(NpgsqlDataSource directory, AuditKeys keys, TimeP
         }
 
         await FindIntoAsync(missing, found, keep, ct);
+        await CreateAsync(missing, found, keep, ct);
+        return found;
+    }
+
+    // Rows for the people in missing, none of whom was found: all move to found.
+    private async Task CreateAsync(Dictionary<UInt128, string> missing, Dictionary<string, PersonKey> found, bool keep, CancellationToken ct)
+    {
         if (missing.Count == 0)
         {
-            return found;
+            return;
         }
 
         // A plain INSERT, in lookup order: ON CONFLICT's speculative insertion costs a first import some 40 % more server
         // time a row. A unique violation means a concurrent request created one of these people between the two
-        // statements; the rows are then inserted one by one against conflicts, and the others' rows read back.
+        // statements; the rows are then inserted against conflicts, and the others' rows read back.
         var fresh = New([.. missing.OrderBy(m => m.Key)]);
         try
         {
@@ -193,17 +202,52 @@ public sealed class PersonKeys(NpgsqlDataSource directory, AuditKeys keys, TimeP
                 found[person] = KeepIf(new PersonKey(person, row.Taxpayer, row.Resident, () => row.Key), keep);
             }
 
-            return found;
+            missing.Clear();
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
         {
             await using var insert = InsertCommand(fresh, onConflict: true);
             await ReadIntoAsync(insert, missing, found, keep, ct);
             await FindIntoAsync(missing, found, keep, ct);
-            return missing.Count == 0
-                ? found
-                : throw new InvalidOperationException("A person key was neither created nor found: its row was deleted as it was being created.");
+            if (missing.Count > 0)
+            {
+                throw new InvalidOperationException("A person key was neither created nor found: its row was deleted as it was being created.");
+            }
         }
+    }
+
+    /// <summary>The taxpayer handles of several people, for an import: read alone (no key, no person objects), and rows
+    /// created for those never recorded.</summary>
+    public async Task<IReadOnlyDictionary<string, string>> TaxpayersAsync(IReadOnlyCollection<string> personIds, CancellationToken ct)
+    {
+        var handles = new Dictionary<string, string>(personIds.Count, StringComparer.Ordinal);
+        var missing = new Dictionary<UInt128, string>(personIds.Count);
+        foreach (var personId in personIds)
+        {
+            missing.TryAdd(Lookup(personId), personId);
+        }
+
+        await using (var command = Db.CreateCommand("SELECT lookup, taxpayer FROM person_keys WHERE lookup = ANY($1)"))
+        {
+            command.Parameters.Add(new NpgsqlParameter<byte[][]> { TypedValue = [.. missing.Keys.Select(Bytes)] });
+            await using var reader = await command.ExecuteReaderAsync(ct);
+            while (await reader.ReadAsync(ct))
+            {
+                if (missing.Remove(FromBytes(reader.GetFieldValue<byte[]>(0)), out var personId))
+                {
+                    handles[personId] = reader.GetString(1);
+                }
+            }
+        }
+
+        var created = new Dictionary<string, PersonKey>(missing.Count, StringComparer.Ordinal);
+        await CreateAsync(missing, created, keep: false, ct);
+        foreach (var (personId, key) in created)
+        {
+            handles[personId] = key.Taxpayer;
+        }
+
+        return handles;
     }
 
     /// <summary>The keys of those of several people who are recorded, in one round trip; nobody gets a row.</summary>
