@@ -142,7 +142,11 @@ public sealed class FuzzTests(ApiFactory api) : IClassFixture<ApiFactory>
         var rows = new Dictionary<string, long>();
         foreach (var table in tables)
         {
-            await using var command = dataSource.CreateCommand($"SELECT count(*) FROM {table}");
+            // Marten's daemon keeps its own marks there (HighWaterMark, HighWaterAllocationFence, HighWaterStuckGap), and adds
+            // them when its polling finds the store so: bookkeeping of its own, not rows a request recorded.
+            await using var command = dataSource.CreateCommand(table == "marten.mt_event_progression"
+                ? $"SELECT count(*) FROM {table} WHERE name NOT LIKE 'HighWater%'"
+                : $"SELECT count(*) FROM {table}");
             rows[table] = (long)(await command.ExecuteScalarAsync())!;
         }
 

@@ -47,6 +47,7 @@ public sealed class PersonDataTests(ApiFactory api) : IClassFixture<ApiFactory>
         await Fiscal.Ok(_d.ResideAsync("pd-vd", person, new DateOnly(2021, 6, 1), Born));
         await _d.CloseAsync("pd-ge", ballot);
         await api.SealedAsync();
+        await api.ProjectedAsync(Features.Fiscal.BudgetProjection.ProjectionName); // the designation's view reads the assessed tax there
         return person;
     }
 
