@@ -88,16 +88,7 @@ public sealed class SignInModel(
     // handles, which the key table turns back into person ids.
     private async Task<IReadOnlyList<string>> DemoPeopleAsync(CancellationToken ct)
     {
-        await using var command = db.CreateCommand($"SELECT DISTINCT resident FROM residences ORDER BY 1 LIMIT {DemoListSize}");
-        var residents = new List<string>();
-        await using (var reader = await command.ExecuteReaderAsync(ct))
-        {
-            while (await reader.ReadAsync(ct))
-            {
-                residents.Add(reader.GetString(0));
-            }
-        }
-
+        var residents = await Sql.ListAsync(db, $"SELECT DISTINCT resident FROM residences ORDER BY 1 LIMIT {DemoListSize}", r => r.GetString(0), ct);
         var keys = await persons.ByResidentsAsync(residents, ct);
         return [.. keys.Values.Select(k => k.PersonId).Order(StringComparer.Ordinal)];
     }
