@@ -197,4 +197,16 @@ public sealed class ManualClock : TimeProvider
     public override DateTimeOffset GetUtcNow() => base.GetUtcNow() + _offset;
 
     public void Advance(TimeSpan by) => _offset += by;
+
+    /// <summary>Past noon, moves on to 01:00 the next day: a test that takes today's date at one moment and a ballot's
+    /// census date at another (the clock is real time plus what tests advanced, hours at a time) then never straddles
+    /// midnight.</summary>
+    public void AwayFromMidnight()
+    {
+        var timeOfDay = GetUtcNow().TimeOfDay;
+        if (timeOfDay > TimeSpan.FromHours(12))
+        {
+            Advance(TimeSpan.FromHours(25) - timeOfDay);
+        }
+    }
 }

@@ -6,9 +6,17 @@ using Confederal.Api.Infrastructure;
 namespace Confederal.Api.Tests;
 
 /// <summary>Who may vote, and when: eligibility exactly as DESIGN.md, over HTTP. Each test uses its own canton.</summary>
-public sealed class BallotTests(ApiFactory api) : IClassFixture<ApiFactory>
+public sealed class BallotTests : IClassFixture<ApiFactory>
 {
-    private readonly Democracy _d = new(api);
+    private readonly ApiFactory _api;
+    private readonly Democracy _d;
+
+    public BallotTests(ApiFactory api)
+    {
+        _api = api;
+        api.Clock.AwayFromMidnight(); // the tests compare today's date with census dates taken a moment later
+        _d = new Democracy(api);
+    }
     private static readonly DateOnly Long = new(2015, 1, 1);
 
     private async Task<string?> ReasonAsync(string canton, Guid ballot, string person)
@@ -47,7 +55,7 @@ public sealed class BallotTests(ApiFactory api) : IClassFixture<ApiFactory>
         var newBallot = await _d.BallotAsync("bt-new");
 
         Assert.Equal("not-resident-on-census-date", await ReasonAsync("bt-old", oldBallot, "emigrant"));
-        await api.AssertRefusedAsync(await _d.VoteAsync("bt-old", oldBallot, "emigrant", "alpha-choice"), HttpStatusCode.Forbidden, "not-on-roll");
+        await _api.AssertRefusedAsync(await _d.VoteAsync("bt-old", oldBallot, "emigrant", "alpha-choice"), HttpStatusCode.Forbidden, "not-on-roll");
         Assert.Null(await ReasonAsync("bt-new", newBallot, "emigrant"));
         await _d.ReceiptAsync("bt-new", newBallot, "emigrant", "beta-choice");
     }
@@ -59,7 +67,7 @@ public sealed class BallotTests(ApiFactory api) : IClassFixture<ApiFactory>
         await Fiscal.Ok(_d.ResideAsync("bt-left", "left-today", Long));
         await Fiscal.Ok(_d.ResideAsync("bt-left", "left-tomorrow", Long));
         await Fiscal.Ok(_d.DepartAsync("bt-left", "left-today", _d.Today));
-        var ballot = await _d.BallotAsync("bt-left", censusDate: _d.Today.AddDays(-1), opensAt: api.Clock.GetUtcNow().AddMinutes(-1));
+        var ballot = await _d.BallotAsync("bt-left", censusDate: _d.Today.AddDays(-1), opensAt: _api.Clock.GetUtcNow().AddMinutes(-1));
         Assert.Null(await ReasonAsync("bt-left", ballot, "left-today")); // resident the day before: the census date
         var today = await _d.BallotAsync("bt-left");
         Assert.Equal("not-resident-on-census-date", await ReasonAsync("bt-left", today, "left-today"));
@@ -78,7 +86,7 @@ public sealed class BallotTests(ApiFactory api) : IClassFixture<ApiFactory>
 
         Assert.Null(await ReasonAsync("bt-age", ballot, "sixteen-today"));
         Assert.Equal("under-voting-age", await ReasonAsync("bt-age", ballot, "sixteen-tomorrow"));
-        await api.AssertRefusedAsync(await _d.VoteAsync("bt-age", ballot, "sixteen-tomorrow", "alpha-choice"), HttpStatusCode.Forbidden, "not-on-roll");
+        await _api.AssertRefusedAsync(await _d.VoteAsync("bt-age", ballot, "sixteen-tomorrow", "alpha-choice"), HttpStatusCode.Forbidden, "not-on-roll");
         await _d.ReceiptAsync("bt-age", ballot, "sixteen-today", "alpha-choice");
     }
 
@@ -107,16 +115,16 @@ public sealed class BallotTests(ApiFactory api) : IClassFixture<ApiFactory>
         await Fiscal.Ok(_d.ResideAsync("bt-window", "early", Long));
         await Fiscal.Ok(_d.ResideAsync("bt-window", "twice", Long));
         await Fiscal.Ok(_d.ResideAsync("bt-window", "late", Long));
-        var now = api.Clock.GetUtcNow();
+        var now = _api.Clock.GetUtcNow();
         var future = await _d.BallotAsync("bt-window", opensAt: now.AddHours(1), closesAt: now.AddHours(2));
-        await api.AssertRefusedAsync(await _d.VoteAsync("bt-window", future, "early", "alpha-choice"), HttpStatusCode.Conflict, "ballot-not-open");
+        await _api.AssertRefusedAsync(await _d.VoteAsync("bt-window", future, "early", "alpha-choice"), HttpStatusCode.Conflict, "ballot-not-open");
 
         var ballot = await _d.BallotAsync("bt-window");
         await _d.ReceiptAsync("bt-window", ballot, "twice", "alpha-choice");
-        await api.AssertRefusedAsync(await _d.VoteAsync("bt-window", ballot, "twice", "beta-choice"), HttpStatusCode.Conflict, "already-voted");
+        await _api.AssertRefusedAsync(await _d.VoteAsync("bt-window", ballot, "twice", "beta-choice"), HttpStatusCode.Conflict, "already-voted");
 
-        api.Clock.Advance(TimeSpan.FromHours(1));
-        await api.AssertRefusedAsync(await _d.VoteAsync("bt-window", ballot, "late", "alpha-choice"), HttpStatusCode.Conflict, "ballot-closed");
+        _api.Clock.Advance(TimeSpan.FromHours(1));
+        await _api.AssertRefusedAsync(await _d.VoteAsync("bt-window", ballot, "late", "alpha-choice"), HttpStatusCode.Conflict, "ballot-closed");
         var results = await _d.CloseAsync("bt-window", ballot);
         Assert.Equal(1, results.GetProperty("votes").GetInt64());
     }
@@ -132,10 +140,10 @@ public sealed class BallotTests(ApiFactory api) : IClassFixture<ApiFactory>
         Assert.DoesNotContain("age", await refused.Content.ReadAsStringAsync(), StringComparison.OrdinalIgnoreCase);
 
         var path = $"/api/v1/cantons/bt-reason/ballots/{ballot}/eligibility";
-        Assert.Equal(HttpStatusCode.Unauthorized, (await api.CreateClient().GetAsync(path)).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await _api.CreateClient().GetAsync(path)).StatusCode);
         Assert.Equal(HttpStatusCode.Forbidden, (await _d.Fiscal.Municipality("bt-reason").GetAsync(path)).StatusCode);
         Assert.Equal(HttpStatusCode.Forbidden, (await _d.Fiscal.Admin.GetAsync(path)).StatusCode);
-        Assert.Equal(HttpStatusCode.Forbidden, (await api.ClientAs(Roles.Auditor, "aud").GetAsync(path)).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await _api.ClientAs(Roles.Auditor, "aud").GetAsync(path)).StatusCode);
         Assert.Equal("under-voting-age", await ReasonAsync("bt-reason", ballot, "too-young"));
     }
 
