@@ -77,6 +77,7 @@ public static class Cli
         DevCommands.Build(context),
         AuditCommands.Build(context),
         ProjectionCommands.Build(context),
+        PersonCommands.Build(context),
         PlacementCommands.Build(context),
     };
 

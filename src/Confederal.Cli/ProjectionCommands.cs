@@ -21,58 +21,69 @@ public static class ProjectionCommands
 
     public static Command Build(CliContext context)
     {
-        var database = new Option<string?>("--database")
-        {
-            Description = "A PostgreSQL connection string. Default: ConnectionStrings__Confederal, else the embedded database of the data folder, as the API picks it.",
-        };
+        var database = DatabaseOption();
         var name = new Option<string>("--name") { Description = "The read model to rebuild.", DefaultValueFactory = _ => "all" };
         name.AcceptOnlyFromAmong(Names);
         var rebuild = new Command("rebuild", "Empty read models and replay the whole log into them with the API's projections. A running API keeps serving meanwhile (each page commits with its checkpoint), from partial read models until the rebuild ends.")
         {
             database, name,
         };
-        rebuild.SetAction(Cli.Guarded(context, async (parse, ct) =>
-        {
-            var connectionString = parse.GetValue(database) ?? context.Configuration.GetConnectionString(Database.ConnectionStringName);
-            EmbeddedPostgres? started = null;
-            if (string.IsNullOrWhiteSpace(connectionString))
-            {
-                // The API's embedded cluster: attached to if it runs (and then left running), else started and stopped again.
-                var directory = DataDirectory.Resolve(context.Configuration);
-                var running = File.Exists(Path.Combine(directory, "postgres", "postmaster.pid"));
-                var cluster = await EmbeddedPostgres.StartAsync(directory, ct: ct);
-                started = running ? null : cluster;
-                connectionString = cluster.ConnectionString("confederal");
-            }
-
-            try
-            {
-                return await RebuildAsync(context, connectionString, parse.GetValue(name) ?? "all", ct);
-            }
-            finally
-            {
-                if (started is not null)
-                {
-                    await started.DisposeAsync();
-                }
-            }
-        }));
+        rebuild.SetAction(Cli.Guarded(context, (parse, ct) =>
+            OnDatabaseAsync(context, parse.GetValue(database), (connectionString, c) => RebuildAsync(context, connectionString, parse.GetValue(name) ?? "all", c), ct)));
         return new Command("projections", "Read models.") { rebuild };
     }
 
-    private static async Task<int> RebuildAsync(CliContext context, string connectionString, string name, CancellationToken ct)
+    /// <summary>The platform's database, as the API picks it.</summary>
+    internal static Option<string?> DatabaseOption() => new("--database")
     {
-        NpgsqlDataSource db;
+        Description = "A PostgreSQL connection string. Default: ConnectionStrings__Confederal, else the embedded database of the data folder, as the API picks it.",
+    };
+
+    /// <summary>Runs <paramref name="work"/> on the database given, else the configured one, else the API's embedded
+    /// cluster: attached to if it runs (and then left running), else started and stopped again.</summary>
+    internal static async Task<int> OnDatabaseAsync(
+        CliContext context, string? given, Func<string, CancellationToken, Task<int>> work, CancellationToken ct)
+    {
+        var connectionString = given ?? context.Configuration.GetConnectionString(Database.ConnectionStringName);
+        EmbeddedPostgres? started = null;
+        if (string.IsNullOrWhiteSpace(connectionString))
+        {
+            var directory = DataDirectory.Resolve(context.Configuration);
+            var running = File.Exists(Path.Combine(directory, "postgres", "postmaster.pid"));
+            var cluster = await EmbeddedPostgres.StartAsync(directory, ct: ct);
+            started = running ? null : cluster;
+            connectionString = cluster.ConnectionString("confederal");
+        }
+
         try
         {
-            db = NpgsqlDataSource.Create(connectionString);
+            return await work(connectionString, ct);
+        }
+        finally
+        {
+            if (started is not null)
+            {
+                await started.DisposeAsync();
+            }
+        }
+    }
+
+    /// <summary>A data source on a connection string given on the command line.</summary>
+    internal static NpgsqlDataSource DataSource(string connectionString)
+    {
+        try
+        {
+            return NpgsqlDataSource.Create(connectionString);
         }
         catch (ArgumentException e)
         {
             throw new CliException($"--database is not a valid connection string: {e.Message}");
         }
+    }
 
-        await using (db)
+    private static async Task<int> RebuildAsync(CliContext context, string connectionString, string name, CancellationToken ct)
+    {
+        await using (var db = DataSource(connectionString))
         {
             var projections = Projections();
             using var store = new OpenStore(db, Events.Types(), projections);

@@ -280,4 +280,44 @@ public sealed class ErasureTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.NoContent, (await EraseAsync("er-taxpayer", "erasure-request")).StatusCode);
         Assert.Null(await _api.Services.GetRequiredService<PersonKeys>().FindAsync("er-taxpayer", CancellationToken.None));
     }
+
+    [Fact]
+    public async Task A_key_table_restored_from_before_an_erasure_is_erased_again_by_the_log()
+    {
+        await F.CantonAsync("er-gone");
+        await Fiscal.Ok(D.ResideAsync("er-gone", "er-emigrant", new DateOnly(2001, 1, 1), Born));
+        await Fiscal.Ok(D.DepartAsync("er-gone", "er-emigrant", new DateOnly(2003, 1, 1)));
+        var db = _api.Services.GetRequiredService<NpgsqlDataSource>();
+        async Task<long> CountAsync(string sql)
+        {
+            await using var command = db.CreateCommand(sql);
+            return (long)(await command.ExecuteScalarAsync())!;
+        }
+
+        async Task ExecuteAsync(string sql)
+        {
+            await using var command = db.CreateCommand(sql);
+            await command.ExecuteNonQueryAsync();
+        }
+
+        // The backup: the key table and the register as they were before the erasure.
+        await ExecuteAsync("CREATE TABLE backup_keys AS SELECT * FROM person_keys; CREATE TABLE backup_register AS SELECT * FROM residences");
+        Assert.Equal(HttpStatusCode.NoContent, (await EraseAsync("er-emigrant", "erasure-request")).StatusCode);
+        const string Rows = "SELECT count(*) FROM person_keys";
+        const string BirthDates = "SELECT count(*) FROM residences WHERE birth_date IS NOT NULL";
+        var (rows, birthDates) = (await CountAsync(Rows), await CountAsync(BirthDates));
+
+        await ExecuteAsync("""
+            INSERT INTO person_keys SELECT * FROM backup_keys ON CONFLICT DO NOTHING;
+            UPDATE residences r SET birth_date = b.birth_date FROM backup_register b WHERE (r.resident, r.since) = (b.resident, b.since)
+            """);
+        Assert.Equal((rows + 1, birthDates + 1), (await CountAsync(Rows), await CountAsync(BirthDates))); // the erased person is back
+
+        var (code, output) = await CliRunner.RunAsync(_api, "persons", "forget-erased", "--database", _server.ConnectionString("erasure"));
+        Assert.True(code == Cli.ExitCodes.Ok, output);
+        Assert.Contains("1 erasures in the log: 1 key rows and 1 register birth dates forgotten again.", output, StringComparison.Ordinal);
+        Assert.Equal((rows, birthDates), (await CountAsync(Rows), await CountAsync(BirthDates)));
+        (code, output) = await CliRunner.RunAsync(_api, "persons", "forget-erased", "--database", _server.ConnectionString("erasure"));
+        Assert.Contains("0 key rows and 0 register birth dates", output, StringComparison.Ordinal);
+    }
 }
