@@ -221,7 +221,10 @@ public sealed class ErasureTests : IAsyncLifetime
         var (trail, _) = await new Audit(_api).FeedAsync();
         var arrivals = trail.Select(t => t.Event).OfType<AuditEvent>().Where(e => e.Type == "resident-registered").ToList();
         Assert.Contains(arrivals, e => e.Person == AuditPerson.IsErased);
-        Assert.Contains(trail, t => t.Event?.Type == "person-erased");
+        var erasure = Assert.Single(trail, t => t.Event?.Type == "person-erased").Event!;
+        Assert.Equal("court-order", erasure.Data.GetProperty("basis").GetString()); // the lawful basis, recorded
+        Assert.Equal("case 2026/114", erasure.Data.GetProperty("reference").GetString());
+        Assert.Equal([ballot], erasure.Data.GetProperty("eligibleIn").EnumerateArray().Select(b => b.GetGuid()));
         var exported = await File.ReadAllTextAsync(after.Export);
         var dump = await DumpAsync();
         var serverLog = await File.ReadAllTextAsync(_server.ServerLog);
