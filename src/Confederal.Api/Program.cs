@@ -28,7 +28,7 @@ builder.Services.AddSingleton<IProjection, BudgetProjection>();
 builder.Services.AddSingleton<IProjection, BallotDirectory>();
 builder.Services.AddConfederalStore(Events.Types(), sp => sp.GetRequiredService<Database>().Databases, sp => sp.GetRequiredService<AuditKeys>().EventKey);
 builder.Services.AddSingleton<Placement>();
-builder.Services.AddSingleton(sp => new Confederal.Api.Features.Persons.PersonKeys(
+builder.Services.AddSingleton(sp => new PersonKeys(
     sp.GetRequiredService<Database>().DataSource, sp.GetRequiredService<AuditKeys>(), sp.GetRequiredService<TimeProvider>()));
 builder.Services.AddSingleton<DirectoryCopies>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<DirectoryCopies>());

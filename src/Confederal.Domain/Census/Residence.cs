@@ -107,6 +107,10 @@ public sealed record Residence(DateOnly? BirthDate, ImmutableList<ResidencePerio
             : [new ResidentDeparted(who.Handle, current.CantonId, since), who.Registered(cantonId, since, birthDate)];
     }
 
+    /// <summary>Why a departure from a canton the person does not live in (or of someone never recorded) is refused.</summary>
+    public static DomainException NotResident(string personId, string cantonId) =>
+        new("not-resident", $"Person '{personId}' is not resident in canton '{cantonId}'.");
+
     /// <summary>Records a departure from <paramref name="cantonId"/>; a retry of the same departure records nothing.</summary>
     public static IReadOnlyList<object> Depart(Residence? state, Resident who, string cantonId, DateOnly leftOn)
     {
@@ -114,7 +118,7 @@ public sealed record Residence(DateOnly? BirthDate, ImmutableList<ResidencePerio
         var last = state?.Periods[^1];
         if (last is null || last.CantonId != cantonId)
         {
-            throw new DomainException("not-resident", $"Person '{personId}' is not resident in canton '{cantonId}'.");
+            throw NotResident(personId, cantonId);
         }
 
         if (last.Until is { } until)

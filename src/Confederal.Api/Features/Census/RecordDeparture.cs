@@ -33,12 +33,8 @@ public static class RecordDeparture
         {
             await Fiscal.Cantons.RequireAsync(events, command.CantonId, cancellationToken);
             var leftOn = command.Body.LeftOn!.Value;
-            if (await persons.FindAsync(command.PersonId, cancellationToken) is not { } key)
-            {
-                Residence.Depart(null, new Resident(command.PersonId, "", _ => ""), command.CantonId, leftOn); // never recorded: not resident
-                throw new InvalidOperationException("A departure of someone never recorded was decided.");
-            }
-
+            var key = await persons.FindAsync(command.PersonId, cancellationToken)
+                      ?? throw Residence.NotResident(command.PersonId, command.CantonId); // never recorded: resident nowhere
             var (state, _) = await Residences.DecideAsync(events, key,
                 s => Residence.Depart(s, key.AsResident(), command.CantonId, leftOn), command.Metadata, cancellationToken);
             var period = state!.Periods[^1];
