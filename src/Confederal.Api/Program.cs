@@ -30,6 +30,10 @@ builder.Services.AddConfederalStore(Events.Types(), sp => sp.GetRequiredService<
 builder.Services.AddSingleton<Placement>();
 builder.Services.AddSingleton(sp => new PersonKeys(
     sp.GetRequiredService<Database>().DataSource, sp.GetRequiredService<AuditKeys>(), sp.GetRequiredService<TimeProvider>()));
+builder.Services.AddSingleton(sp => new FiscalYearKeys(
+    sp.GetRequiredService<Database>().DataSource, sp.GetRequiredService<AuditKeys>(), sp.GetRequiredService<TimeProvider>()));
+builder.Services.AddSingleton<DesignationCarrier>();
+builder.Services.AddHostedService<FiscalYearKeeper>();
 builder.Services.AddSingleton<DirectoryCopies>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<DirectoryCopies>());
 builder.Services.AddSingleton<Notaries>();

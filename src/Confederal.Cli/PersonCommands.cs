@@ -33,6 +33,7 @@ public static class PersonCommands
             (object)Events.Types().AliasesOf(typeof(PersonErased)).ToArray());
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
+        await ExecuteAsync("DELETE FROM designation_carries WHERE lookup IN (SELECT lookup FROM person_keys WHERE resident = ANY($1))");
         var keys = await ExecuteAsync("DELETE FROM person_keys WHERE resident = ANY($1)");
         var birthDates = await ExecuteAsync("UPDATE residences SET birth_date = NULL WHERE resident = ANY($1) AND birth_date IS NOT NULL");
         await tx.CommitAsync(ct);

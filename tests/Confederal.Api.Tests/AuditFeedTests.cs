@@ -51,9 +51,9 @@ public sealed class AuditFeedTests(ApiFactory api) : IClassFixture<ApiFactory>, 
 
         var pseudonyms = api.Services.GetRequiredService<Pseudonyms>();
         var alice = pseudonyms.Of(People[0]);
-        // Events recorded since handles name people by them: pseudonyms already, stable per person.
+        // Events recorded since handles name people by them: pseudonyms already, stable per person in a canton's year.
         var persons = api.Services.GetRequiredService<Features.Persons.PersonKeys>();
-        var taxpayer = (await persons.FindAsync(People[0], CancellationToken.None))!.Taxpayer;
+        var taxpayer = await Assessed.HandleAsync(api.Services, People[0], "ge", 2026);
         var aliceEvents = events.Where(e => e.Data.TryGetProperty("taxpayer", out var t) && t.GetString() == taxpayer).ToList();
         Assert.Equal(4, aliceEvents.Count); // two assessments, two designations: still one person to an auditor
         Assert.Contains(aliceEvents, e => e.StreamId == $"designations-ge-{taxpayer}" && e.Actor == "person");

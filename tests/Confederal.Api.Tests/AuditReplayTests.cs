@@ -222,7 +222,9 @@ public sealed class AuditReplayTests(AuditHistory history) : IClassFixture<Audit
         Assert.All(history.Persons, person => Assert.DoesNotContain(person, text, StringComparison.Ordinal));
         Assert.DoesNotContain("zq-", text, StringComparison.Ordinal);
         // People are named by their handles, the pseudonyms of events recorded since handles.
-        Assert.Contains((await Api.Services.GetRequiredService<PersonKeys>().FindAsync("zq-alice", CancellationToken.None))!.Taxpayer, text, StringComparison.Ordinal);
+        var alice = (await Api.Services.GetRequiredService<PersonKeys>().FindAsync("zq-alice", CancellationToken.None))!.Taxpayer;
+        var years = await Api.Services.GetRequiredService<Features.Fiscal.FiscalYearKeys>().LinkedAsync(null, CancellationToken.None);
+        Assert.Contains(years, y => text.Contains(y.Of(alice), StringComparison.Ordinal));
         Assert.NotEmpty(await PositionsAsync());
     }
 }

@@ -73,7 +73,7 @@ public sealed class AuditTamperTests
 
         var report = await audit.VerifyDatabaseAsync();
         await AssertFailsAtAsync(position, report);
-        Assert.Contains("designation-withdrawn.v2", report.Failure!.Reason, StringComparison.Ordinal);
+        Assert.Contains("designation-withdrawn.v3", report.Failure!.Reason, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -39,8 +39,9 @@ public sealed class BulkImportKillTests(ITestOutputHelper output) : IAsyncLifeti
 
     private async Task<long> RecordedAsync(string tag)
     {
-        var keys = new PersonKeys(_db, AuditKeys.LoadOrCreate(_dataDirectory), TimeProvider.System);
-        return (await Assessed.OfAsync(keys, _db, Enumerable.Range(0, Lines).Select(i => $"{tag}-{i}"))).Values.Sum();
+        var audit = AuditKeys.LoadOrCreate(_dataDirectory);
+        var keys = new PersonKeys(_db, audit, TimeProvider.System);
+        return (await Assessed.OfAsync(keys, new Features.Fiscal.FiscalYearKeys(_db, audit, TimeProvider.System), _db, Enumerable.Range(0, Lines).Select(i => $"{tag}-{i}"))).Values.Sum();
     }
 
     /// <summary>The import's transaction is open and has appended: its last statement copied events into Marten's table or

@@ -69,7 +69,7 @@ public sealed class DatabaseOutageTests(ApiFactory api, ITestOutputHelper output
         var acknowledged = load.Acknowledged.ToList();
         await using var log = NpgsqlDataSource.Create(cluster.ConnectionString("confederal"));
         var found = await Assessed.ByTaxpayerAsync(log);
-        var ofAcknowledged = await Assessed.OfAsync(host.Services.GetRequiredService<PersonKeys>(), log, acknowledged.Select(a => a.PersonId));
+        var ofAcknowledged = await Assessed.OfAsync(host.Services.GetRequiredService<PersonKeys>(), host.Services.GetRequiredService<Features.Fiscal.FiscalYearKeys>(), log, acknowledged.Select(a => a.PersonId));
         output.WriteLine($"{(immediate ? "immediate" : "fast")} stop; down {restarted - stopped:g}, ready again {healthy - restarted:g} after the start");
         output.WriteLine($"requests sent {load.Sent}, logical writes {load.Writes}, acknowledged {acknowledged.Count}, " +
                          $"503s {load.Unavailable} ({load.OutcomeUnknown} of them outcome-unknown, {load.RefusedAfterRecovery} after ready), " +

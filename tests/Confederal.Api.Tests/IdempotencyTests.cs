@@ -48,7 +48,7 @@ public sealed class IdempotencyTests(ApiFactory api) : IClassFixture<ApiFactory>
     }
 
     private async Task<long> AssessmentsOfAsync(params string[] persons) =>
-        (await Assessed.OfAsync(api.Services.GetRequiredService<PersonKeys>(), api.Services.GetRequiredService<NpgsqlDataSource>(), persons)).Values.Sum();
+        (await Assessed.OfAsync(api.Services.GetRequiredService<PersonKeys>(), api.Services.GetRequiredService<Features.Fiscal.FiscalYearKeys>(), api.Services.GetRequiredService<NpgsqlDataSource>(), persons)).Values.Sum();
 
     [Fact]
     public async Task A_retry_with_the_same_key_gets_the_first_answer_and_records_nothing()

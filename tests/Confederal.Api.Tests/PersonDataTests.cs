@@ -79,7 +79,8 @@ public sealed class PersonDataTests(ApiFactory api) : IClassFixture<ApiFactory>
         var (trail, _) = await new Audit(api).FeedAsync();
         var key = (await api.Services.GetRequiredService<PersonKeys>().FindAsync(person, CancellationToken.None))!;
         var events = trail.Select(t => t.Event).OfType<AuditEvent>().ToList();
-        Assert.Contains(events, e => e.Type == "designation-chosen" && e.StreamId == $"designations-pd-ge-{key.Taxpayer}");
+        var taxpayer = await Assessed.HandleAsync(api.Services, person, "pd-ge", 2026);
+        Assert.Contains(events, e => e.Type == "designation-chosen" && e.StreamId == $"designations-pd-ge-{taxpayer}");
         var arrivals = events.Where(e => e.Type == "resident-registered" && e.Resident == key.Resident).ToList();
         Assert.Equal(2, arrivals.Count); // in pd-ge, then in pd-vd
         Assert.All(arrivals, e => Assert.Equal(new AuditPerson(Born, Erased: false), e.Person));

@@ -139,11 +139,12 @@ public sealed class ProjectionRebuildKillTests(ITestOutputHelper output)
     }
 
     /// <summary>Every table of the read models, each row as PostgreSQL prints it, in one stable order; and the
-    /// checkpoints. The notary's tables are left out: the clean rebuild ran without a notary.</summary>
+    /// checkpoints. The notary's tables are left out: the clean rebuild ran without a notary; so are the fiscal years' key
+    /// tables, which the API fills at its first start (this log's years were recorded without it, so before year keys).</summary>
     private static async Task<SortedDictionary<string, List<string>>> ReadModelsAsync(NpgsqlDataSource db)
     {
         var tables = new List<string>();
-        await using (var list = db.CreateCommand("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename NOT LIKE 'audit\\_%'"))
+        await using (var list = db.CreateCommand("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename NOT LIKE 'audit\\_%' AND tablename NOT IN ('fiscal_year_keys', 'designation_carries')"))
         await using (var reader = await list.ExecuteReaderAsync())
         {
             while (await reader.ReadAsync())

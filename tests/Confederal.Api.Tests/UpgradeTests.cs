@@ -1,8 +1,10 @@
 using System.Diagnostics;
 using System.IO.Compression;
+using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Confederal.Api.Features.Audit;
+using Confederal.Api.Infrastructure;
 using Confederal.EventStore;
 using Confederal.Testing;
 using Microsoft.Extensions.DependencyInjection;
@@ -82,6 +84,27 @@ public sealed class UpgradeTests
             Assert.True(fromDatabase.Passed, fromDatabase.Failure?.ToString());
             var fromFeed = await audit.VerifyFeedAsync(known);
             Assert.True(fromFeed.Passed, fromFeed.Failure?.ToString());
+
+            // The years recorded before per-year handles keep naming people as they did: a correction replaces the old
+            // assessment (the year's taxpayers stay as many), and a standing choice of then is restated in a new year.
+            var db = api.Services.GetRequiredService<NpgsqlDataSource>();
+            var (canton, person, choices) = (await Sql.ListAsync(db, """
+                SELECT DISTINCT ON (data ->> 'cantonId', data ->> 'personId') data ->> 'cantonId', data ->> 'personId', data -> 'choices', type, data ->> 'standing'
+                FROM marten.mt_events WHERE split_part(type, '.v', 1) IN ('designation-chosen', 'designation-withdrawn') AND data ->> 'fiscalYear' = '2026'
+                ORDER BY data ->> 'cantonId', data ->> 'personId', seq_id DESC
+                """, r => (r.GetString(0), r.GetString(1), r.IsDBNull(2) ? null : r.GetString(2), r.GetString(3), r.IsDBNull(4) ? null : r.GetString(4)), CancellationToken.None))
+                .Where(d => d.Item4.StartsWith("designation-chosen", StringComparison.Ordinal) && d.Item5 == "true").Select(d => (d.Item1, d.Item2, d.Item3!)).First();
+            var fiscal = new Fiscal(api);
+            var taxpayers = (await fiscal.BudgetAsync(canton, 2026)).Taxpayers;
+            await fiscal.AssessAsync(canton, person, 2026, 4_242_424);
+            await fiscal.AssessAsync(canton, person, 2027, 1_000_000);
+            await api.ProjectedAsync(Features.Fiscal.BudgetProjection.ProjectionName);
+            Assert.Equal(taxpayers, (await fiscal.BudgetAsync(canton, 2026)).Taxpayers);
+            var carried = await fiscal.Person(person).GetFromJsonAsync<JsonElement>($"/api/v1/cantons/{canton}/fiscal-years/2027/designations/{person}");
+            Assert.Equal(2026, carried.GetProperty("carriedFromYear").GetInt32());
+            Assert.Equal(
+                JsonNode.Parse(choices)!.AsArray().Select(c => c!["organizationId"]!.GetValue<string>()),
+                carried.GetProperty("choices").EnumerateArray().Select(c => c.GetProperty("organizationId").GetString()!));
         }
         finally
         {

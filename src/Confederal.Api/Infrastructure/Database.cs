@@ -63,7 +63,7 @@ public sealed class Database : IAsyncDisposable
     /// <summary>Every migration of our read models' tables the application runs at start, after Marten's.</summary>
     public static IReadOnlyList<Migration> Migrations { get; } = [.. CantonDirectory.Migrations, .. OrganizationDirectory.Migrations, .. BudgetProjection.Migrations,
         .. Features.Census.Residences.Migrations, .. Features.Ballots.BallotBox.Migrations, .. Features.Ballots.BallotDirectory.Migrations, .. Features.Audit.Notary.Migrations, .. Idempotency.Migrations,
-        .. Features.Persons.PersonKeys.Migrations];
+        .. Features.Persons.PersonKeys.Migrations, .. Features.Fiscal.FiscalYearKeys.Migrations];
 
     /// <summary>The directory's data source.</summary>
     public NpgsqlDataSource DataSource => _databases.Value[0].DataSource;
@@ -202,7 +202,7 @@ public sealed class Database : IAsyncDisposable
 /// then runs the notaries that seal each log. The directory must answer; a canton's database that does not is migrated
 /// when it does (its canton answers 503 until then, the others are served meanwhile).</summary>
 internal sealed partial class EventStoreHost(
-    Database database, IEnumerable<IProjection> projections, Features.Audit.Notaries notaries, Features.Persons.PersonKeys persons,
+    Database database, IEnumerable<IProjection> projections, Features.Audit.Notaries notaries, Features.Persons.PersonKeys persons, Features.Fiscal.FiscalYearKeys years,
     ILogger<EventStoreHost> logger) : BackgroundService
 {
     private readonly string[] _tables = [.. projections.SelectMany(p => p.Tables)];
@@ -237,6 +237,7 @@ internal sealed partial class EventStoreHost(
         if (ledger.Id == LedgerDatabase.DirectoryId)
         {
             await persons.ImportRecordedInClearAsync(ct);
+            await years.ImportRecordedBeforeAsync(ct);
         }
 
         database.Migrated(ledger.Id);

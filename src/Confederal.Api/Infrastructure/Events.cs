@@ -34,10 +34,12 @@ public static class Events
         .Upcast("fiscal-policy-set", fromVersion: 1, FiscalPolicySetV2)
         .Register<TaxAssessed>("tax-assessed", version: 2)
         .Upcast("tax-assessed", fromVersion: 1, v1 => Renamed(v1, "personId", "taxpayer"))
-        .Register<DesignationChosen>("designation-chosen", version: 2)
+        .Register<DesignationChosen>("designation-chosen", version: 3)
         .Upcast("designation-chosen", fromVersion: 1, v1 => Renamed(v1, "personId", "taxpayer"))
-        .Register<DesignationWithdrawn>("designation-withdrawn", version: 2)
+        .Upcast("designation-chosen", fromVersion: 2, OwnChoice)
+        .Register<DesignationWithdrawn>("designation-withdrawn", version: 3)
         .Upcast("designation-withdrawn", fromVersion: 1, v1 => Renamed(v1, "personId", "taxpayer"))
+        .Upcast("designation-withdrawn", fromVersion: 2, OwnChoice)
         .Register<ResidentRegistered>("resident-registered", version: 2)
         .Upcast("resident-registered", fromVersion: 1, ResidentRegisteredV2)
         .Register<ResidentDeparted>("resident-departed", version: 2)
@@ -66,6 +68,14 @@ public static class Events
         v1.Remove(from);
         v1[to] = value;
         return v1;
+    }
+
+    /// <summary>Designations of version 2 and before were all the person's own: the platform restates standing ones, with
+    /// the year they come from, since per-year taxpayer handles (version 3).</summary>
+    private static JsonObject OwnChoice(JsonObject v2)
+    {
+        v2["carriedFrom"] = null;
+        return v2;
     }
 
     /// <summary>resident-registered v1 holds the birth date in clear, which the event keeps in memory as if opened.</summary>

@@ -4,11 +4,18 @@ public sealed record Choice(string OrganizationId, int ShareBp);
 
 /// <summary>A taxpayer chose how their designable amount for one canton and year is shared. Choices are stored in
 /// organizationId order, the order of ties in the split. <see cref="Taxpayer"/> is the person's taxpayer handle (see
-/// <see cref="TaxAssessed"/>), never their person id.</summary>
-public sealed record DesignationChosen(string CantonId, string Taxpayer, int FiscalYear, IReadOnlyList<Choice> Choices, bool Standing);
+/// <see cref="TaxAssessed"/>), never their person id. <see cref="CarriedFrom"/> is set when the platform restated a
+/// standing designation made for that earlier year (see <see cref="DesignationCarry"/>); a person's own choice has none.</summary>
+public sealed record DesignationChosen(
+    string CantonId, string Taxpayer, int FiscalYear, IReadOnlyList<Choice> Choices, bool Standing,
+    int? CarriedFrom = null);
 
-/// <summary>A taxpayer withdrew their designation for one canton and year; a standing one stops carrying over.</summary>
-public sealed record DesignationWithdrawn(string CantonId, string Taxpayer, int FiscalYear);
+/// <summary>A taxpayer withdrew their designation for one canton and year; a standing one stops carrying over. With
+/// <see cref="CarriedFrom"/>, the platform withdrew a restated designation because the person's own record of that
+/// year no longer carries it.</summary>
+public sealed record DesignationWithdrawn(
+    string CantonId, string Taxpayer, int FiscalYear,
+    int? CarriedFrom = null);
 
 /// <summary>One person's choices for one year: shares, not amounts.</summary>
 public sealed class Designation : IEquatable<Designation>
@@ -116,10 +123,17 @@ public sealed class Designation : IEquatable<Designation>
     public override int GetHashCode() => HashCode.Combine(Standing, Choices.Count, Choices.Count > 0 ? Choices[0] : null);
 }
 
-/// <summary>The designations of one person in one canton, every year: the state behind a designation decision.</summary>
+/// <summary>The designations of one person in one canton, for the years its stream holds (one year a stream since
+/// taxpayer handles are per year; every year in the stream of a person recorded before): the state behind a decision.</summary>
 public sealed class DesignationHistory
 {
     public SortedList<int, Designation?> Records { get; } = [];
+
+    /// <summary>The years whose record the platform restated, and the year each was carried from.</summary>
+    public Dictionary<int, int> CarriedFrom { get; } = [];
+
+    /// <summary>Whether the person made the record of <paramref name="year"/> themselves (not restated).</summary>
+    public bool IsOwn(int year) => Records.ContainsKey(year) && !CarriedFrom.ContainsKey(year);
 
     public static DesignationHistory Apply(DesignationHistory? state, object @event)
     {
@@ -128,21 +142,35 @@ public sealed class DesignationHistory
         {
             case DesignationChosen e:
                 state.Records[e.FiscalYear] = Designation.Create(e.Choices, e.Standing);
+                state.Carried(e.FiscalYear, e.CarriedFrom);
                 break;
             case DesignationWithdrawn e:
                 state.Records[e.FiscalYear] = null;
+                state.Carried(e.FiscalYear, e.CarriedFrom);
                 break;
         }
 
         return state;
     }
 
+    private void Carried(int year, int? from)
+    {
+        if (from is { } f)
+        {
+            CarriedFrom[year] = f;
+        }
+        else
+        {
+            CarriedFrom.Remove(year);
+        }
+    }
+
     public (Designation? Designation, int? FromYear) EffectiveFor(int year) => Designation.EffectiveFor(Records, year);
 
     /// <summary>
     /// Chooses for one year. The policy must exist and its deadline not have passed; at most its maxOrganizations
-    /// choices, each a recognized, active and eligible organization. Choosing exactly what is recorded for the year
-    /// records nothing (a retried PUT).
+    /// choices, each a recognized, active and eligible organization. Choosing exactly what the person recorded for the
+    /// year records nothing (a retried PUT); choosing what was carried into it makes it their own.
     /// </summary>
     public IReadOnlyList<object> Choose(
         string cantonId, string taxpayer, int fiscalYear, IReadOnlyList<Choice> choices, bool standing,
@@ -176,7 +204,7 @@ public sealed class DesignationHistory
             }
         }
 
-        return Records.TryGetValue(fiscalYear, out var recorded) && designation.Equals(recorded)
+        return IsOwn(fiscalYear) && designation.Equals(Records[fiscalYear])
             ? []
             : [new DesignationChosen(cantonId, taxpayer, fiscalYear, designation.Choices, standing)];
     }
@@ -203,5 +231,58 @@ public sealed class DesignationHistory
         }
 
         return policy;
+    }
+}
+
+/// <summary>
+/// How a standing designation carries over once taxpayer handles are per canton and year. A year's records are linked
+/// to the person only while the year's key exists, so a carry-over cannot be a fold across years: the platform restates
+/// the standing choice in each later year it applies to, as that year's own event under that year's handle. The person's
+/// records in the years still linked are read in order; each year without a record of the person's own should hold
+/// what the last one before it carries (a standing choice, or nothing), and <see cref="Plan"/> says what to append so
+/// that it does.
+/// </summary>
+public static class DesignationCarry
+{
+    /// <summary>One linked year of a person in a canton: its stream's history; <paramref name="Legacy"/> when the year was
+    /// recorded before per-year handles (its stream, shared by those years, carries over by fold).</summary>
+    public sealed record Year(int FiscalYear, bool Legacy, DesignationHistory History);
+
+    /// <summary>What to restate in a year: the standing designation carried from <paramref name="FromYear"/>, or its
+    /// withdrawal (null) when that year's record no longer carries one.</summary>
+    public sealed record Restatement(int FiscalYear, Designation? Designation, int FromYear);
+
+    /// <summary>The restatements that bring every year into line (in year order) and whether the last year still carries
+    /// a standing choice (which later years will then need).</summary>
+    public static (IReadOnlyList<Restatement> Restatements, bool Carrying) Plan(IReadOnlyList<Year> years)
+    {
+        var restatements = new List<Restatement>();
+        Designation? carry = null;
+        var source = 0;
+        var known = false; // whether a record before says what the years carry
+        foreach (var (year, legacy, history) in years)
+        {
+            if (history.IsOwn(year) || legacy)
+            {
+                var (effective, from) = history.EffectiveFor(year);
+                (carry, source, known) = effective is { Standing: true } ? (effective, from!.Value, true) : (null, year, true);
+                continue;
+            }
+
+            var recorded = history.Records.TryGetValue(year, out var record);
+            if (!known && recorded && history.CarriedFrom[year] < years[0].FiscalYear)
+            {
+                // Restated from a year no longer linked (its key is gone): what it carried is all that is known of it.
+                (carry, source, known) = (record, history.CarriedFrom[year], true);
+                continue;
+            }
+
+            if (recorded ? !Equals(record, carry) : carry is not null)
+            {
+                restatements.Add(new Restatement(year, carry, source));
+            }
+        }
+
+        return (restatements, carry is not null);
     }
 }

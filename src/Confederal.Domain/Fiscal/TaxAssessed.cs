@@ -1,9 +1,10 @@
 namespace Confederal.Domain.Fiscal;
 
 /// <summary>A canton assessed a person's tax for a fiscal year. A later assessment of the same person and year (in the
-/// global order) replaces the earlier one: a correction. <see cref="Taxpayer"/> names the person by their taxpayer
-/// handle: random, the same in every canton and year, linked to the person id only by the key table outside the log
-/// (events recorded before handles carry the person id itself there).</summary>
+/// global order) replaces the earlier one: a correction. <see cref="Taxpayer"/> names the person by their handle in
+/// this canton and year, derived from their taxpayer handle under the year's key: linked to the person only by the key
+/// tables outside the log, and to nobody once the year's key is deleted. Events recorded before per-year handles carry
+/// the taxpayer handle itself (the same in every year), and those recorded before handles the person id.</summary>
 public sealed record TaxAssessed(string CantonId, string Taxpayer, int FiscalYear, long AmountMinor)
 {
     /// <summary>Assessments are filed in batches (a single POST is a batch of one): one new stream per filing.</summary>

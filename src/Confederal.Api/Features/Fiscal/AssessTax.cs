@@ -32,7 +32,8 @@ public static class AssessTax
             });
     }
 
-    public sealed class Handler(Placement placement, PersonKeys persons) : IRequestHandler<Command, AssessmentView>
+    public sealed class Handler(Placement placement, PersonKeys persons, FiscalYearKeys years, DesignationCarrier carrier)
+        : IRequestHandler<Command, AssessmentView>
     {
         public async Task<AssessmentView> Handle(Command command, CancellationToken cancellationToken)
         {
@@ -40,9 +41,15 @@ public static class AssessTax
             await Cantons.RequireAsync(events, command.CantonId, cancellationToken);
             var filing = Guid.CreateVersion7();
             var body = command.Body;
-            var taxpayer = (await persons.ObtainAsync(body.PersonId!, cancellationToken)).Taxpayer;
-            var assessed = new TaxAssessed(command.CantonId, taxpayer, body.FiscalYear!.Value, body.AmountMinor!.Value);
+            var (year, opened) = await years.ObtainAsync(command.CantonId, body.FiscalYear!.Value, cancellationToken);
+            var taxpayer = year.Of((await persons.ObtainAsync(body.PersonId!, cancellationToken)).Taxpayer);
+            var assessed = new TaxAssessed(command.CantonId, taxpayer, year.Year, body.AmountMinor!.Value);
             await events.AppendAsync(TaxAssessed.FilingStreamId(command.CantonId, filing), ExpectedVersion.NoStream, [assessed], command.Metadata, cancellationToken);
+            if (opened)
+            {
+                await carrier.CarryPendingAsync(command.CantonId, command.Metadata, cancellationToken);
+            }
+
             return new AssessmentView(assessed.CantonId, body.PersonId!, assessed.FiscalYear, assessed.AmountMinor, filing.ToString("N"));
         }
     }

@@ -74,43 +74,81 @@ public static class Designate
         }
     }
 
-    public sealed class Handler(Placement placement, PersonKeys persons, TimeProvider clock)
+    public sealed class Handler(Placement placement, PersonKeys persons, FiscalYearKeys years, DesignationCarrier carrier, TimeProvider clock)
         : IRequestHandler<Command, Result>, IRequestHandler<Withdraw, Unit>, IRequestHandler<Query, DesignationView>
     {
         public async Task<Result> Handle(Command command, CancellationToken cancellationToken)
         {
-            var (events, db) = placement.Ledger(command.CantonId);
             var choices = command.Body.Choices!;
-            var taxpayer = (await persons.ObtainAsync(command.PersonId, cancellationToken)).Taxpayer;
-            var state = await ReadAsync(command.CantonId, command.FiscalYear, taxpayer,
+            var person = await persons.ObtainAsync(command.PersonId, cancellationToken);
+            // A year nobody was recorded in gets its key only once the choice is decided: a refusal records nothing.
+            var year = await years.FindAsync(command.CantonId, command.FiscalYear, cancellationToken);
+            var state = await ReadAsync(command.CantonId, command.FiscalYear, year?.Of(person.Taxpayer),
                 choices.Select(c => c.OrganizationId).Distinct(StringComparer.Ordinal).ToList(), cancellationToken);
+            var opened = false;
+            if (year is null)
+            {
+                state.History.Choose(command.CantonId, "", command.FiscalYear, choices, command.Body.Standing ?? false, state.Policy, state.Organizations, clock.GetUtcNow());
+                (year, opened) = await years.ObtainAsync(command.CantonId, command.FiscalYear, cancellationToken);
+            }
+
+            var taxpayer = year.Of(person.Taxpayer);
             var decided = state.History.Choose(
                 command.CantonId, taxpayer, command.FiscalYear, choices, command.Body.Standing ?? false,
                 state.Policy, state.Organizations, clock.GetUtcNow());
-            await AppendAsync(command.CantonId, taxpayer, state.Version, decided, command.Metadata, cancellationToken);
-            var created = !state.History.Records.ContainsKey(command.FiscalYear);
-            var history = decided.Aggregate(state.History, DesignationHistory.Apply);
+            var created = !state.History.IsOwn(command.FiscalYear);
+            var before = state.History.EffectiveFor(command.FiscalYear).Designation;
+            var recordedBefore = state.History.Records.ContainsKey(command.FiscalYear);
+            var history = await AppendAsync(command.CantonId, taxpayer, state, decided, command.Metadata, cancellationToken);
+            // Later years carry what this year's record carries: restated when a standing choice is made or replaced, or
+            // when the year had no record yet (a carry into it may still be pending).
+            var standing = command.Body.Standing == true || before?.Standing == true;
+            if (decided.Count > 0 && (standing || !recordedBefore))
+            {
+                await carrier.ChangedAsync(person, command.CantonId, standing,
+                    new DesignationCarrier.Appended(Designation.StreamId(command.CantonId, taxpayer), history, state.Version + decided.Count),
+                    command.Metadata, cancellationToken);
+            }
+
+            if (opened)
+            {
+                await carrier.CarryPendingAsync(command.CantonId, command.Metadata, cancellationToken);
+            }
+
             return new Result(created, await ViewAsync(command.CantonId, command.FiscalYear, command.PersonId, taxpayer, history, state.Policy, cancellationToken));
         }
 
         public async Task<Unit> Handle(Withdraw command, CancellationToken cancellationToken)
         {
-            var (events, db) = placement.Ledger(command.CantonId);
-            // Someone never recorded has nothing to withdraw; the year's policy still decides whether withdrawing is open.
-            var taxpayer = (await persons.FindAsync(command.PersonId, cancellationToken))?.Taxpayer;
+            // Someone never recorded (or a year nobody was recorded in) has nothing to withdraw; the year's policy still
+            // decides whether withdrawing is open.
+            var person = await persons.FindAsync(command.PersonId, cancellationToken);
+            var taxpayer = await HandleAsync(person, command.CantonId, command.FiscalYear, cancellationToken);
             var state = await ReadAsync(command.CantonId, command.FiscalYear, taxpayer, [], cancellationToken);
             var decided = state.History.Withdraw(command.CantonId, taxpayer ?? "", command.FiscalYear, state.Policy, clock.GetUtcNow());
-            await AppendAsync(command.CantonId, taxpayer!, state.Version, decided, command.Metadata, cancellationToken);
+            var before = state.History.EffectiveFor(command.FiscalYear).Designation;
+            var history = await AppendAsync(command.CantonId, taxpayer!, state, decided, command.Metadata, cancellationToken);
+            if (decided.Count > 0 && before?.Standing == true)
+            {
+                await carrier.ChangedAsync(person!, command.CantonId, standing: true,
+                    new DesignationCarrier.Appended(Designation.StreamId(command.CantonId, taxpayer!), history, state.Version + decided.Count),
+                    command.Metadata, cancellationToken);
+            }
+
             return Unit.Value;
         }
 
         public async Task<DesignationView> Handle(Query query, CancellationToken cancellationToken)
         {
-            var (events, db) = placement.Ledger(query.CantonId);
-            var taxpayer = (await persons.FindAsync(query.PersonId, cancellationToken))?.Taxpayer;
+            var taxpayer = await HandleAsync(await persons.FindAsync(query.PersonId, cancellationToken), query.CantonId, query.FiscalYear, cancellationToken);
             var state = await ReadAsync(query.CantonId, query.FiscalYear, taxpayer, [], cancellationToken);
             return await ViewAsync(query.CantonId, query.FiscalYear, query.PersonId, taxpayer, state.History, state.Policy, cancellationToken);
         }
+
+        /// <summary>The person's handle in the year, without creating anything: null when they were never recorded, or
+        /// nobody was recorded in the year, or its key is deleted (its records lead to nobody).</summary>
+        private async Task<string?> HandleAsync(PersonKey? person, string cantonId, int year, CancellationToken ct) =>
+            person is null ? null : (await years.FindAsync(cantonId, year, ct))?.Of(person.Taxpayer);
 
         private sealed record State(DesignationHistory History, long Version, FiscalPolicy? Policy, IReadOnlyDictionary<string, Organization?> Organizations);
 
@@ -136,18 +174,24 @@ public static class Designate
                 organizationIds.ToDictionary(id => id, id => read.GetValueOrDefault(Organization.StreamId(id)).Fold<Organization>(Organization.Apply).State));
         }
 
-        private async Task AppendAsync(string cantonId, string taxpayer, long version, IReadOnlyList<object> decided, EventMetadata metadata, CancellationToken ct)
+        private async Task<DesignationHistory> AppendAsync(
+            string cantonId, string taxpayer, State state, IReadOnlyList<object> decided, EventMetadata metadata, CancellationToken ct)
         {
             if (decided.Count > 0)
             {
-                await placement.Of(cantonId).Log.AppendAsync(Designation.StreamId(cantonId, taxpayer), ExpectedVersion.Exactly(version), decided, metadata, ct);
+                await placement.Of(cantonId).Log.AppendAsync(Designation.StreamId(cantonId, taxpayer), ExpectedVersion.Exactly(state.Version), decided, metadata, ct);
             }
+
+            return decided.Aggregate(state.History, DesignationHistory.Apply);
         }
 
         private async Task<DesignationView> ViewAsync(
             string cantonId, int year, string personId, string? taxpayer, DesignationHistory history, FiscalPolicy? policy, CancellationToken ct)
         {
             var (designation, from) = history.EffectiveFor(year);
+            var carriedFrom = designation is null ? null
+                : history.CarriedFrom.TryGetValue(year, out var carried) ? carried
+                : from is { } f && f != year ? f : (int?)null;
             var tax = taxpayer is null ? null : await BudgetProjection.AssessedTaxAsync(placement.Of(cantonId).DataSource, cantonId, year, taxpayer, ct);
             long? designable = tax is { } t && policy is not null ? Money.Designable(t, policy.DesignationRateBp) : null;
             var choices = designation?.Choices ?? [];
@@ -156,7 +200,7 @@ public static class Designate
                 cantonId, year, personId,
                 [.. choices.Select((c, i) => new ChoiceView(c.OrganizationId, c.ShareBp, amounts?[i]))],
                 designation?.Standing ?? false,
-                from is { } f && f != year ? f : null,
+                carriedFrom,
                 policy?.Deadline,
                 policy is not null && policy.IsOpenAt(clock.GetUtcNow()),
                 policy?.DesignationRateBp,

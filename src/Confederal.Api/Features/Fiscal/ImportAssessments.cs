@@ -37,7 +37,8 @@ public static class ImportAssessments
 
     public sealed record ImportView(string CantonId, string FilingId, long Assessments);
 
-    public sealed class Handler(Placement placement, PersonKeys persons) : IRequestHandler<Command, ImportView>
+    public sealed class Handler(Placement placement, PersonKeys persons, FiscalYearKeys years, DesignationCarrier carrier)
+        : IRequestHandler<Command, ImportView>
     {
         // Lines whose taxpayers are looked up (and given keys) in one round trip to the key table.
         private const int KeysPerLookup = 2_000;
@@ -48,7 +49,7 @@ public static class ImportAssessments
             await Cantons.RequireAsync(events, command.CantonId, cancellationToken);
             var filing = Guid.CreateVersion7();
             var bulk = await events.BeginBulkAppendAsync(TaxAssessed.FilingStreamId(command.CantonId, filing), command.Metadata, cancellationToken);
-            var keyed = new KeyedLines(persons);
+            var keyed = new KeyedLines(persons, years, command.CantonId);
             try
             {
                 var parser = new Parser(command.CantonId, command.Format);
@@ -90,6 +91,11 @@ public static class ImportAssessments
                 }
 
                 var count = await bulk!.CommitAsync(cancellationToken);
+                if (keyed.OpenedYears)
+                {
+                    await carrier.CarryPendingAsync(command.CantonId, command.Metadata, cancellationToken);
+                }
+
                 return new ImportView(command.CantonId, filing.ToString("N"), count);
             }
             finally
@@ -103,11 +109,18 @@ public static class ImportAssessments
         }
     }
 
-    /// <summary>Lines name people by person id, events by taxpayer handle. The handles of a chunk of lines are looked up
-    /// (and created for newcomers) in one round trip to the key table, while the chunk before is being copied.</summary>
-    private sealed class KeyedLines(PersonKeys persons)
+    /// <summary>Lines name people by person id, events by their handle in the line's year. The taxpayer handles of a chunk
+    /// of lines are looked up (and created for newcomers) in one round trip to the key table, while the chunk before is
+    /// being copied; each year's handles are derived from its key, obtained once.</summary>
+    private sealed class KeyedLines(PersonKeys persons, FiscalYearKeys years, string cantonId)
     {
-        private Task<(List<TaxAssessed> Lines, IReadOnlyDictionary<string, string> Taxpayers)>? _pending;
+        // Chunks are keyed while the one before is copied: two lookups may be under way at once.
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<int, Task<(YearHandles Handles, bool Opened)>> _years = new();
+
+        /// <summary>Whether a year of the import got its key (its standing designations are then carried into it).</summary>
+        public bool OpenedYears => _years.Values.Any(y => y.IsCompletedSuccessfully && y.Result.Opened);
+
+        private Task<List<TaxAssessed>>? _pending;
 
         public async Task AddAsync(BulkAppend bulk, List<TaxAssessed> lines, CancellationToken ct)
         {
@@ -120,10 +133,9 @@ public static class ImportAssessments
         {
             if (Interlocked.Exchange(ref _pending, null) is { } pending)
             {
-                var (lines, taxpayers) = await pending;
-                foreach (var line in lines)
+                foreach (var line in await pending)
                 {
-                    await bulk.WriteAsync(line with { Taxpayer = taxpayers[line.Taxpayer] }, ct);
+                    await bulk.WriteAsync(line, ct);
                 }
             }
         }
@@ -137,8 +149,23 @@ public static class ImportAssessments
             }
         }
 
-        private async Task<(List<TaxAssessed>, IReadOnlyDictionary<string, string>)> KeysAsync(List<TaxAssessed> lines, CancellationToken ct) =>
-            (lines, await persons.TaxpayersAsync([.. lines.Select(l => l.Taxpayer)], ct));
+        private async Task<List<TaxAssessed>> KeysAsync(List<TaxAssessed> lines, CancellationToken ct)
+        {
+            var taxpayers = await persons.TaxpayersAsync([.. lines.Select(l => l.Taxpayer)], ct);
+            YearHandles? year = null;
+            for (var i = 0; i < lines.Count; i++)
+            {
+                var line = lines[i];
+                if (year?.Year != line.FiscalYear)
+                {
+                    year = (await _years.GetOrAdd(line.FiscalYear, y => years.ObtainAsync(cantonId, y, ct))).Handles;
+                }
+
+                lines[i] = line with { Taxpayer = year.Of(taxpayers[line.Taxpayer]) };
+            }
+
+            return lines;
+        }
     }
 
     /// <summary>Reads lines as they stream in; valid ones come out as events naming the person by their person id (which

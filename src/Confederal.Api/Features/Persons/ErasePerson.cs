@@ -44,7 +44,7 @@ public static class ErasePerson
         }
     }
 
-    public sealed class Handler(Placement placement, PersonKeys persons, TimeProvider clock) : IRequestHandler<Command, Unit>
+    public sealed class Handler(Placement placement, PersonKeys persons, Fiscal.FiscalYearKeys years, TimeProvider clock) : IRequestHandler<Command, Unit>
     {
         public async Task<Unit> Handle(Command command, CancellationToken cancellationToken)
         {
@@ -86,6 +86,7 @@ public static class ErasePerson
                     {
                         Sql.Command("UPDATE residences SET birth_date = NULL WHERE resident = $1", key.Resident),
                         Sql.Command("DELETE FROM person_keys WHERE lookup = $1", PersonKeys.Bytes(persons.Lookup(command.PersonId))),
+                        Sql.Command("DELETE FROM designation_carries WHERE lookup = $1", PersonKeys.Bytes(persons.Lookup(command.PersonId))),
                     },
                 };
                 return await batch.ExecuteNonQueryAsync(ct);
@@ -95,19 +96,21 @@ public static class ErasePerson
         }
 
         /// <summary>Refuses while a (canton, year) the taxpayer has a record in is open, or within the canton's
-        /// retention of tax records (unless a court ordered the erasure).</summary>
+        /// retention of tax records (unless a court ordered the erasure). Only the years still linked can be looked at:
+        /// the others are past their retention, and lead to nobody already.</summary>
         private async Task RequireClosedAndPastRetentionAsync(string taxpayer, bool courtOrder, CancellationToken ct)
         {
             var now = clock.GetUtcNow();
             var today = DateOnly.FromDateTime(now.UtcDateTime);
-            var directory = placement.Directory;
-            var cantons = await Sql.ListAsync(directory.DataSource, "SELECT canton_id FROM cantons", r => r.GetString(0), ct);
+            var linked = await years.LinkedAsync(null, ct);
             var records = new SortedSet<(string CantonId, int Year)>();
             foreach (var shard in placement.All)
             {
-                records.UnionWith(await Sql.ListAsync(shard.DataSource,
-                    "SELECT canton_id, year FROM fiscal_taxpayers WHERE canton_id = ANY($1) AND taxpayer = $2", r => (r.GetString(0), r.GetInt32(1)), ct,
-                    cantons.ToArray(), taxpayer));
+                records.UnionWith(await Sql.ListAsync(shard.DataSource, """
+                    SELECT t.canton_id, t.year FROM fiscal_taxpayers t JOIN unnest($1::text[], $2::text[], $3::int[]) AS h(canton_id, taxpayer, year)
+                    ON t.canton_id = h.canton_id AND t.taxpayer = h.taxpayer AND t.year = h.year
+                    """, r => (r.GetString(0), r.GetInt32(1)), ct,
+                    linked.Select(y => y.CantonId).ToArray(), linked.Select(y => y.Of(taxpayer)).ToArray(), linked.Select(y => y.Year).ToArray()));
             }
 
             foreach (var (cantonId, year) in records)
