@@ -14,6 +14,34 @@ public static class Schema
 {
     private const long MigrationLock = 0x436f6e6665646572; // "Confeder"
 
+    /// <summary>Runs <paramref name="work"/> once per database, in one transaction recorded in es.schema_migrations as
+    /// <paramref name="id"/>: for a step that moves data rather than schema (run after the migrations). Concurrent starts
+    /// serialize on an advisory lock of the id.</summary>
+    public static async Task RunOnceAsync(
+        NpgsqlDataSource dataSource, string id, Func<NpgsqlConnection, NpgsqlTransaction, Task> work, CancellationToken ct = default)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        await using (var done = new NpgsqlCommand(
+                         "SELECT count(*) FROM (SELECT pg_advisory_xact_lock(hashtext($1))) AS locked, es.schema_migrations WHERE id = $1", connection, tx))
+        {
+            done.Parameters.Add(new NpgsqlParameter<string> { TypedValue = id });
+            if ((long)(await done.ExecuteScalarAsync(ct))! > 0)
+            {
+                return;
+            }
+        }
+
+        await work(connection, tx);
+        await using (var record = new NpgsqlCommand("INSERT INTO es.schema_migrations (id) VALUES ($1)", connection, tx))
+        {
+            record.Parameters.Add(new NpgsqlParameter<string> { TypedValue = id });
+            await record.ExecuteNonQueryAsync(ct);
+        }
+
+        await tx.CommitAsync(ct);
+    }
+
     /// <summary>Migrates Marten's schema and ours; a database still holding the log of the store before Marten has it
     /// moved into Marten (<see cref="PreMartenUpgrade"/>) and <paramref name="readModelTables"/> emptied for the daemon to
     /// rebuild.</summary>

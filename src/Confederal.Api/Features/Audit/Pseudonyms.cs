@@ -12,14 +12,16 @@ public sealed class Pseudonyms(byte[] key)
 {
     private const string Alphabet = "abcdefghijklmnopqrstuvwxyz234567";
 
-    public string Of(string personId)
+    public string Of(string personId) => Keyed(key, "p-", personId);
+
+    /// <summary><paramref name="prefix"/> (two characters) and 26 base32 characters (130 bits, from the first 17 bytes) of
+    /// the HMAC-SHA256 of <paramref name="value"/> under <paramref name="key"/>.</summary>
+    internal static string Keyed(byte[] key, string prefix, string value)
     {
         Span<byte> mac = stackalloc byte[32];
-        HMACSHA256.HashData(key, Encoding.UTF8.GetBytes(personId), mac);
+        HMACSHA256.HashData(key, Encoding.UTF8.GetBytes(value), mac);
         Span<char> text = stackalloc char[28];
-        text[0] = 'p';
-        text[1] = '-';
-        // 26 × 5 = 130 bits, from the first 17 bytes
+        prefix.CopyTo(text);
         for (var i = 0; i < 26; i++)
         {
             var bit = i * 5;

@@ -24,30 +24,8 @@ public sealed class YearHandles(string cantonId, int year, byte[]? key)
 
     public bool Legacy => key is null;
 
-    /// <summary>The person's handle in this year: "y~" and 26 base32 characters of 128 bits of the HMAC.</summary>
-    public string Of(string taxpayer)
-    {
-        if (key is null)
-        {
-            return taxpayer;
-        }
-
-        Span<byte> hash = stackalloc byte[HMACSHA256.HashSizeInBytes];
-        HMACSHA256.HashData(key, Encoding.UTF8.GetBytes(taxpayer), hash);
-        Span<char> text = stackalloc char[28];
-        text[0] = 'y';
-        text[1] = '~';
-        for (var i = 0; i < 26; i++)
-        {
-            var bit = i * 5;
-            var pair = (hash[bit / 8] << 8) | hash[(bit / 8) + 1];
-            text[2 + i] = Alphabet[(pair >> (11 - (bit % 8))) & 31];
-        }
-
-        return new string(text);
-    }
-
-    private const string Alphabet = "234567abcdefghijklmnopqrstuvwxyz";
+    /// <summary>The person's handle in this year: "y~" and 26 base32 characters of the HMAC of their taxpayer handle.</summary>
+    public string Of(string taxpayer) => key is null ? taxpayer : Pseudonyms.Keyed(key, "y~", taxpayer);
 }
 
 /// <summary>
@@ -202,42 +180,29 @@ public sealed class FiscalYearKeys(NpgsqlDataSource directory, AuditKeys keys, T
     /// after the person keys' own import; the directory's log holds every canton's events.</summary>
     public async Task ImportRecordedBeforeAsync(CancellationToken ct)
     {
-        await using var connection = await directory.OpenConnectionAsync(ct);
-        await using var tx = await connection.BeginTransactionAsync(ct);
-        await using (var done = new NpgsqlCommand("SELECT count(*) FROM (SELECT pg_advisory_xact_lock(hashtext($1))) AS locked, es.schema_migrations WHERE id = $1", connection, tx))
+        await Schema.RunOnceAsync(directory, LegacyImport, async (connection, tx) =>
         {
-            done.Parameters.Add(new NpgsqlParameter<string> { TypedValue = LegacyImport });
-            if ((long)(await done.ExecuteScalarAsync(ct))! > 0)
+            await using var import = new NpgsqlBatch(connection, tx)
             {
-                return;
-            }
-        }
-
-        await using (var import = new NpgsqlBatch(connection, tx)
-        {
-            BatchCommands =
-            {
-                Sql.Command("""
-                    INSERT INTO fiscal_year_keys (canton_id, year, legacy)
-                    SELECT DISTINCT data ->> 'cantonId', (data ->> 'fiscalYear')::int, true FROM marten.mt_events
-                    WHERE split_part(type, '.v', 1) IN ('tax-assessed', 'designation-chosen', 'designation-withdrawn')
-                    ON CONFLICT DO NOTHING
-                    """),
-                Sql.Command("""
-                    INSERT INTO designation_carries (lookup, canton_id)
-                    SELECT DISTINCT k.lookup, d.canton_id FROM person_keys k JOIN (
-                        SELECT data ->> 'cantonId' AS canton_id, coalesce(data ->> 'taxpayer', data ->> 'personId') AS taxpayer FROM marten.mt_events
-                        WHERE split_part(type, '.v', 1) = 'designation-chosen' AND (data ->> 'standing')::boolean) AS d ON d.taxpayer = k.taxpayer
-                    ON CONFLICT DO NOTHING
-                    """),
-                Sql.Command("INSERT INTO es.schema_migrations (id) VALUES ($1)", LegacyImport),
-            },
-        })
-        {
+                BatchCommands =
+                {
+                    Sql.Command("""
+                        INSERT INTO fiscal_year_keys (canton_id, year, legacy)
+                        SELECT DISTINCT data ->> 'cantonId', (data ->> 'fiscalYear')::int, true FROM marten.mt_events
+                        WHERE split_part(type, '.v', 1) IN ('tax-assessed', 'designation-chosen', 'designation-withdrawn')
+                        ON CONFLICT DO NOTHING
+                        """),
+                    Sql.Command("""
+                        INSERT INTO designation_carries (lookup, canton_id)
+                        SELECT DISTINCT k.lookup, d.canton_id FROM person_keys k JOIN (
+                            SELECT data ->> 'cantonId' AS canton_id, coalesce(data ->> 'taxpayer', data ->> 'personId') AS taxpayer FROM marten.mt_events
+                            WHERE split_part(type, '.v', 1) = 'designation-chosen' AND (data ->> 'standing')::boolean) AS d ON d.taxpayer = k.taxpayer
+                        ON CONFLICT DO NOTHING
+                        """),
+                },
+            };
             await import.ExecuteNonQueryAsync(ct);
-        }
-
-        await tx.CommitAsync(ct);
+        }, ct);
     }
 
     private sealed record Row(YearHandles Handles, bool Unlinked);

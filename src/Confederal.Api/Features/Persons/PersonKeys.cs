@@ -336,19 +336,8 @@ public sealed class PersonKeys(NpgsqlDataSource directory, AuditKeys keys, TimeP
     /// <summary>Gives the people the log recorded before handles, by their person id in clear, their row: handles equal
     /// to that person id (so every fold joins their old events and their new ones) and a key of their own for what is
     /// sealed from now on. Runs once per directory, after its migrations.</summary>
-    public async Task ImportRecordedInClearAsync(CancellationToken ct)
+    public Task ImportRecordedInClearAsync(CancellationToken ct) => Schema.RunOnceAsync(Db, LegacyImport, async (connection, tx) =>
     {
-        await using var connection = await Db.OpenConnectionAsync(ct);
-        await using var tx = await connection.BeginTransactionAsync(ct);
-        await using (var done = new NpgsqlCommand("SELECT count(*) FROM (SELECT pg_advisory_xact_lock(hashtext($1))) AS locked, es.schema_migrations WHERE id = $1", connection, tx))
-        {
-            done.Parameters.Add(new NpgsqlParameter<string> { TypedValue = LegacyImport });
-            if ((long)(await done.ExecuteScalarAsync(ct))! > 0)
-            {
-                return;
-            }
-        }
-
         var people = new List<string>();
         await using (var scan = new NpgsqlCommand("""
             SELECT DISTINCT p FROM (
@@ -371,15 +360,7 @@ public sealed class PersonKeys(NpgsqlDataSource directory, AuditKeys keys, TimeP
             await using var insert = InsertCommand(rows, onConflict: true, connection, tx);
             await insert.ExecuteNonQueryAsync(ct);
         }
-
-        await using (var record = new NpgsqlCommand("INSERT INTO es.schema_migrations (id) VALUES ($1)", connection, tx))
-        {
-            record.Parameters.Add(new NpgsqlParameter<string> { TypedValue = LegacyImport });
-            await record.ExecuteNonQueryAsync(ct);
-        }
-
-        await tx.CommitAsync(ct);
-    }
+    }, ct);
 
     internal void Forget(PersonKey key) => _cache.TryRemove(key.PersonId, out _);
 
