@@ -7,15 +7,12 @@ public sealed record Choice(string OrganizationId, int ShareBp);
 /// <see cref="TaxAssessed"/>), never their person id. <see cref="CarriedFrom"/> is set when the platform restated a
 /// standing designation made for that earlier year (see <see cref="DesignationCarry"/>); a person's own choice has none.</summary>
 public sealed record DesignationChosen(
-    string CantonId, string Taxpayer, int FiscalYear, IReadOnlyList<Choice> Choices, bool Standing,
-    int? CarriedFrom = null);
+    string CantonId, string Taxpayer, int FiscalYear, IReadOnlyList<Choice> Choices, bool Standing, int? CarriedFrom = null);
 
 /// <summary>A taxpayer withdrew their designation for one canton and year; a standing one stops carrying over. With
 /// <see cref="CarriedFrom"/>, the platform withdrew a restated designation because the person's own record of that
 /// year no longer carries it.</summary>
-public sealed record DesignationWithdrawn(
-    string CantonId, string Taxpayer, int FiscalYear,
-    int? CarriedFrom = null);
+public sealed record DesignationWithdrawn(string CantonId, string Taxpayer, int FiscalYear, int? CarriedFrom = null);
 
 /// <summary>One person's choices for one year: shares, not amounts.</summary>
 public sealed class Designation : IEquatable<Designation>

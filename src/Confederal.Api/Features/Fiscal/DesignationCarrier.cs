@@ -123,23 +123,26 @@ public sealed partial class DesignationCarrier(Placement placement, FiscalYearKe
             (stillCarrying ? carrying : done).Add(person);
         }
 
+        // A row that changed meanwhile (changes moved on) stays pending.
         var failed = await AppendAsync(log, appends, metadata, ct);
+        const string Unchanged = "unnest($1::bytea[], $2::int[]) AS u(lookup, changes) WHERE c.lookup = u.lookup AND c.canton_id = $3 AND c.changes = u.changes";
         await using var batch = new NpgsqlBatch
         {
             BatchCommands =
             {
-                Rows("UPDATE designation_carries c SET carried = u.changes", carrying.Where(p => !failed.Contains(p)).ToList()),
-                Rows("DELETE FROM designation_carries c", done.Where(p => !failed.Contains(p)).ToList()),
+                Rows($"UPDATE designation_carries c SET carried = u.changes FROM {Unchanged}", carrying),
+                Rows($"DELETE FROM designation_carries c USING {Unchanged}", done),
             },
         };
         await using var connection = await placement.Directory.DataSource.OpenConnectionAsync(ct);
         batch.Connection = connection;
         await batch.ExecuteNonQueryAsync(ct);
 
-        NpgsqlBatchCommand Rows(string statement, List<Person> rows) => Sql.Command(
-            statement + $" {(statement.StartsWith("UPDATE", StringComparison.Ordinal) ? "FROM" : "USING")} unnest($1::bytea[], $2::int[]) AS u(lookup, changes) " +
-            "WHERE c.lookup = u.lookup AND c.canton_id = $3 AND c.changes = u.changes",
-            rows.Select(p => p.Lookup).ToArray(), rows.Select(p => p.Changes).ToArray(), cantonId);
+        NpgsqlBatchCommand Rows(string sql, List<Person> people)
+        {
+            var carried = people.Where(p => !failed.Contains(p)).ToList();
+            return Sql.Command(sql, carried.Select(p => p.Lookup).ToArray(), carried.Select(p => p.Changes).ToArray(), cantonId);
+        }
     }
 
     // All in one transaction; when a person's own designation moved one of the streams meanwhile, each person's appends

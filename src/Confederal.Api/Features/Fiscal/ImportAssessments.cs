@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Text;
+using System.Collections.Concurrent;
 using System.IO.Pipelines;
 using System.Text;
 using System.Text.Json;
@@ -115,7 +116,7 @@ public static class ImportAssessments
     private sealed class KeyedLines(PersonKeys persons, FiscalYearKeys years, string cantonId)
     {
         // Chunks are keyed while the one before is copied: two lookups may be under way at once.
-        private readonly System.Collections.Concurrent.ConcurrentDictionary<int, Task<(YearHandles Handles, bool Opened)>> _years = new();
+        private readonly ConcurrentDictionary<int, Task<(YearHandles Handles, bool Opened)>> _years = new();
 
         /// <summary>Whether a year of the import got its key (its standing designations are then carried into it).</summary>
         public bool OpenedYears => _years.Values.Any(y => y.IsCompletedSuccessfully && y.Result.Opened);
