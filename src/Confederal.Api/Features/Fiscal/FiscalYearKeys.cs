@@ -236,16 +236,19 @@ public sealed class FiscalYearKeys(NpgsqlDataSource directory, AuditKeys keys, T
     }
 }
 
-/// <summary>Every hour: deletes the keys of years past their retention, and carries the standing designations that
-/// requests left pending (a run cut short, a person's own change racing it, a canton's database that did not answer).</summary>
+/// <summary>At start and then every hour: deletes the keys of years past their retention (again, after a key table was
+/// restored from a backup), and carries the standing designations that requests left pending (a run cut short, a
+/// person's own change racing it, a canton's database that did not answer).</summary>
 internal sealed partial class FiscalYearKeeper(
     FiscalYearKeys years, DesignationCarrier carrier, Placement placement, Database database, ILogger<FiscalYearKeeper> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(TimeSpan.FromHours(1));
-        while (await timer.WaitForNextTickAsync(stoppingToken))
+        do
         {
+            // Started after the directory's migration (which the host awaits before any other service), unless it
+            // failed; then the next tick tries again.
             if (!database.IsMigrated(LedgerDatabase.DirectoryId))
             {
                 continue;
@@ -265,6 +268,7 @@ internal sealed partial class FiscalYearKeeper(
                 Failed(e);
             }
         }
+        while (await timer.WaitForNextTickAsync(stoppingToken));
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Fiscal year {Year} of '{CantonId}' is past its retention: its key is deleted, its records lead to nobody")]
