@@ -30,6 +30,21 @@ public sealed class WriteScope : IAsyncDisposable
         return scope;
     }
 
+    /// <summary>Until the returned value is disposed, writes on the calling flow commit on their own, whether the open scope
+    /// (if any) commits or not: for a consequence of what was recorded before the scope, which must not be lost with it.
+    /// Call it where those writes are awaited, as <see cref="Enter"/>.</summary>
+    public static IDisposable Outside()
+    {
+        var outer = Ambient.Value;
+        Ambient.Value = null;
+        return new Restore(outer);
+    }
+
+    private sealed class Restore(WriteScope? outer) : IDisposable
+    {
+        public void Dispose() => Ambient.Value = outer;
+    }
+
     /// <summary>The scope a write on <paramref name="log"/> joins. A write on another database's log while a scope is
     /// open would commit alone, outside the one fact the scope makes: refused, as the bug it would be.</summary>
     internal static WriteScope? Current(EventLog log) => Ambient.Value switch

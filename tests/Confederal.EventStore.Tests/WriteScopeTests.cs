@@ -54,6 +54,25 @@ public sealed class WriteScopeTests
     }
 
     [Fact]
+    public async Task Writes_outside_a_scope_commit_on_their_own_and_the_scope_takes_the_writes_after_them()
+    {
+        await using var t = await TestStore.CreateAsync();
+        await using (WriteScope.Enter(t.Store))
+        {
+            await t.Store.AppendAsync("inside", ExpectedVersion.NoStream, [new Deposited("inside", 1)]);
+            using (WriteScope.Outside())
+            {
+                await t.Store.AppendAsync("outside", ExpectedVersion.NoStream, [new Deposited("outside", 2)]);
+            }
+
+            Assert.Equal(1, await WrittenAsync(t)); // committed already, the scope's own not yet
+            await t.Store.AppendAsync("inside-again", ExpectedVersion.NoStream, [new Deposited("inside-again", 3)]);
+        }
+
+        Assert.Equal(["outside"], (await t.ReadAllAsync()).Select(e => e.StreamId));
+    }
+
+    [Fact]
     public async Task A_failed_write_in_a_scope_is_undone_alone()
     {
         await using var t = await TestStore.CreateAsync();

@@ -47,7 +47,7 @@ public static class AssessTax
             await events.AppendAsync(TaxAssessed.FilingStreamId(command.CantonId, filing), ExpectedVersion.NoStream, [assessed], command.Metadata, cancellationToken);
             if (opened)
             {
-                await carrier.CarryPendingAsync(command.CantonId, command.Metadata, cancellationToken);
+                await carrier.CarryIntoOpenedYearAsync(command.CantonId, command.Metadata, cancellationToken);
             }
 
             return new AssessmentView(assessed.CantonId, body.PersonId!, assessed.FiscalYear, assessed.AmountMinor, filing.ToString("N"));

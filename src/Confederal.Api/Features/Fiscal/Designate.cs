@@ -112,7 +112,7 @@ public static class Designate
 
             if (opened)
             {
-                await carrier.CarryPendingAsync(command.CantonId, command.Metadata, cancellationToken);
+                await carrier.CarryIntoOpenedYearAsync(command.CantonId, command.Metadata, cancellationToken);
             }
 
             return new Result(created, await ViewAsync(command.CantonId, command.FiscalYear, command.PersonId, taxpayer, history, state.Policy, cancellationToken));

@@ -43,6 +43,17 @@ public sealed partial class DesignationCarrier(Placement placement, FiscalYearKe
         }
     }
 
+    /// <summary>After a request opened one of the canton's years (created its key): carries everyone pending, in writes of
+    /// their own. The restatements follow from what was recorded before the request, and the key stays whatever becomes
+    /// of the request: they must not be undone with it, or nothing would carry them again until the canton's next year.</summary>
+    public async Task CarryIntoOpenedYearAsync(string cantonId, EventMetadata metadata, CancellationToken ct)
+    {
+        using (WriteScope.Outside())
+        {
+            await CarryPendingAsync(cantonId, metadata, ct);
+        }
+    }
+
     /// <summary>Carries every pending person of the canton.</summary>
     public async Task CarryPendingAsync(string cantonId, EventMetadata metadata, CancellationToken ct)
     {

@@ -94,7 +94,7 @@ public static class ImportAssessments
                 var count = await bulk!.CommitAsync(cancellationToken);
                 if (keyed.OpenedYears)
                 {
-                    await carrier.CarryPendingAsync(command.CantonId, command.Metadata, cancellationToken);
+                    await carrier.CarryIntoOpenedYearAsync(command.CantonId, command.Metadata, cancellationToken);
                 }
 
                 return new ImportView(command.CantonId, filing.ToString("N"), count);
