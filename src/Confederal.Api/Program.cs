@@ -62,7 +62,8 @@ builder.Services.AddRazorPages(o =>
 {
     o.Conventions.AuthorizeFolder("/Person", PageSession.Policy);
     o.Conventions.ConfigureFilter(new PageBasics());
-});
+    o.Conventions.ConfigureFilter(new PageLanguage());
+}).AddViewLocalization();
 builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", tags: ["ready"]);
 builder.Services.AddOpenApi("v1", o =>
 {

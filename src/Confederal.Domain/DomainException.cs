@@ -11,6 +11,11 @@ public class DomainException(string code, string message) : Exception(message)
 public sealed class NotFoundException(string what, string id, string? message = null) : Exception(message ?? $"{what} '{id}' does not exist.")
 {
     public string What { get; } = what;
+
+    public string Id { get; } = id;
+
+    /// <summary>Stable, machine-readable name of what is missing, e.g. "canton-not-found".</summary>
+    public string Code => What.ToLowerInvariant().Replace(' ', '-') + "-not-found";
 }
 
 /// <summary>The caller may not do this, for a reason of the rules rather than of their role (answered 403).</summary>
@@ -18,3 +23,7 @@ public sealed class ForbiddenException(string code, string message) : Exception(
 {
     public string Code { get; } = code;
 }
+
+/// <summary>One rule a request's input breaks: a stable, machine-readable <see cref="Code"/> that pages translate, and
+/// the English <see cref="Message"/> the REST API answers with.</summary>
+public sealed record Problem(string Code, string Message);

@@ -211,7 +211,9 @@ public sealed class CantonTests(ApiFactory api) : IClassFixture<ApiFactory>
             Assert.Equal([member], problem.RootElement.GetProperty("errors").EnumerateObject().Select(e => e.Name));
         }
 
-        Assert.Equal(HttpStatusCode.NotFound, (await api.CreateClient().GetAsync("/api/v1/cantons/loc-never")).StatusCode);
+        using var missing = await api.CreateClient().GetAsync("/api/v1/cantons/loc-never");
+        Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+        Assert.Equal("canton-not-found", await Fiscal.CodeAsync(missing)); // what the pages translate
     }
 
     [Fact]

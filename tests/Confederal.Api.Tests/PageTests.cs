@@ -68,21 +68,74 @@ public sealed class PageTests(ApiFactory api) : IClassFixture<ApiFactory>
     }
 
     [Theory]
-    [InlineData("CHF", "fr-CH", 4_020_620_404L, "40 206 204.04 CHF")]
-    [InlineData("CHF", "de-CH", 123_456L, "CHF 1’234.56")]
-    [InlineData("EUR", "it-IT", 123_456L, "1.234,56 €")]
-    [InlineData("JPY", "ja-JP", 123_456L, "￥123,456")]
-    [InlineData("KWD", "en", 1_234_567L, "KWD 1,234.567")]
-    [InlineData("EUR", "en-GB", -5L, "-EUR 0.05")]
-    [InlineData("CHF", "it-IT", 150L, "1,50 CHF")]
-    public void Money_reads_in_the_cantons_locale_with_the_currencys_minor_digits(string currency, string locale, long minor, string expected) =>
-        Assert.Equal(expected, new CantonFormat(currency, locale, "UTC").Money(minor).Replace('\u202f', ' ').Replace('\u00a0', ' '));
+    [InlineData("CHF", "fr-CH", "fr", 4_020_620_404L, "40 206 204.04 CHF")]
+    [InlineData("CHF", "de-CH", "de", 123_456L, "CHF 1’234.56")]
+    [InlineData("EUR", "it-IT", "it", 123_456L, "1.234,56 €")]
+    [InlineData("JPY", "ja-JP", "ja", 123_456L, "￥123,456")]
+    [InlineData("KWD", "en", "en", 1_234_567L, "KWD 1,234.567")]
+    [InlineData("EUR", "en-GB", "en", -5L, "-EUR 0.05")]
+    [InlineData("CHF", "it-IT", "it", 150L, "1,50 CHF")]
+    [InlineData("CHF", "fr-CH", "it", 123_456L, "CHF 1’234.56")] // Italian as written in Switzerland: it-CH
+    [InlineData("CHF", "fr-CH", "ja", 123_456L, "CHF 1,234.56")] // ja-CH: an ISO code is never glued to the number
+    [InlineData("EUR", "it-IT", "de", 123_456L, "1.234,56 €")] // de-IT
+    public void Money_reads_in_the_cantons_locale_with_the_currencys_minor_digits(string currency, string locale, string language, long minor, string expected) =>
+        Assert.Equal(expected, new CantonFormat(currency, locale, "UTC", language).Money(minor).Replace('\u202f', ' ').Replace('\u00a0', ' '));
 
     [Fact]
     public void Instants_read_in_the_cantons_time_zone_and_say_which()
     {
-        var format = new CantonFormat("JPY", "ja-JP", "Asia/Tokyo");
+        var format = new CantonFormat("JPY", "ja-JP", "Asia/Tokyo", "ja");
         Assert.Equal("2026年12月31日木曜日 23:59 (Asia/Tokyo)", format.Instant(new DateTimeOffset(2026, 12, 31, 14, 59, 0, TimeSpan.Zero)));
-        Assert.Equal("33,34%", new CantonFormat("EUR", "it-IT", "Europe/Rome").Share(3334).Replace('\u00a0', ' '));
+        Assert.Equal("33,34%", new CantonFormat("EUR", "it-IT", "Europe/Rome", "it").Share(3334).Replace('\u00a0', ' '));
+    }
+
+    [Fact]
+    public void Dates_of_a_canton_read_in_the_language_of_the_page()
+    {
+        var day = new DateOnly(2026, 12, 2);
+        Assert.Equal("mercredi, 2 décembre 2026", new CantonFormat("CHF", "fr-CH", "Europe/Zurich", "fr").Date(day));
+        Assert.Equal("mercoledì, 2 dicembre 2026", new CantonFormat("CHF", "fr-CH", "Europe/Zurich", "it").Date(day));
+        Assert.Equal("2026年12月2日水曜日", new CantonFormat("CHF", "fr-CH", "Europe/Zurich", "ja").Date(day));
+        Assert.Equal("Wednesday, 2 December 2026", new CantonFormat("CHF", "fr-CH", "Europe/Zurich", "en").Date(day));
+    }
+
+    [Theory]
+    [InlineData("/me/designations", "?handler=Preview&canton=ge&year=2026", "/me/designations?canton=ge&year=2026")]
+    [InlineData("/me/ballots", "?canton=ge&HANDLER=Vote", "/me/ballots?canton=ge")]
+    [InlineData("/", "", "/")]
+    public void The_language_menu_returns_to_the_page_shown_as_a_get(string path, string query, string expected)
+    {
+        var http = new Microsoft.AspNetCore.Http.DefaultHttpContext();
+        http.Request.Path = path;
+        http.Request.QueryString = new Microsoft.AspNetCore.Http.QueryString(query);
+        Assert.Equal(expected, Languages.ReturnUrl(http.Request));
+    }
+
+    [Theory]
+    [InlineData(null, null, "fr-CH", "fr")] // the canton's language by default
+    [InlineData(null, null, "pt-BR", "en")] // a canton of another language: English
+    [InlineData(null, null, null, "en")] // a page about no canton
+    [InlineData(null, "it-CH, fr;q=0.8", "fr-CH", "it")] // the browser's first language the pages speak
+    [InlineData(null, "pt-BR, ja;q=0.5, de;q=0.7", "fr-CH", "de")] // by quality, not by order
+    [InlineData(null, "pt-BR, nl", "fr-CH", "fr")] // none the pages speak: the canton's
+    [InlineData(null, "ja;q=0, en;q=0.1", "fr-CH", "en")] // q=0 means "not this one"
+    [InlineData(null, "%%%;;;q=x", "de-CH", "de")] // a malformed header is no choice
+    [InlineData("es", "it-CH", "fr-CH", "es")] // the menu's choice beats the browser
+    [InlineData("xx", "it-CH", "fr-CH", "it")] // a cookie of no language the pages speak is ignored
+    public void A_page_speaks_the_persons_choice_else_their_browsers_else_the_cantons_else_english(
+        string? cookie, string? acceptLanguage, string? cantonLocale, string expected)
+    {
+        var http = new Microsoft.AspNetCore.Http.DefaultHttpContext();
+        if (cookie is not null)
+        {
+            http.Request.Headers.Cookie = $"{Languages.Cookie}={cookie}";
+        }
+
+        if (acceptLanguage is not null)
+        {
+            http.Request.Headers.AcceptLanguage = acceptLanguage;
+        }
+
+        Assert.Equal(expected, Languages.Of(http.Request, cantonLocale));
     }
 }

@@ -68,7 +68,7 @@ public sealed class UpgradeTests
                 {
                     differences.Add($"{entry.Name}: {(int)response.StatusCode}, was {then}: {body}");
                 }
-                else if (!JsonNode.DeepEquals(WithoutTraceIds(JsonNode.Parse(entry.Value.GetProperty("body").GetRawText())), WithoutTraceIds(WithoutDefaultRetention(WithoutNoLedgers(JsonNode.Parse(body))))))
+                else if (!JsonNode.DeepEquals(WithoutTraceIds(JsonNode.Parse(entry.Value.GetProperty("body").GetRawText())), WithoutTraceIds(WithoutNotFoundCode(WithoutDefaultRetention(WithoutNoLedgers(JsonNode.Parse(body)))))))
                 {
                     differences.Add($"{entry.Name}: {body}{Environment.NewLine}   was {entry.Value.GetProperty("body").GetRawText()}");
                 }
@@ -172,6 +172,19 @@ public sealed class UpgradeTests
             {
                 canton.Remove("taxRetentionYears");
             }
+        }
+
+        return node;
+    }
+
+    // A 404 problem names what is missing by a stable code since the pages translate codes (issue 18); the old version's
+    // had none.
+    private static JsonNode? WithoutNotFoundCode(JsonNode? node)
+    {
+        if (node is JsonObject problem && problem["status"] is JsonValue status && status.TryGetValue<int>(out var number) && number == 404
+            && problem["code"] is JsonValue code && code.TryGetValue<string>(out var name) && name.EndsWith("-not-found", StringComparison.Ordinal))
+        {
+            problem.Remove("code");
         }
 
         return node;

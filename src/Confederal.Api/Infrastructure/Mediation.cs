@@ -65,9 +65,10 @@ public static class Rules
 {
     /// <summary>A fiscal year of DESIGN.md: 2000..2100.</summary>
     public static IRuleBuilderOptions<T, int> FiscalYear<T>(this IRuleBuilder<T, int> rule) =>
-        rule.InclusiveBetween(Domain.Fiscal.FiscalPolicy.MinYear, Domain.Fiscal.FiscalPolicy.MaxYear).WithName("fiscalYear");
+        rule.InclusiveBetween(Domain.Fiscal.FiscalPolicy.MinYear, Domain.Fiscal.FiscalPolicy.MaxYear).WithName("fiscalYear").WithErrorCode("invalid-fiscal-year");
 
     /// <summary>A personId of DESIGN.md, here taken from the route.</summary>
     public static IRuleBuilderOptions<T, string> PersonId<T>(this IRuleBuilder<T, string> rule) =>
-        rule.Must(Domain.Identifiers.IsPersonId).WithName("personId").WithMessage("personId must match ^[A-Za-z0-9._:-]{1,64}$.");
+        rule.Must(Domain.Identifiers.IsPersonId).WithName("personId").WithMessage("personId must match ^[A-Za-z0-9._:-]{1,64}$.")
+            .WithErrorCode("invalid-person-id");
 }

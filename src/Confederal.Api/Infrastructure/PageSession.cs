@@ -94,7 +94,7 @@ public sealed class PageSignIn(SecurityKey? developmentKey)
             Roles.Person, personId, lifetime: DemoLifetime);
 
     /// <summary>The token's expiry when it is a valid person's token for this API (as the bearer scheme
-    /// <paramref name="options"/> validates it), or why not.</summary>
+    /// <paramref name="options"/> validates it), or why not (the key of a page's sentence).</summary>
     public static async Task<(DateTimeOffset? Expires, string? Refusal)> ValidateAsync(string token, JwtBearerOptions options, CancellationToken ct)
     {
         var parameters = options.TokenValidationParameters.Clone();
@@ -106,12 +106,12 @@ public sealed class PageSignIn(SecurityKey? developmentKey)
         var result = await new JsonWebTokenHandler().ValidateTokenAsync(token, parameters);
         if (!result.IsValid)
         {
-            return (null, "This token is not accepted: it is expired, malformed, or not issued and signed by this confederation's issuer.");
+            return (null, "SignIn.TokenRefused");
         }
 
         var user = new ClaimsPrincipal(result.ClaimsIdentity);
         return user.IsInRole(Roles.Person) && Identifiers.IsPersonId(user.FindFirstValue("sub"))
             ? (new DateTimeOffset(result.SecurityToken.ValidTo, TimeSpan.Zero), null)
-            : (null, "These pages are for people: the token must have the role person and the person's id as its subject.");
+            : (null, "SignIn.NotAPerson");
     }
 }

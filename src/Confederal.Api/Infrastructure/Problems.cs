@@ -79,6 +79,7 @@ internal sealed class ProblemsExceptionHandler(IProblemDetailsService problems, 
                 Status = StatusCodes.Status404NotFound,
                 Title = $"{e.What} not found.",
                 Detail = e.Message,
+                Extensions = { ["code"] = e.Code },
             },
             IdempotencyException e => new ProblemDetails
             {

@@ -31,6 +31,7 @@ public sealed class SignInModel(
 
     public IReadOnlyList<string> DemoPeople { get; private set; } = [];
 
+    /// <summary>The key of the sentence saying why signing in was refused.</summary>
     public string? Refusal { get; private set; }
 
     public async Task OnGetAsync(CancellationToken ct) => DemoPeople = signIn.OffersDemoPeople ? await DemoPeopleAsync(ct) : [];
@@ -45,7 +46,7 @@ public sealed class SignInModel(
         var person = string.IsNullOrWhiteSpace(OtherPersonId) ? PersonId : OtherPersonId.Trim();
         if (!Identifiers.IsPersonId(person))
         {
-            return await RefuseAsync("Pick a person, or type a person id: 1 to 64 letters, digits or . _ : -", ct);
+            return await RefuseAsync("SignIn.PickPerson", ct);
         }
 
         PageSession.Start(Response, signIn.IssueDemo(person!), clock.GetUtcNow() + PageSignIn.DemoLifetime);
@@ -57,7 +58,7 @@ public sealed class SignInModel(
         var token = Token?.Trim();
         if (string.IsNullOrEmpty(token))
         {
-            return await RefuseAsync("Paste the token your tax portal or identity provider gave you.", ct);
+            return await RefuseAsync("SignIn.PasteToken", ct);
         }
 
         var (expires, refusal) = await PageSignIn.ValidateAsync(token, bearer.Get(PageSession.Scheme), ct);

@@ -31,36 +31,36 @@ public sealed class Designation : IEquatable<Designation>
     public static string StreamId(string cantonId, string taxpayer) => $"designations-{cantonId}-{taxpayer}";
 
     /// <summary>The rules a set of choices must meet whatever the canton's policy; empty when it meets them.</summary>
-    public static IReadOnlyList<string> Problems(IReadOnlyList<Choice>? choices)
+    public static IReadOnlyList<Problem> Problems(IReadOnlyList<Choice>? choices)
     {
         if (choices is null || choices.Count == 0)
         {
-            return ["choose at least one organization (to designate nothing, withdraw instead)"];
+            return [new Problem("no-choice", "choose at least one organization (to designate nothing, withdraw instead)")];
         }
 
-        var problems = new List<string>();
+        var problems = new List<Problem>();
         if (choices.Count > FiscalPolicy.MaxOrganizationsLimit)
         {
-            problems.Add($"at most {FiscalPolicy.MaxOrganizationsLimit} organizations can be chosen");
+            problems.Add(new Problem("too-many-choices", $"at most {FiscalPolicy.MaxOrganizationsLimit} organizations can be chosen"));
         }
 
         if (choices.Any(c => !Identifiers.IsSlug(c.OrganizationId)))
         {
-            problems.Add("every organizationId must be a slug");
+            problems.Add(new Problem("invalid-organization-id", "every organizationId must be a slug"));
         }
 
         if (choices.Any(c => c.ShareBp is < 1 or > Money.BasisPoints))
         {
-            problems.Add("every shareBp must be from 1 to 10000");
+            problems.Add(new Problem("invalid-share", "every shareBp must be from 1 to 10000"));
         }
         else if (choices.Sum(c => (long)c.ShareBp) != Money.BasisPoints)
         {
-            problems.Add($"the shares must sum to exactly 10000 bp, not {choices.Sum(c => (long)c.ShareBp)}");
+            problems.Add(new Problem("shares-not-whole", $"the shares must sum to exactly 10000 bp, not {choices.Sum(c => (long)c.ShareBp)}"));
         }
 
         if (choices.Select(c => c.OrganizationId).Distinct(StringComparer.Ordinal).Count() != choices.Count)
         {
-            problems.Add("an organization can be chosen only once");
+            problems.Add(new Problem("organization-chosen-twice", "an organization can be chosen only once"));
         }
 
         return problems;
@@ -71,7 +71,7 @@ public sealed class Designation : IEquatable<Designation>
         var problems = Problems(choices);
         if (problems.Count > 0)
         {
-            throw new DomainException("invalid-choices", string.Join("; ", problems) + ".");
+            throw new DomainException("invalid-choices", string.Join("; ", problems.Select(p => p.Message)) + ".");
         }
 
         return new Designation(choices.OrderBy(c => c.OrganizationId, StringComparer.Ordinal).ToList(), standing);

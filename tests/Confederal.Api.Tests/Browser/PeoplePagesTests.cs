@@ -2,8 +2,6 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Confederal.Api.Infrastructure;
-using Confederal.EventStore;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Playwright;
 
 namespace Confederal.Api.Tests.Browser;
@@ -15,14 +13,15 @@ public sealed class PeoplePagesTests(BrowserSite site)
 {
     private readonly Fiscal _fiscal = new(site.Api);
     private readonly Democracy _democracy = new(site.Api);
+    private readonly PageScenes _scenes = new(site);
 
     private int Year => site.Api.Clock.GetUtcNow().Year;
 
     [Fact]
     public async Task A_three_way_split_is_saved_with_exactly_the_amounts_the_page_showed()
     {
-        var (canton, person) = ("split-" + Suffix(), "split-" + Suffix());
-        await GenevaLikeCantonAsync(canton, deadlineIn: TimeSpan.FromDays(30));
+        var (canton, person) = ("split-" + PageScenes.Suffix(), "split-" + PageScenes.Suffix());
+        await _scenes.GenevaLikeCantonAsync(canton, deadlineIn: TimeSpan.FromDays(30));
         await _fiscal.AssessAsync(canton, person, Year, 1_234_567); // designable: floor(1,234,567 × 70 / 10,000) = 8,641
         await using var context = await site.NewContextAsync();
         var page = await SignInAsync(context, person, $"/me/designations?canton={canton}&year={Year}");
@@ -38,7 +37,7 @@ public sealed class PeoplePagesTests(BrowserSite site)
 
         // Largest remainder: 2,880.05 and 2,880.05 and 2,880.91 floor to 2,880 each; the unit left goes to the last.
         Assert.Equal(new Dictionary<string, long> { [$"{canton}-culture"] = 2881, [$"{canton}-linux"] = 2880, [$"{canton}-oceans"] = 2880 }, shown);
-        Assert.Contains("28.81 CHF", await page.Locator("#preview").InnerTextAsync(), StringComparison.Ordinal);
+        Assert.Contains("CHF 28.81", await page.Locator("#preview").InnerTextAsync(), StringComparison.Ordinal); // English as written in Switzerland: en-CH
 
         await page.GetByRole(AriaRole.Button, new() { Name = "Save my choice" }).ClickAsync();
         await Assertions.Expect(page.Locator("#done")).ToContainTextAsync("saved");
@@ -52,8 +51,8 @@ public sealed class PeoplePagesTests(BrowserSite site)
     [Fact]
     public async Task Shares_that_do_not_add_up_to_100_percent_are_refused_on_the_page_and_nothing_is_recorded()
     {
-        var (canton, person) = ("sum-" + Suffix(), "sum-" + Suffix());
-        await GenevaLikeCantonAsync(canton, deadlineIn: TimeSpan.FromDays(30));
+        var (canton, person) = ("sum-" + PageScenes.Suffix(), "sum-" + PageScenes.Suffix());
+        await _scenes.GenevaLikeCantonAsync(canton, deadlineIn: TimeSpan.FromDays(30));
         await _fiscal.AssessAsync(canton, person, Year, 500_000);
         await using var context = await site.NewContextAsync();
         var page = await SignInAsync(context, person, $"/me/designations?canton={canton}&year={Year}");
@@ -63,7 +62,7 @@ public sealed class PeoplePagesTests(BrowserSite site)
         await ChooseAsync(page, 1, $"{canton}-linux", "30");
         await page.GetByRole(AriaRole.Button, new() { Name = "Save my choice" }).ClickAsync();
 
-        await Assertions.Expect(page.Locator("#problems")).ToContainTextAsync("sum to exactly 10000 bp, not 9000");
+        await Assertions.Expect(page.Locator("#problems")).ToContainTextAsync("The shares must add up to exactly 100 %, not 90");
         Assert.Equal(before, await site.Api.CountEventsAsync());
         await page.AssertAccessibleAsync();
     }
@@ -71,8 +70,8 @@ public sealed class PeoplePagesTests(BrowserSite site)
     [Fact]
     public async Task Past_the_deadline_the_choice_is_shown_read_only_with_the_reason_and_cannot_change()
     {
-        var (canton, person) = ("late-" + Suffix(), "late-" + Suffix());
-        await GenevaLikeCantonAsync(canton, deadlineIn: TimeSpan.FromHours(1));
+        var (canton, person) = ("late-" + PageScenes.Suffix(), "late-" + PageScenes.Suffix());
+        await _scenes.GenevaLikeCantonAsync(canton, deadlineIn: TimeSpan.FromHours(1));
         await _fiscal.AssessAsync(canton, person, Year, 1_000_000);
         await Fiscal.Ok(_fiscal.DesignateAsync(canton, Year, person, false, ($"{canton}-linux", 10_000)));
         await using var context = await site.NewContextAsync();
@@ -96,14 +95,14 @@ public sealed class PeoplePagesTests(BrowserSite site)
     [Fact]
     public async Task A_person_votes_without_a_mouse_and_finds_the_receipt_among_the_counted_ballots()
     {
-        var (canton, person) = ("vote-" + Suffix(), "vote-" + Suffix());
-        await GenevaLikeCantonAsync(canton, deadlineIn: TimeSpan.FromDays(30));
+        var (canton, person) = ("vote-" + PageScenes.Suffix(), "vote-" + PageScenes.Suffix());
+        await _scenes.GenevaLikeCantonAsync(canton, deadlineIn: TimeSpan.FromDays(30));
         Assert.Equal(HttpStatusCode.Created, (await _democracy.ResideAsync(canton, person, _democracy.Today.AddYears(-3))).StatusCode);
         Assert.Equal(HttpStatusCode.Created, (await _democracy.ResideAsync(canton, person + "-other", _democracy.Today.AddYears(-3))).StatusCode);
-        await ProjectedAsync();
+        await _scenes.ProjectedAsync();
         var ballot = await _democracy.BallotAsync(canton, options: ["tram", "bus"]);
         await _democracy.ReceiptAsync(canton, ballot, person + "-other", "bus");
-        await ProjectedAsync();
+        await _scenes.ProjectedAsync();
 
         await using var context = await site.NewContextAsync();
         var page = await SignInAsync(context, person, $"/me/ballots?canton={canton}");
@@ -141,8 +140,8 @@ public sealed class PeoplePagesTests(BrowserSite site)
     [Fact]
     public async Task The_budget_page_shows_the_figures_the_api_serves()
     {
-        var (canton, partner, pact) = ("bud-" + Suffix(), "bud-" + Suffix(), "pact-" + Suffix());
-        await GenevaLikeCantonAsync(canton, deadlineIn: TimeSpan.FromDays(30), unallocated: "proportional");
+        var (canton, partner, pact) = ("bud-" + PageScenes.Suffix(), "bud-" + PageScenes.Suffix(), "pact-" + PageScenes.Suffix());
+        await _scenes.GenevaLikeCantonAsync(canton, deadlineIn: TimeSpan.FromDays(30), unallocated: "proportional");
         await _fiscal.CantonAsync(partner, "CHF");
         await _fiscal.PolicyAsync(partner, Year, 100);
         await _fiscal.PactAsync(pact, "CHF", "equal");
@@ -156,7 +155,7 @@ public sealed class PeoplePagesTests(BrowserSite site)
         await _fiscal.AssessAsync(partner, $"{partner}-e", Year, 2_000_000);
         await Fiscal.Ok(_fiscal.DesignateAsync(canton, Year, $"{canton}-a", false, ($"{canton}-linux", 5_000), ($"{canton}-oceans", 5_000)));
         await Fiscal.Ok(_fiscal.DesignateAsync(canton, Year, $"{canton}-b", false, ($"{canton}-culture", 10_000)));
-        await ProjectedAsync();
+        await _scenes.ProjectedAsync();
         var api = await site.Api.CreateClient().GetFromJsonAsync<JsonElement>($"/api/v1/cantons/{canton}/budgets/{Year}");
 
         await using var context = await site.NewContextAsync();
@@ -202,7 +201,7 @@ public sealed class PeoplePagesTests(BrowserSite site)
     [Fact]
     public async Task Signing_in_keeps_the_token_out_of_every_url_and_out_of_reach_of_scripts()
     {
-        var person = "signin-" + Suffix();
+        var person = "signin-" + PageScenes.Suffix();
         await using var context = await site.NewContextAsync();
         var page = await context.NewPageAsync();
         var urls = new List<string>();
@@ -238,8 +237,8 @@ public sealed class PeoplePagesTests(BrowserSite site)
     [Fact]
     public async Task Organizations_are_found_by_name_and_kind_and_a_withdrawal_leaves_no_choice()
     {
-        var (canton, person) = ("find-" + Suffix(), "find-" + Suffix());
-        await GenevaLikeCantonAsync(canton, deadlineIn: TimeSpan.FromDays(30));
+        var (canton, person) = ("find-" + PageScenes.Suffix(), "find-" + PageScenes.Suffix());
+        await _scenes.GenevaLikeCantonAsync(canton, deadlineIn: TimeSpan.FromDays(30));
         await _fiscal.AssessAsync(canton, person, Year, 400_000);
         await Fiscal.Ok(_fiscal.DesignateAsync(canton, Year, person, true, ($"{canton}-oceans", 10_000)));
         await using var context = await site.NewContextAsync();
@@ -265,7 +264,7 @@ public sealed class PeoplePagesTests(BrowserSite site)
     [Fact]
     public async Task A_pasted_token_signs_in_a_person_and_no_one_else()
     {
-        var person = "paste-" + Suffix();
+        var person = "paste-" + PageScenes.Suffix();
         await using var context = await site.NewContextAsync();
         var page = await context.NewPageAsync();
         await page.GotoAsync("/sign-in");
@@ -291,9 +290,9 @@ public sealed class PeoplePagesTests(BrowserSite site)
     [Fact]
     public async Task The_home_page_lists_the_cantons_and_passes_the_accessibility_check()
     {
-        var canton = "home-" + Suffix();
-        await GenevaLikeCantonAsync(canton, deadlineIn: TimeSpan.FromDays(30));
-        await ProjectedAsync();
+        var canton = "home-" + PageScenes.Suffix();
+        await _scenes.GenevaLikeCantonAsync(canton, deadlineIn: TimeSpan.FromDays(30));
+        await _scenes.ProjectedAsync();
         await using var context = await site.NewContextAsync();
         var page = await context.NewPageAsync();
         await page.GotoAsync("/");
@@ -302,31 +301,9 @@ public sealed class PeoplePagesTests(BrowserSite site)
         await page.ScreenshotAsync("home");
     }
 
-    private async Task ProjectedAsync()
-    {
-        foreach (var projection in site.Api.Services.GetServices<IProjection>())
-        {
-            await site.Api.ProjectedAsync(projection.Name);
-        }
-    }
-
-    private static string Suffix() => Guid.NewGuid().ToString("N")[..8];
-
-    /// <summary>A canton that formats like Geneva (CHF, fr-CH, Europe/Zurich), three organizations of different kinds,
-    /// and a year's policy of 0.7 % with up to three choices.</summary>
-    private async Task GenevaLikeCantonAsync(string canton, TimeSpan deadlineIn, string unallocated = "retain")
-    {
-        await Fiscal.Ok(_fiscal.Admin.PutAsJsonAsync($"/api/v1/cantons/{canton}",
-            new { name = $"Canton {canton}", currency = "CHF", locale = "fr-CH", timeZone = "Europe/Zurich" }));
-        await _fiscal.OrganizationAsync($"{canton}-oceans", "commons");
-        await _fiscal.OrganizationAsync($"{canton}-linux", "commons");
-        await _fiscal.OrganizationAsync($"{canton}-culture", "cultural");
-        await _fiscal.PolicyAsync(canton, Year, 70, unallocated, deadline: site.Api.Clock.GetUtcNow() + deadlineIn);
-    }
-
     private async Task<IPage> SignInAsync(IBrowserContext context, string person, string then)
     {
-        await ProjectedAsync();
+        await _scenes.ProjectedAsync();
         var page = await context.NewPageAsync();
         await page.GotoAsync(then);
         await page.GetByLabel("or another person id").FillAsync(person);

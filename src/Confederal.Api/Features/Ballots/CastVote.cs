@@ -40,7 +40,7 @@ public static class CastVote
             var option = called.Options.ToList().IndexOf(command.Body.Option!);
             if (option < 0)
             {
-                throw new ValidationException([new ValidationFailure("option", $"option must be one of: {string.Join(", ", called.Options)}.")]);
+                throw new ValidationException([new ValidationFailure("option", $"option must be one of: {string.Join(", ", called.Options)}.") { ErrorCode = "unknown-option" }]);
             }
 
             var receipt = BallotBox.NewReceipt();

@@ -132,5 +132,5 @@ public static class BudgetAsOf
             budget.NetBudgetMinor, position, ledgers);
     }
 
-    private static ValidationException Invalid(string message) => new([new ValidationFailure("asOf", message)]);
+    private static ValidationException Invalid(string message) => new([new ValidationFailure("asOf", message) { ErrorCode = "invalid-as-of" }]);
 }

@@ -905,7 +905,7 @@ public static class GetBudget
         public Validator()
         {
             RuleFor(c => c.FiscalYear).FiscalYear();
-            RuleFor(c => c.AsOf).Must(a => a is null || AsOf.TryParse(a, out _)).WithName("asOf").WithMessage(AsOf.Expected);
+            RuleFor(c => c.AsOf).Must(a => a is null || AsOf.TryParse(a, out _)).WithName("asOf").WithMessage(AsOf.Expected).WithErrorCode("invalid-as-of");
         }
     }
 

@@ -6,6 +6,7 @@ using Confederal.Domain.Fiscal;
 using Confederal.Domain.Organizations;
 using Confederal.EventStore;
 using FluentValidation;
+using FluentValidation.Results;
 using MediatR;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Npgsql;
@@ -44,13 +45,13 @@ public static class Designate
             {
                 if (choices is not null && choices.Any(c => c is null))
                 {
-                    context.AddFailure("choices", "every choice must be an object {organizationId, shareBp}.");
+                    context.AddFailure(new ValidationFailure("choices", "every choice must be an object {organizationId, shareBp}.") { ErrorCode = "invalid-choices" });
                     return;
                 }
 
                 foreach (var problem in Designation.Problems(choices))
                 {
-                    context.AddFailure("choices", problem + ".");
+                    context.AddFailure(new ValidationFailure("choices", problem.Message + ".") { ErrorCode = problem.Code });
                 }
             });
         }

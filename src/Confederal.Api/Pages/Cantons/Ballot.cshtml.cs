@@ -10,7 +10,7 @@ namespace Confederal.Api.Pages.Cantons;
 
 /// <summary>/cantons/{cantonId}/ballots/{ballotId}: a ballot and, once certified, its results, where anyone holding a
 /// receipt can check that it is among the counted ballots and with which option.</summary>
-public sealed class BallotModel(IMediator mediator, EventLog events, TimeProvider clock) : PageModel
+public sealed class BallotModel(IMediator mediator, EventLog events, TimeProvider clock) : PageModel, ICantonPage
 {
     [BindProperty(SupportsGet = true)]
     public string CantonId { get; set; } = "";
@@ -34,7 +34,7 @@ public sealed class BallotModel(IMediator mediator, EventLog events, TimeProvide
 
     public bool Checked { get; private set; }
 
-    public IReadOnlyList<string>? Refusal { get; private set; }
+    public IReadOnlyList<PageMessage>? Refusal { get; private set; }
 
     public async Task<IActionResult> OnGetAsync(CancellationToken ct)
     {
@@ -63,7 +63,7 @@ public sealed class BallotModel(IMediator mediator, EventLog events, TimeProvide
         try
         {
             Canton = await mediator.Send(new GetCantons.OneQuery(CantonId), ct);
-            Format = CantonFormat.For(Canton);
+            Format = CantonFormat.For(Canton, Request);
             var (ballot, _) = await Ballots.ReadAsync(events, CantonId, BallotId, ct);
             Ballot = BallotView.From(ballot, clock.GetUtcNow());
             Results = ballot.Certified is null ? null : BallotResultsView.From(ballot, 0, []);

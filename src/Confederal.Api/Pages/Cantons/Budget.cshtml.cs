@@ -10,7 +10,7 @@ namespace Confederal.Api.Pages.Cantons;
 
 /// <summary>/cantons/{cantonId}/budgets/{year}[?asOf=]: a canton's public budget, the same read as the REST API's,
 /// with the position of the log it is as of and when that event was recorded.</summary>
-public sealed class BudgetModel(IMediator mediator, NpgsqlDataSource db) : PageModel
+public sealed class BudgetModel(IMediator mediator, NpgsqlDataSource db) : PageModel, ICantonPage
 {
     [BindProperty(SupportsGet = true)]
     public string CantonId { get; set; } = "";
@@ -31,14 +31,14 @@ public sealed class BudgetModel(IMediator mediator, NpgsqlDataSource db) : PageM
 
     public IReadOnlyDictionary<string, string> OrganizationNames { get; private set; } = new Dictionary<string, string>();
 
-    public IReadOnlyList<string>? Refusal { get; private set; }
+    public IReadOnlyList<PageMessage>? Refusal { get; private set; }
 
     public async Task<IActionResult> OnGetAsync(CancellationToken ct)
     {
         try
         {
             Canton = await mediator.Send(new GetCantons.OneQuery(CantonId), ct);
-            Format = CantonFormat.For(Canton);
+            Format = CantonFormat.For(Canton, Request);
             Budget = await mediator.Send(new GetBudget.Query(CantonId, Year, string.IsNullOrWhiteSpace(AsOf) ? null : AsOf.Trim()), ct);
         }
         catch (Exception e) when (Refusals.Of(e) is { } refusal)

@@ -12,7 +12,7 @@ namespace Confederal.Api.Pages.Person;
 /// <summary>/me/ballots: a canton's ballots as the signed-in person sees them: whether they are on each roll and why
 /// not, a vote on the open ones, the receipt of the vote just cast (shown once, stored nowhere with their name), and the
 /// results of the certified ones.</summary>
-public sealed class BallotsModel(IMediator mediator, NpgsqlDataSource db, Features.Persons.PersonKeys persons) : PageModel
+public sealed class BallotsModel(IMediator mediator, NpgsqlDataSource db, Features.Persons.PersonKeys persons) : PageModel, ICantonPage
 {
     [BindProperty(SupportsGet = true)]
     public string? Canton { get; set; }
@@ -33,24 +33,7 @@ public sealed class BallotsModel(IMediator mediator, NpgsqlDataSource db, Featur
     /// <summary>The vote just cast.</summary>
     public VoteReceipt? Receipt { get; private set; }
 
-    public IReadOnlyList<string> Problems { get; private set; } = [];
-
-    public static string StatusName(string status) => status switch
-    {
-        "scheduled" => "Not open yet",
-        "open" => "Open",
-        "closing" => "Voting ended, being counted",
-        _ => "Certified",
-    };
-
-    public static string ReasonText(string? reason) => reason switch
-    {
-        "not-resident-on-census-date" => "you did not live in the canton on the census date",
-        "under-voting-age" => "you were under the canton's voting age on the census date",
-        "residence-too-short" => "you had not lived in the canton for the minimum time on the census date",
-        null => "",
-        _ => reason,
-    };
+    public IReadOnlyList<PageMessage> Problems { get; private set; } = [];
 
     public async Task OnGetAsync(CancellationToken ct) => await LoadAsync(ct);
 
@@ -62,7 +45,7 @@ public sealed class BallotsModel(IMediator mediator, NpgsqlDataSource db, Featur
         }
         catch (Exception e) when (Refusals.Of(e) is { } refusal)
         {
-            Problems = option is null ? ["Choose an option before casting your vote."] : refusal;
+            Problems = option is null ? [new("Ballots.ChooseOption")] : refusal;
         }
 
         await LoadAsync(ct);
@@ -76,11 +59,11 @@ public sealed class BallotsModel(IMediator mediator, NpgsqlDataSource db, Featur
         Selected = Cantons.FirstOrDefault(c => c.CantonId == Canton);
         if (Selected is null)
         {
-            Problems = [.. Problems, Canton is null ? "No canton is registered yet." : $"There is no canton '{Canton}'."];
+            Problems = [.. Problems, Canton is null ? new("Index.NoCanton") : PageMessage.Refusal("canton-not-found", Canton)];
             return;
         }
 
-        Format = CantonFormat.For(Selected);
+        Format = CantonFormat.For(Selected, Request);
         var cards = new List<Card>();
         foreach (var ballot in await mediator.Send(new ListBallots.Query(Selected.CantonId, null), ct))
         {

@@ -19,7 +19,8 @@ namespace Confederal.Api.Pages.Person;
 /// <summary>/me/designations: the signed-in person's designation for a canton and year. The amounts a choice would give
 /// are split by the same code the server splits them with; saving and withdrawing go through the same handlers as the
 /// REST API, so the page can refuse nothing the API would accept, nor accept anything it would refuse.</summary>
-public sealed partial class DesignationsModel(IMediator mediator, NpgsqlDataSource db, Features.Persons.PersonKeys persons, TimeProvider clock) : PageModel
+public sealed partial class DesignationsModel(IMediator mediator, NpgsqlDataSource db, Features.Persons.PersonKeys persons, TimeProvider clock)
+    : PageModel, ICantonPage
 {
     [BindProperty(SupportsGet = true)]
     public string? Canton { get; set; }
@@ -70,8 +71,9 @@ public sealed partial class DesignationsModel(IMediator mediator, NpgsqlDataSour
 
     public IReadOnlyList<PreviewLine>? Preview { get; private set; }
 
-    public IReadOnlyList<string> Problems { get; private set; } = [];
+    public IReadOnlyList<PageMessage> Problems { get; private set; } = [];
 
+    /// <summary>After a redirect: the key of the sentence saying what was done.</summary>
     [TempData]
     public string? Done { get; set; }
 
@@ -114,14 +116,14 @@ public sealed partial class DesignationsModel(IMediator mediator, NpgsqlDataSour
 
         return await RefusedAsync(() => mediator.Send(
                 new Designate.Command(Canton!, Year!.Value, PersonId, new Designate.Body(choices, Standing), HttpContext.Metadata()), ct),
-            Standing ? "Your choice is saved, and will carry over to later years until you change it." : "Your choice is saved.");
+            Standing ? "Designations.SavedStanding" : "Designations.Saved");
     }
 
     public async Task<IActionResult> OnPostWithdrawAsync(CancellationToken ct)
     {
         await LoadAsync(ct);
         return await RefusedAsync(() => mediator.Send(new Designate.Withdraw(Canton!, Year!.Value, PersonId, HttpContext.Metadata()), ct),
-            "Your designation is withdrawn: your designable amount counts as unexpressed.");
+            "Designations.Withdrawn");
     }
 
     public string NameOf(string organizationId) =>
@@ -133,14 +135,6 @@ public sealed partial class DesignationsModel(IMediator mediator, NpgsqlDataSour
             ? Eligible.Where(o => o.OrganizationId == chosen).Concat(Shown)
             : Shown;
 
-    public static string KindName(OrganizationKind kind) => kind switch
-    {
-        OrganizationKind.Cultural => "Cultural",
-        OrganizationKind.Origin => "Origin-based",
-        OrganizationKind.Community => "Transnational community",
-        _ => "Productive commons",
-    };
-
     public static string KindValue(OrganizationKind kind) => kind.ToString().ToLowerInvariant();
 
     // Percent with at most two decimals, with a point or a comma: 33.34 or 33,34 → 3334 bp.
@@ -150,7 +144,7 @@ public sealed partial class DesignationsModel(IMediator mediator, NpgsqlDataSour
     private static string Percent(int bp) =>
         (bp / 100m).ToString(bp % 100 == 0 ? "0" : "0.00", CultureInfo.InvariantCulture);
 
-    private async Task<IActionResult> RefusedAsync(Func<Task> send, string done)
+    private async Task<IActionResult> RefusedAsync(Func<Task> send, string doneKey)
     {
         try
         {
@@ -162,14 +156,14 @@ public sealed partial class DesignationsModel(IMediator mediator, NpgsqlDataSour
             return Page();
         }
 
-        Done = done;
+        Done = doneKey;
         return RedirectToPage(new { canton = Canton, year = Year });
     }
 
     /// <summary>The rows as choices, or null with <see cref="Problems"/> telling the person what to mend.</summary>
     private List<Choice>? Choices()
     {
-        var problems = new List<string>();
+        var problems = new List<PageMessage>();
         var choices = new List<Choice>();
         foreach (var (row, i) in Rows.Select((r, i) => (r, i + 1)))
         {
@@ -181,11 +175,11 @@ public sealed partial class DesignationsModel(IMediator mediator, NpgsqlDataSour
 
             if (organization.Length == 0)
             {
-                problems.Add($"Line {i}: choose an organization for the share {share}.");
+                problems.Add(new("Designations.LineWithoutOrganization", i, share));
             }
             else if (PercentPattern().Match(share) is not { Success: true } m)
             {
-                problems.Add($"Line {i}: give {NameOf(organization)} a share in percent, e.g. 33.34 (at most two decimals).");
+                problems.Add(new("Designations.LineWithoutShare", i, NameOf(organization)));
             }
             else
             {
@@ -197,7 +191,9 @@ public sealed partial class DesignationsModel(IMediator mediator, NpgsqlDataSour
 
         if (problems.Count == 0)
         {
-            problems.AddRange(Designation.Problems(choices).Select(p => char.ToUpper(p[0], CultureInfo.InvariantCulture) + p[1..] + "."));
+            problems.AddRange(Designation.Problems(choices).Select(p => p.Code == "shares-not-whole"
+                ? new PageMessage("Designations.SharesAddUpTo", Format?.Share(choices.Sum(c => c.ShareBp)) ?? "")
+                : PageMessage.Refusal(p.Code)));
         }
 
         Problems = problems;
@@ -212,11 +208,11 @@ public sealed partial class DesignationsModel(IMediator mediator, NpgsqlDataSour
         Selected = Cantons.FirstOrDefault(c => c.CantonId == Canton);
         if (Selected is null)
         {
-            Problems = Canton is null ? ["No canton is registered yet."] : [$"There is no canton '{Canton}'."];
+            Problems = [Canton is null ? new("Index.NoCanton") : PageMessage.Refusal("canton-not-found", Canton)];
             return;
         }
 
-        Format = CantonFormat.For(Selected);
+        Format = CantonFormat.For(Selected, Request);
         try
         {
             Current = await mediator.Send(new Designate.Query(Selected.CantonId, Year.Value, PersonId), ct);
