@@ -99,6 +99,46 @@ public sealed class PageTests(ApiFactory api) : IClassFixture<ApiFactory>
         Assert.Equal("Wednesday, 2 December 2026", new CantonFormat("CHF", "fr-CH", "Europe/Zurich", "en").Date(day));
     }
 
+    [Fact]
+    public async Task The_language_menu_remembers_a_language_the_pages_speak_and_refuses_any_other()
+    {
+        using var client = api.CreateClient(new() { AllowAutoRedirect = false });
+        var page = await client.GetStringAsync("/sign-in");
+        var token = System.Text.RegularExpressions.Regex.Match(page, "name=\"__RequestVerificationToken\" type=\"hidden\" value=\"([^\"]+)\"").Groups[1].Value;
+        Assert.NotEmpty(token);
+
+        async Task<HttpResponseMessage> PostAsync(string language, string returnUrl) =>
+            await client.PostAsync("/language", new FormUrlEncodedContent(new Dictionary<string, string>
+            {
+                ["__RequestVerificationToken"] = token, ["language"] = language, ["returnUrl"] = returnUrl,
+            }));
+
+        using var refused = await PostAsync("xx", "/sign-in");
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        Assert.False(refused.Headers.Contains("Set-Cookie"));
+
+        using var elsewhere = await PostAsync("de", "https://evil.example/");
+        Assert.Equal("/", elsewhere.Headers.Location?.OriginalString); // local paths only
+
+        using var chosen = await PostAsync("ja", "/sign-in?returnUrl=%2Fme%2Fballots");
+        Assert.Equal(HttpStatusCode.Redirect, chosen.StatusCode);
+        Assert.Equal("/sign-in?returnUrl=%2Fme%2Fballots", chosen.Headers.Location?.OriginalString);
+        var cookie = chosen.Headers.GetValues("Set-Cookie").Single(c => c.StartsWith(Languages.Cookie + "=", StringComparison.Ordinal));
+        Assert.Contains("confederal-language=ja;", cookie, StringComparison.Ordinal);
+        Assert.Contains("httponly", cookie, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("samesite=lax", cookie, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("max-age=31536000", cookie, StringComparison.OrdinalIgnoreCase);
+
+        using var japanese = new HttpRequestMessage(HttpMethod.Get, "/sign-in");
+        japanese.Headers.Add("Cookie", $"{Languages.Cookie}=ja");
+        japanese.Headers.AcceptLanguage.ParseAdd("fr-CH");
+        var html = await (await client.SendAsync(japanese)).Content.ReadAsStringAsync();
+        Assert.Contains("<html lang=\"ja\">", html, StringComparison.Ordinal);
+
+        using var withoutToken = await client.PostAsync("/language", new FormUrlEncodedContent(new Dictionary<string, string> { ["language"] = "ja" }));
+        Assert.Equal(HttpStatusCode.BadRequest, withoutToken.StatusCode); // antiforgery: no other site sets it
+    }
+
     [Theory]
     [InlineData("/me/designations", "?handler=Preview&canton=ge&year=2026", "/me/designations?canton=ge&year=2026")]
     [InlineData("/me/ballots", "?canton=ge&HANDLER=Vote", "/me/ballots?canton=ge")]
