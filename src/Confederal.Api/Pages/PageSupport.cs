@@ -97,7 +97,7 @@ public static class Refusals
 {
     public static IReadOnlyList<PageMessage>? Of(Exception exception) => exception switch
     {
-        ValidationException e => [.. e.Errors.Select(f => f.ErrorCode).Distinct(StringComparer.Ordinal).Select(c => PageMessage.Refusal(c))],
+        ValidationException e => [.. e.Errors.Select(f => f.ErrorCode ?? f.PropertyName).Distinct(StringComparer.Ordinal).Select(c => PageMessage.Refusal(c))],
         ConcurrencyException => [PageMessage.Refusal("concurrency-conflict")],
         DomainException e => [PageMessage.Refusal(e.Code)],
         ForbiddenException e => [PageMessage.Refusal(e.Code)],
