@@ -64,6 +64,10 @@ builder.Services.AddRazorPages(o =>
     o.Conventions.ConfigureFilter(new PageBasics());
     o.Conventions.ConfigureFilter(new PageLanguage());
 }).AddViewLocalization();
+// Pages in French or Japanese are written as such, not as numeric references (&#xE9;, &#x7A0E;): the encoder still
+// escapes every character that means something in HTML.
+builder.Services.Configure<Microsoft.Extensions.WebEncoders.WebEncoderOptions>(o =>
+    o.TextEncoderSettings = new System.Text.Encodings.Web.TextEncoderSettings(System.Text.Unicode.UnicodeRanges.All));
 builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", tags: ["ready"]);
 builder.Services.AddOpenApi("v1", o =>
 {

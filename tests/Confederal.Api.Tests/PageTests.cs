@@ -134,6 +134,7 @@ public sealed class PageTests(ApiFactory api) : IClassFixture<ApiFactory>
         japanese.Headers.AcceptLanguage.ParseAdd("fr-CH");
         var html = await (await client.SendAsync(japanese)).Content.ReadAsStringAsync();
         Assert.Contains("<html lang=\"ja\">", html, StringComparison.Ordinal);
+        Assert.Contains($"<h1>{PageTextTests.In("ja")["Layout.SignIn"]}</h1>", html, StringComparison.Ordinal); // as written, not as &#x…;
 
         using var withoutToken = await client.PostAsync("/language", new FormUrlEncodedContent(new Dictionary<string, string> { ["language"] = "ja" }));
         Assert.Equal(HttpStatusCode.BadRequest, withoutToken.StatusCode); // antiforgery: no other site sets it
