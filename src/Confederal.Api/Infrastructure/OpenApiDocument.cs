@@ -105,6 +105,21 @@ internal sealed class OpenApiSchemas : IOpenApiSchemaTransformer
             schema.Required?.Remove("standing");
         }
 
+        if (typeof(Microsoft.AspNetCore.Mvc.ProblemDetails).IsAssignableFrom(context.JsonTypeInfo.Type) && schema.Properties is { } problem)
+        {
+            // A problem's members beyond RFC 9457's: its stable code, the request's trace id, and those of some problems
+            // (errors, invalidLines); the document must not forbid what every answer carries.
+            problem["code"] = new OpenApiSchema
+            {
+                Type = JsonSchemaType.String,
+                Description = "Stable, machine-readable name of the refusal (e.g. deadline-passed, canton-not-found); the title and " +
+                              "detail are English for people, the code is for programs and is what the web pages translate.",
+            };
+            problem["traceId"] = new OpenApiSchema { Type = JsonSchemaType.String, Description = "The request's W3C trace id, for support." };
+            schema.AdditionalPropertiesAllowed = true;
+            schema.AdditionalProperties = null;
+        }
+
         return Task.CompletedTask;
     }
 }
