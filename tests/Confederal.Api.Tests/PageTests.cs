@@ -140,6 +140,22 @@ public sealed class PageTests(ApiFactory api) : IClassFixture<ApiFactory>
         Assert.Equal(HttpStatusCode.BadRequest, withoutToken.StatusCode); // antiforgery: no other site sets it
     }
 
+    [Fact]
+    public async Task The_rest_apis_problems_stay_english_whatever_language_the_caller_reads()
+    {
+        using var client = api.CreateClient();
+        foreach (var path in new[] { "/api/v1/cantons/zz", "/api/v1/cantons/zz/budgets/1999" })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, path);
+            request.Headers.AcceptLanguage.ParseAdd("fr-CH");
+            request.Headers.Add("Cookie", $"{Languages.Cookie}=ja");
+            using var response = await client.SendAsync(request);
+            var problem = await response.Content.ReadAsStringAsync();
+            Assert.Contains(response.StatusCode == HttpStatusCode.NotFound ? "Canton 'zz' does not exist." : "must be between 2000 and 2100", problem,
+                StringComparison.Ordinal);
+        }
+    }
+
     [Theory]
     [InlineData("/me/designations", "?handler=Preview&canton=ge&year=2026", "/me/designations?canton=ge&year=2026")]
     [InlineData("/me/ballots", "?canton=ge&HANDLER=Vote", "/me/ballots?canton=ge")]
