@@ -68,6 +68,7 @@ builder.Services.AddRazorPages(o =>
 // escapes every character that means something in HTML.
 builder.Services.Configure<Microsoft.Extensions.WebEncoders.WebEncoderOptions>(o =>
     o.TextEncoderSettings = new System.Text.Encodings.Web.TextEncoderSettings(System.Text.Unicode.UnicodeRanges.All));
+builder.AddConfederalTelemetry();
 builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", tags: ["ready"]);
 builder.Services.AddOpenApi("v1", o =>
 {
@@ -94,6 +95,7 @@ app.UseMiddleware<Idempotency>();
 app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false }).DisableRateLimiting().DisableRequestTimeout();
 app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") }).DisableRateLimiting().DisableRequestTimeout();
 app.MapOpenApi("/openapi/{documentName}.json");
+app.MapMetrics();
 app.MapRazorPages();
 
 var api = app.MapGroup("/api/v1").KeepsCommittedWrites()

@@ -56,10 +56,12 @@ public sealed class Idempotency : IDisposable
     // A keyed request holds a connection for its whole run and may borrow a second one to read: at most half the pool
     // at once, so that the pool can never be all held by requests waiting for their second connection.
     private readonly SemaphoreSlim _slots;
+    private readonly ConfederalMetrics _metrics;
 
-    public Idempotency(RequestDelegate next, Placement placement, AuditKeys keys)
+    public Idempotency(RequestDelegate next, Placement placement, AuditKeys keys, ConfederalMetrics metrics)
     {
         _next = next;
+        _metrics = metrics;
         _placement = placement;
         _key = keys.IdempotencyKey;
         var pool = new NpgsqlConnectionStringBuilder(placement.Directory.DataSource.ConnectionString).MaxPoolSize;
@@ -120,6 +122,7 @@ public sealed class Idempotency : IDisposable
             }
 
             await ReplayAsync(http, recorded);
+            _metrics.Replayed();
             return;
         }
 
