@@ -99,6 +99,12 @@ public static class GetAuditEvents
                 TypedResults.Ok(await mediator.Send(new Query(after ?? 0, limit ?? 100, canton, type, ledger), ct)))
             .RequireAuthorization(Roles.Auditor)
             .WithName("GetAuditEvents")
+            .WithSummary("Read the audit feed")
+            .WithDescription("Returns, in global order, the sealed events that follow the position given as after (limit 1 to 1000 a " +
+                             "page, 100 by default), as stored, each with its hash and with person ids replaced by keyed pseudonyms; " +
+                             "the canton and type parameters narrow the page, and next in the answer says where to continue. Only " +
+                             "auditors may call it. The ledger parameter names a canton whose ledger is on a database of its own, to " +
+                             "read that log instead of the directory's.")
             .WithTags("Audit")
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status401Unauthorized)

@@ -55,6 +55,11 @@ public static class GetSeals
                 TypedResults.Ok(await mediator.Send(new Query(after ?? 0, limit ?? 100, ledger), ct)))
             .AllowAnonymous()
             .WithName("GetAuditSeals")
+            .WithSummary("Read the audit seals")
+            .WithDescription("Returns the signed seals that follow the seal number given as after (limit 1 to 1000 a page, 100 by " +
+                             "default), each covering a range of log positions with its Merkle root and the digest of the seal before, " +
+                             "and the ES256 public key that verifies them; next in the answer says where to continue. Public: no token " +
+                             "needed, so that anyone can check an audit export against them.")
             .WithTags("Audit")
             .ProducesValidationProblem();
 }

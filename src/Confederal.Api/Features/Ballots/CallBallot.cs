@@ -120,6 +120,14 @@ public static class CallBallot
             })
             .RequireAuthorization(Scopes.CantonMunicipality)
             .WithName("CallBallot")
+            .WithSummary("Call a ballot")
+            .WithDescription("Calls a ballot: a question, 2 to 10 options, the census date that fixes the roll (no later than the day " +
+                             "voting opens) and the voting window from opensAt to closesAt, which must end in the future; the canton's " +
+                             "voting rules in force are copied into it. Only the canton's municipality may call it. A binding ballot " +
+                             "carries a proposal (set-designation-rate, join-pact or leave-pact) and exactly the options yes and no, " +
+                             "and a pact the canton could not join (another currency, or rates across its pacts over 10000 bp) is " +
+                             "refused now (409), not after the vote. The answer (201) carries the generated ballotId; send an " +
+                             "Idempotency-Key so that a retry does not call a second ballot.")
             .WithTags("Ballots")
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status404NotFound)
@@ -130,6 +138,10 @@ public static class CallBallot
                 TypedResults.Ok(await mediator.Send(new Query(cantonId, ballotId), ct)))
             .AllowAnonymous()
             .WithName("GetBallot")
+            .WithSummary("Get a ballot")
+            .WithDescription("Returns a ballot as called (question, options, census date, voting window, proposal and the voting rules " +
+                             "copied into it) and its status now: scheduled, open, closing (voting over, not yet certified) or " +
+                             "certified. Public: no token needed. 404 for a ballot that is not the canton's.")
             .WithTags("Ballots")
             .ProducesProblem(StatusCodes.Status404NotFound);
     }

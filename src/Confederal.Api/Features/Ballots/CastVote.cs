@@ -55,6 +55,13 @@ public static class CastVote
                 TypedResults.Created((string?)null, await mediator.Send(new Command(cantonId, ballotId, user.FindFirstValue("sub")!, body), ct)))
             .RequireAuthorization(Roles.Person)
             .WithName("CastVote")
+            .WithSummary("Cast a vote")
+            .WithDescription("Casts the calling person's vote (any person token; the voter is its subject) for one of the ballot's " +
+                             "options, once, between opensAt and closesAt. Who voted and what was voted are recorded apart, and nothing " +
+                             "links them; the answer's receipt is listed with its option among the counted ballots once the ballot is " +
+                             "certified. Refused: off the roll (403 not-on-roll), outside the voting window (409 ballot-not-open or " +
+                             "ballot-closed), a second vote (409 already-voted), an option the ballot does not have (400). Send an " +
+                             "Idempotency-Key so that a retry after a lost answer gets the same receipt rather than already-voted.")
             .WithTags("Ballots")
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status403Forbidden)

@@ -149,6 +149,12 @@ public static class CloseBallot
                 TypedResults.Ok(await mediator.Send(new Command(cantonId, ballotId, http.Metadata()), ct)))
             .RequireAuthorization(Scopes.CantonMunicipality)
             .WithName("CloseBallot")
+            .WithSummary("Close and certify a ballot")
+            .WithDescription("Closes a ballot once closesAt has passed (409 ballot-still-open before): in one transaction the ballot " +
+                             "box and the participation register are sealed into the log, the result is certified, and a binding " +
+                             "proposal that carried (more yes than no) is enacted. Only the canton's municipality may call it. A " +
+                             "retried or concurrent close appends nothing and answers the same result. The answer is the first page of " +
+                             "the results.")
             .WithTags("Ballots")
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status409Conflict);

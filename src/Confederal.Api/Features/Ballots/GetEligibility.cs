@@ -34,6 +34,10 @@ public static class GetEligibility
                 TypedResults.Ok(await mediator.Send(new Query(cantonId, ballotId, user.FindFirstValue("sub")!), ct)))
             .RequireAuthorization(Roles.Person)
             .WithName("GetEligibility")
+            .WithSummary("Check whether you may vote in a ballot")
+            .WithDescription("Tells the calling person whether they are on the ballot's roll and, if not, why: " +
+                             "not-resident-on-census-date, under-voting-age or residence-too-short. Any person token may call it, and " +
+                             "learns about its own subject only: the reason is told to nobody else.")
             .WithTags("Ballots")
             .ProducesProblem(StatusCodes.Status404NotFound);
 }

@@ -32,6 +32,10 @@ public static class GetParticipation
                 TypedResults.Ok(await mediator.Send(new Query(cantonId, ballotId, user.FindFirstValue("sub")!), ct)))
             .RequireAuthorization(Roles.Person)
             .WithName("GetParticipation")
+            .WithSummary("Check whether a vote is recorded in your name")
+            .WithDescription("Tells the calling person whether a participation in the ballot is recorded in their name, so that they " +
+                             "can check nobody voted for them. Any person token may call it, and learns about its own subject only. It " +
+                             "never says what was voted.")
             .WithTags("Ballots")
             .ProducesProblem(StatusCodes.Status404NotFound);
 }

@@ -131,6 +131,11 @@ public static class GetResults
                 TypedResults.Ok(await mediator.Send(new Query(cantonId, ballotId, page ?? 0), ct)))
             .AllowAnonymous()
             .WithName("GetBallotResults")
+            .WithSummary("Get a ballot's certified results")
+            .WithDescription("Returns a certified ballot's record: eligible voters, votes, turnout in basis points, tallies, whether a " +
+                             "proposal carried and was enacted, and one page of the counted ballots (the page parameter, from 0; 10,000 " +
+                             "a page), receipt and option, from which anyone can recount. Public: no token needed. Refused until the " +
+                             "ballot is closed and certified (409 results-not-published).")
             .WithTags("Ballots")
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status404NotFound)

@@ -124,6 +124,11 @@ public static class ListBallots
                 TypedResults.Ok(await mediator.Send(new Query(cantonId, status), ct)))
             .AllowAnonymous()
             .WithName("ListBallots")
+            .WithSummary("List a canton's ballots")
+            .WithDescription("Lists the canton's ballots, the latest to open first, each as it is returned on its own; the status " +
+                             "parameter narrows the list to scheduled, open, closing (voting over, not yet certified) or certified " +
+                             "ones. Public: no token needed. Found through a read model that follows the event log within moments, so a " +
+                             "ballot called a moment ago may not be listed yet.")
             .WithTags("Ballots")
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status404NotFound);

@@ -101,12 +101,20 @@ public static class GetCantons
                 TypedResults.Ok(await mediator.Send(new ListQuery(), ct)))
             .AllowAnonymous()
             .WithName("ListCantons")
+            .WithSummary("List the cantons")
+            .WithDescription("Lists every registered canton, in cantonId order, with its currency, locale, time zone and tax retention. " +
+                             "Public: no token needed. Served from a read model that follows the event log within moments, so a canton " +
+                             "registered a moment ago may not be listed yet.")
             .WithTags("Cantons");
 
         api.MapGet("/cantons/{cantonId}", async Task<Ok<CantonView>> (string cantonId, IMediator mediator, CancellationToken ct) =>
                 TypedResults.Ok(await mediator.Send(new OneQuery(cantonId), ct)))
             .AllowAnonymous()
             .WithName("GetCanton")
+            .WithSummary("Get a canton")
+            .WithDescription("Returns one canton: its name, currency, locale, time zone and tax retention. Public: no token needed. " +
+                             "Served from the same read model as the list, which follows the event log within moments; 404 for an id no " +
+                             "canton has there.")
             .WithTags("Cantons")
             .ProducesProblem(StatusCodes.Status404NotFound);
     }

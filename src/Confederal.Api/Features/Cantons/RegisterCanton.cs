@@ -68,6 +68,12 @@ public static class RegisterCanton
             })
             .RequireAuthorization(Roles.Admin)
             .WithName("RegisterCanton")
+            .WithSummary("Register or update a canton")
+            .WithDescription("Registers a canton with its name and ISO 4217 currency, or renames it and sets its locale, time zone and " +
+                             "tax retention (the years after a fiscal year that its tax records are kept): en, UTC and 10 when " +
+                             "registered without them, left as they are when a later request omits them. Only the confederation admin " +
+                             "may call it. The first registration answers 201; repeating the same request records nothing new and " +
+                             "answers 200. The currency is fixed once registered: another one is refused (409 currency-is-fixed).")
             .WithTags("Cantons")
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status409Conflict);

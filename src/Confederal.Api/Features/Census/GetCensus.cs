@@ -47,6 +47,10 @@ public static partial class GetCensus
                 TypedResults.Ok(await mediator.Send(new Query(cantonId, on, request.Query["on"]), ct)))
             .AllowAnonymous()
             .WithName("GetCensus")
+            .WithSummary("Count a canton's residents on a day")
+            .WithDescription("Returns how many people live in the canton on a day (the on parameter, as yyyy-mm-dd; today in UTC by " +
+                             "default): a count, never a list. Public: no token needed. Read from the census register, which is written " +
+                             "with each arrival and departure, so it never lags.")
             .WithTags("Census")
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status404NotFound);

@@ -48,6 +48,11 @@ public static class RecordDeparture
                 TypedResults.Ok(await mediator.Send(new Command(cantonId, personId, body, http.Metadata()), ct)))
             .RequireAuthorization(Scopes.CantonMunicipality)
             .WithName("RecordDeparture")
+            .WithSummary("Record a resident's departure")
+            .WithDescription("Records that a resident left the canton on leftOn; from that day on they are no longer on its rolls. Only " +
+                             "the canton's municipality may call it. Repeating the same departure records nothing; someone not resident " +
+                             "in the canton is refused (409 not-resident), and so is a departure before the arrival (409 " +
+                             "departure-before-arrival).")
             .WithTags("Census")
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status404NotFound)

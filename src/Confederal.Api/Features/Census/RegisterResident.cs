@@ -54,6 +54,12 @@ public static class RegisterResident
             })
             .RequireAuthorization(Scopes.CantonMunicipality)
             .WithName("RegisterResident")
+            .WithSummary("Register a resident's arrival")
+            .WithDescription("Records that a person lives in the canton since residentSince, with their birth date for the voting age; " +
+                             "nothing else about a person is accepted. Only the canton's municipality may call it. The arrival ends the " +
+                             "person's residence in any other canton on the same day; repeating the same arrival records nothing and " +
+                             "answers 200 instead of 201. Refused (409) when it contradicts what is recorded: another birth date, an " +
+                             "arrival no later than the last one recorded, or residence here since another date.")
             .WithTags("Census")
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status404NotFound)

@@ -62,6 +62,10 @@ public static class SetVotingRules
                 TypedResults.Ok(await mediator.Send(new Command(cantonId, body, http.Metadata()), ct)))
             .RequireAuthorization(Scopes.CantonMunicipality)
             .WithName("SetVotingRules")
+            .WithSummary("Set a canton's voting rules")
+            .WithDescription("Sets who is on the canton's ballot rolls besides residence on the census date: the voting age (0 to 100) " +
+                             "and the minimum residence in days (0 to 3660). Only the canton's municipality may call it. A ballot keeps " +
+                             "the rules in force when it was called; setting the same rules again records nothing.")
             .WithTags("Census")
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status404NotFound);
@@ -70,6 +74,9 @@ public static class SetVotingRules
                 TypedResults.Ok(await mediator.Send(new Query(cantonId), ct)))
             .AllowAnonymous()
             .WithName("GetVotingRules")
+            .WithSummary("Get a canton's voting rules")
+            .WithDescription("Returns the canton's voting age and minimum residence in days (16 and 0 until the canton sets them). " +
+                             "Public: no token needed.")
             .WithTags("Census")
             .ProducesProblem(StatusCodes.Status404NotFound);
     }

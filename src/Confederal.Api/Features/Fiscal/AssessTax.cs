@@ -60,6 +60,11 @@ public static class AssessTax
                 TypedResults.Created((string?)null, await mediator.Send(new Command(cantonId, body, http.Metadata()), ct)))
             .RequireAuthorization(Scopes.CantonMunicipality)
             .WithName("AssessTax")
+            .WithSummary("Record a tax assessment")
+            .WithDescription("Records one person's assessed tax for a fiscal year in the canton, in minor units of its currency; " +
+                             "designated amounts follow it. Only the canton's municipality may call it. A later assessment of the same " +
+                             "person and year replaces the earlier one, so a correction is a new assessment. Each request is a new " +
+                             "filing: send an Idempotency-Key so that a retry records it once.")
             .WithTags("Tax assessments")
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status404NotFound);

@@ -990,6 +990,13 @@ public static class GetBudget
             .AllowAnonymous()
             .FoldsTheLogWith("asOf")
             .WithName("GetBudget")
+            .WithSummary("Get a canton's budget for a fiscal year")
+            .WithDescription("Returns a canton's budget for a fiscal year, in minor units of its currency: revenue, the designable " +
+                             "pool, what each organization receives, the unallocated, redistributed and retained amounts, pact " +
+                             "contributions and receipts, and the net budget. Public: no token needed. Served from the budgets read " +
+                             "model, which follows the event log within moments (eventually consistent): position says through which " +
+                             "event it reflects. With the asOf parameter, a log position or an instant, the budget as it stood then is " +
+                             "folded from the log itself, which is slow and more strictly rate-limited.")
             .WithTags("Budgets")
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status404NotFound);

@@ -224,6 +224,14 @@ public static class Designate
             })
             .RequireAuthorization(Scopes.Self)
             .WithName("Designate")
+            .WithSummary("Choose or change a designation")
+            .WithDescription("Chooses, for a canton and fiscal year, 1 to the policy's maxOrganizations recognized, non-suspended, " +
+                             "eligible organizations, each with a share in basis points, the shares summing to exactly 10000; with " +
+                             "standing set to true the choice carries over to later years until changed or withdrawn. Only that person " +
+                             "may call it (a person token whose subject is personId), nobody else, the admin included: designations are " +
+                             "special-category data. Refused before the canton has set the year's policy (409 no-fiscal-policy) and " +
+                             "after its deadline (409 deadline-passed). The person's first choice of their own for the year answers " +
+                             "201; repeating the same choice records nothing.")
             .WithTags("Designations")
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status404NotFound)
@@ -233,6 +241,12 @@ public static class Designate
                 TypedResults.Ok(await mediator.Send(new Query(cantonId, year, personId), ct)))
             .RequireAuthorization(Scopes.Self)
             .WithName("GetDesignation")
+            .WithSummary("Get a designation")
+            .WithDescription("Returns the person's designation for a canton and fiscal year: the choices that apply (their own, or a " +
+                             "standing one carried from an earlier year), the deadline, and, once their tax is assessed, what each " +
+                             "choice amounts to. Only that person may call it (a person token whose subject is personId): designations " +
+                             "are special-category data. Someone with nothing recorded gets an empty list of choices; 404 for a canton " +
+                             "never registered.")
             .WithTags("Designations")
             .ProducesProblem(StatusCodes.Status404NotFound);
 
@@ -243,6 +257,11 @@ public static class Designate
             })
             .RequireAuthorization(Scopes.Self)
             .WithName("WithdrawDesignation")
+            .WithSummary("Withdraw a designation")
+            .WithDescription("Withdraws the designation that applies to the person for a canton and fiscal year, their own or a " +
+                             "standing one carried over; their designable amount then counts as unallocated. Only that person may call " +
+                             "it (a person token whose subject is personId). Refused before the canton has set the year's policy and " +
+                             "after its deadline (409); with nothing to withdraw it records nothing and still answers 204.")
             .WithTags("Designations")
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status409Conflict);

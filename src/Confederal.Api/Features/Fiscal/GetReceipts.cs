@@ -81,6 +81,13 @@ public static class GetReceipts
                 TypedResults.Ok(await mediator.Send(new Query(organizationId, year, FromStandby: !user.IsInRole(Roles.Admin)), ct)))
             .RequireAuthorization(Scopes.OrganizationReader)
             .WithName("GetOrganizationReceipts")
+            .WithSummary("Get what an organization receives in a fiscal year")
+            .WithDescription("Returns what an organization receives for a fiscal year from each canton, in that canton's currency: the " +
+                             "amount, the redistributed amount and the number of taxpayers who chose it (never who), with totals per " +
+                             "currency (amounts of different currencies are never added). The organization itself (a token whose " +
+                             "subject is organizationId), the confederation admin and auditors may call it. Served from the budgets " +
+                             "read model, which follows the event log within moments: position (and ledgers, for cantons on databases " +
+                             "of their own) says through which event the figures reflect it.")
             .WithTags("Organizations")
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status404NotFound);

@@ -428,6 +428,13 @@ public static class ImportAssessments
                 return Task.CompletedTask;
             })
             .WithName("ImportTaxAssessments")
+            .WithSummary("Import tax assessments in bulk")
+            .WithDescription("Imports many assessments at once, as application/x-ndjson (one {personId, fiscalYear, amountMinor} object " +
+                             "a line) or text/csv (header personId,fiscalYear,amountMinor); any other content type is refused (415). " +
+                             "Only the canton's municipality may call it. All lines are recorded in one transaction, or none: with any " +
+                             "bad line the answer is 400, listing the first 100 bad lines with their reasons and counting them all. " +
+                             "Bodies may reach 8 GiB (by default); send an Idempotency-Key so that a retry after a lost answer records " +
+                             "the batch once.")
             .WithTags("Tax assessments")
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound)

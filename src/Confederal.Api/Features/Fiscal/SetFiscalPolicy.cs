@@ -141,6 +141,14 @@ public static class SetFiscalPolicy
             })
             .RequireAuthorization(Scopes.CantonMunicipality)
             .WithName("SetFiscalPolicy")
+            .WithSummary("Set a fiscal year's designation policy")
+            .WithDescription("Sets a canton's designation policy for one fiscal year: the designation rate in basis points, how many " +
+                             "organizations a taxpayer may choose (3 unless given), whether unallocated money is retained or shared out " +
+                             "proportionally, the deadline, and which organizations are eligible (all recognized ones unless listed). " +
+                             "Only the canton's municipality may call it. The deadline must lie in the future and, once it has passed, " +
+                             "the policy no longer changes (409 fiscal-year-closed); listing an organization never recognized is " +
+                             "refused (409 organization-unknown). The first policy of the year answers 201; setting the same policy " +
+                             "again records nothing.")
             .WithTags("Fiscal years")
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status404NotFound)
@@ -151,6 +159,10 @@ public static class SetFiscalPolicy
                 TypedResults.Ok(await mediator.Send(new Query(cantonId, year), ct)))
             .AllowAnonymous()
             .WithName("GetFiscalPolicy")
+            .WithSummary("Get a fiscal year's designation policy")
+            .WithDescription("Returns the designation policy a canton set for a fiscal year, and whether designations are still open " +
+                             "(its deadline not passed). Public: no token needed. Read from the event log, not from a read model; 404 " +
+                             "while the canton has set no policy for the year.")
             .WithTags("Fiscal years")
             .ProducesProblem(StatusCodes.Status404NotFound);
     }

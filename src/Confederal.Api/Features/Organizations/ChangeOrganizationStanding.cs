@@ -34,13 +34,24 @@ public static class ChangeOrganizationStanding
 
     public static void Map(IEndpointRouteBuilder api)
     {
-        foreach (var (path, suspend, name) in new[] { ("suspension", true, "SuspendOrganization"), ("reinstatement", false, "ReinstateOrganization") })
+        foreach (var (path, suspend, name, summary, description) in new[]
+                 {
+                     ("suspension", true, "SuspendOrganization", "Suspend an organization",
+                         "Suspends an organization: it can no longer be chosen, and for fiscal years still open it receives nothing (the " +
+                         "shares chosen for it count as unallocated). Only the confederation admin may call it. Suspending a suspended " +
+                         "organization records nothing; 404 for an organization never recognized."),
+                     ("reinstatement", false, "ReinstateOrganization", "Reinstate a suspended organization",
+                         "Reinstates a suspended organization, which taxpayers may then choose again. Only the confederation admin may call " +
+                         "it. Reinstating an active organization records nothing; 404 for an organization never recognized."),
+                 })
         {
             api.MapPost($"/organizations/{{organizationId}}/{path}", async Task<Ok<OrganizationView>> (
                     string organizationId, IMediator mediator, HttpContext http, CancellationToken ct) =>
                     TypedResults.Ok(await mediator.Send(new Command(organizationId, suspend, http.Metadata()), ct)))
                 .RequireAuthorization(Roles.Admin)
                 .WithName(name)
+                .WithSummary(summary)
+                .WithDescription(description)
                 .WithTags("Organizations")
                 .ProducesProblem(StatusCodes.Status404NotFound);
         }

@@ -110,12 +110,21 @@ public static class GetOrganizations
             })
             .AllowAnonymous()
             .WithName("ListOrganizations")
+            .WithSummary("List the organizations")
+            .WithDescription("Lists every recognized organization, in organizationId order, with its kind, whether it accepts " +
+                             "redistributed money and whether it is suspended; the kind parameter narrows it to cultural, origin, " +
+                             "community or commons organizations (400 for another kind). Public: no token needed. Served from a read " +
+                             "model that follows the event log within moments.")
             .WithTags("Organizations");
 
         api.MapGet("/organizations/{organizationId}", async Task<Ok<OrganizationView>> (string organizationId, IMediator mediator, CancellationToken ct) =>
                 TypedResults.Ok(await mediator.Send(new OneQuery(organizationId), ct)))
             .AllowAnonymous()
             .WithName("GetOrganization")
+            .WithSummary("Get an organization")
+            .WithDescription("Returns one organization: its name, kind, whether it accepts redistributed money and whether it is " +
+                             "suspended. Public: no token needed. Served from a read model that follows the event log within moments; " +
+                             "404 for an id no organization has there.")
             .WithTags("Organizations")
             .ProducesProblem(StatusCodes.Status404NotFound);
     }

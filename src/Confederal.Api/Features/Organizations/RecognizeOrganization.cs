@@ -55,6 +55,11 @@ public static class RecognizeOrganization
             })
             .RequireAuthorization(Roles.Admin)
             .WithName("RecognizeOrganization")
+            .WithSummary("Recognize or update an organization")
+            .WithDescription("Recognizes a commons organization (kind cultural, origin, community or commons) so that taxpayers may " +
+                             "choose it, or changes its name, its kind or whether it accepts redistributed money (unallocated money " +
+                             "shared out in proportion to the choices). Only the confederation admin may call it. The first recognition " +
+                             "answers 201; repeating the same request records nothing new and answers 200.")
             .WithTags("Organizations")
             .ProducesValidationProblem();
 }

@@ -56,6 +56,11 @@ public static class FoundPact
             })
             .RequireAuthorization(Roles.Admin)
             .WithName("FoundPact")
+            .WithSummary("Found or rename a pact")
+            .WithDescription("Founds a pact with its name, currency and distribution (equal, or per-resident), or renames it. Only the " +
+                             "confederation admin may call it. Currency and distribution are fixed once founded (409 pact-terms-fixed); " +
+                             "the first request answers 201, and repeating it records nothing new and answers 200. Cantons join and " +
+                             "leave a pact through binding ballots, not here.")
             .WithTags("Pacts")
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status409Conflict);

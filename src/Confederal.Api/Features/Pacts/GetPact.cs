@@ -73,6 +73,10 @@ public static class GetPact
                 TypedResults.Ok(await mediator.Send(new Query(pactId), ct)))
             .AllowAnonymous()
             .WithName("GetPact")
+            .WithSummary("Get a pact")
+            .WithDescription("Returns a pact's terms and every canton that ever joined it, in cantonId order, each with its timeline: " +
+                             "from which fiscal year it contributes which rate, or null once it left. Public: no token needed. Served " +
+                             "from the budgets read model, which follows the event log within moments.")
             .WithTags("Pacts")
             .ProducesProblem(StatusCodes.Status404NotFound);
 }

@@ -177,6 +177,13 @@ public static class ErasePerson
             })
             .RequireAuthorization(Roles.Admin)
             .WithName("ErasePerson")
+            .WithSummary("Erase a person")
+            .WithDescription("Erases a person on a stated lawful basis (erasure-request or court-order) with a reference that must not " +
+                             "contain their person id: the key to their personal data is destroyed, and no event is changed or deleted. " +
+                             "Only the confederation admin may call it. Refused (409, nothing recorded) while the person has an open " +
+                             "fiscal year, is on the roll of a ballot not yet certified, is still resident, or has tax records a canton " +
+                             "must still keep (a court order overrides that), and for people recorded before handles. An erased person " +
+                             "is unknown afterwards (404): send an Idempotency-Key so that a retry gets the first 204.")
             .WithTags("Persons")
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status404NotFound)
