@@ -28,8 +28,14 @@ namespace Confederal.Api.Tests;
 /// metric, span or log record exported over OTLP names a person, a pseudonym of one or a vote's choice (DESIGN.md,
 /// Privacy).
 /// </summary>
+[Collection(Alone)]
 public sealed partial class TelemetryTests(ApiFactory api) : IClassFixture<ApiFactory>
 {
+    /// <summary>OpenTelemetry tells instruments apart by meter and instrument name, so in a process with several hosts
+    /// (the suite's other API factories) a host's provider may export another host's Confederal meter and ignore its
+    /// own. These tests run alone, after the others, when the only hosts are theirs.</summary>
+    public const string Alone = "telemetry, alone";
+
     [Fact]
     public async Task The_scrape_endpoint_serves_our_metrics_by_their_names()
     {
@@ -78,7 +84,7 @@ public sealed partial class TelemetryTests(ApiFactory api) : IClassFixture<ApiFa
         Assert.Contains("db_client_operation_duration_seconds", after, StringComparison.Ordinal); // Npgsql's own
 
         // The notary seals: nothing is left unsealed, and the gauge says so at the next reading.
-        await api.Services.GetRequiredService<Notary>().SealAsync();
+        await api.SealedAsync();
         await api.Services.GetRequiredService<LedgerMetrics>().ReadAsync(CancellationToken.None);
         Assert.Equal(0, Value(await ScrapeAsync(), "confederal_audit_unsealed_events", "database=\"directory\""));
         return;
@@ -241,3 +247,6 @@ public sealed partial class TelemetryTests(ApiFactory api) : IClassFixture<ApiFa
         public async ValueTask DisposeAsync() => await _app.DisposeAsync();
     }
 }
+
+[CollectionDefinition(TelemetryTests.Alone, DisableParallelization = true)]
+public sealed class TelemetryCollection;
