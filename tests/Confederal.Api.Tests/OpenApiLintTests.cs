@@ -67,7 +67,7 @@ public sealed class OpenApiLintTests
         start.Environment["REDOCLY_TELEMETRY"] = "off";
         start.Environment["REDOCLY_SUPPRESS_NOTIFICATIONS"] = "true";
         start.Environment["NO_COLOR"] = "1";
-        return await RunAsync(start, TimeSpan.FromMinutes(2));
+        return await ToolProcess.RunAsync(start, TimeSpan.FromMinutes(2), "the OpenAPI linters need npm: apt-get install npm");
     }
 
     /// <summary>The folder whose node_modules holds the pinned linters: one per content of package.json and its lock, so
@@ -90,7 +90,7 @@ public sealed class OpenApiLintTests
             await File.WriteAllBytesAsync(Path.Combine(staging.FullName, "package-lock.json"), lockFile);
             // No install scripts: the linters need none (the one in the tree, @scarf/scarf's, only reports the install).
             var npm = new ProcessStartInfo("npm") { WorkingDirectory = staging.FullName, ArgumentList = { "ci", "--no-audit", "--no-fund", "--ignore-scripts" } };
-            var (exit, output, errors) = await RunAsync(npm, TimeSpan.FromMinutes(10));
+            var (exit, output, errors) = await ToolProcess.RunAsync(npm, TimeSpan.FromMinutes(10), "the OpenAPI linters need npm: apt-get install npm");
             if (exit != 0 || !Installed(staging.FullName))
             {
                 throw new InvalidOperationException($"npm ci of openapi/lint failed ({exit}): {output} {errors}");
@@ -131,40 +131,5 @@ public sealed class OpenApiLintTests
             ? xdg
             : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
         return Directory.CreateDirectory(Path.Combine(root, "confederal")).FullName;
-    }
-
-    private static async Task<(int Exit, string Output, string Errors)> RunAsync(ProcessStartInfo start, TimeSpan timeout)
-    {
-        start.RedirectStandardOutput = true;
-        start.RedirectStandardError = true;
-        start.StandardOutputEncoding = Encoding.UTF8;
-        start.StandardErrorEncoding = Encoding.UTF8;
-        Process process;
-        try
-        {
-            process = Process.Start(start) ?? throw new InvalidOperationException($"{start.FileName} did not start.");
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            throw new InvalidOperationException($"{start.FileName} could not start; the OpenAPI linters need npm: apt-get install npm", e);
-        }
-
-        using (process)
-        {
-            var output = process.StandardOutput.ReadToEndAsync();
-            var errors = process.StandardError.ReadToEndAsync();
-            using var deadline = new CancellationTokenSource(timeout);
-            try
-            {
-                await process.WaitForExitAsync(deadline.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                process.Kill(entireProcessTree: true);
-                throw new TimeoutException($"{start.FileName} {string.Join(' ', start.ArgumentList)} did not finish in {timeout}: {await output} {await errors}");
-            }
-
-            return (process.ExitCode, await output, await errors);
-        }
     }
 }
