@@ -105,7 +105,7 @@ public sealed class ClientTests
     {
         await using var api = await KestrelAsync();
         await new Fiscal(api).CantonAsync("cl-token");
-        await using var issuer = await TokenEndpoint.StartAsync(api, "cl-token");
+        await using var issuer = await TokenEndpoint.StartAsync(api, "cl-token", "cl-token-office", "s3cret");
         using var tokens = new ClientCredentials(issuer.Address, "cl-token-office", "s3cret");
         using var client = ConfederalClient.Create(new ConfederalClientOptions { BaseAddress = Address(api), Token = tokens.TokenAsync });
 
@@ -179,7 +179,7 @@ public sealed class ClientTests
         Assert.Equal(20, typed.Count(e => e.Type == "tax-assessed"));
     }
 
-    private static async Task<ApiFactory> KestrelAsync(params (string Key, string? Value)[] settings)
+    internal static async Task<ApiFactory> KestrelAsync(params (string Key, string? Value)[] settings)
     {
         var api = await ApiFactory.StartAsync(settings);
         api.UseKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, 0));
@@ -187,7 +187,7 @@ public sealed class ClientTests
         return api;
     }
 
-    private static Uri Address(ApiFactory api) =>
+    internal static Uri Address(ApiFactory api) =>
         new(api.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
 
     private static ConfederalClient Client(Uri address, ApiFactory api, string role, string? canton = null)
@@ -289,42 +289,42 @@ public sealed class ClientTests
             _stop.Dispose();
         }
     }
+}
 
-    /// <summary>An OAuth 2.0 token endpoint on loopback: the client-credentials grant for one municipality's system, whose
-    /// tokens the API accepts (signed with its development key).</summary>
-    private sealed class TokenEndpoint : IAsyncDisposable
+/// <summary>An OAuth 2.0 token endpoint on loopback: the client-credentials grant for one municipality's system, whose
+/// tokens the API accepts (signed with its development key).</summary>
+internal sealed class TokenEndpoint : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private int _issued;
+
+    private TokenEndpoint(WebApplication app) => _app = app;
+
+    public Uri Address => new(_app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single() + "/connect/token");
+
+    public int Issued => Volatile.Read(ref _issued);
+
+    public static async Task<TokenEndpoint> StartAsync(ApiFactory api, string canton, string clientId, string secret)
     {
-        private readonly WebApplication _app;
-        private int _issued;
-
-        private TokenEndpoint(WebApplication app) => _app = app;
-
-        public Uri Address => new(_app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single() + "/connect/token");
-
-        public int Issued => Volatile.Read(ref _issued);
-
-        public static async Task<TokenEndpoint> StartAsync(ApiFactory api, string canton)
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        var app = builder.Build();
+        var endpoint = new TokenEndpoint(app);
+        app.MapPost("/connect/token", async (HttpContext http) =>
         {
-            var builder = WebApplication.CreateSlimBuilder();
-            builder.WebHost.UseUrls("http://127.0.0.1:0");
-            var app = builder.Build();
-            var endpoint = new TokenEndpoint(app);
-            app.MapPost("/connect/token", async (HttpContext http) =>
+            var form = await http.Request.ReadFormAsync();
+            if (form["grant_type"] != "client_credentials" || form["client_id"] != clientId || form["client_secret"] != secret)
             {
-                var form = await http.Request.ReadFormAsync();
-                if (form["grant_type"] != "client_credentials" || form["client_id"] != $"{canton}-office" || form["client_secret"] != "s3cret")
-                {
-                    return Results.Json(new { error = "invalid_client" }, statusCode: StatusCodes.Status401Unauthorized);
-                }
+                return Results.Json(new { error = "invalid_client" }, statusCode: StatusCodes.Status401Unauthorized);
+            }
 
-                Interlocked.Increment(ref endpoint._issued);
-                var token = DevTokens.Issue(api.SigningKey, Roles.Municipality, $"{canton}-office", canton, TimeSpan.FromHours(1));
-                return Results.Json(new Dictionary<string, object> { ["access_token"] = token, ["token_type"] = "Bearer", ["expires_in"] = 3600 });
-            });
-            await app.StartAsync();
-            return endpoint;
-        }
-
-        public async ValueTask DisposeAsync() => await _app.DisposeAsync();
+            Interlocked.Increment(ref endpoint._issued);
+            var token = DevTokens.Issue(api.SigningKey, Roles.Municipality, clientId, canton, TimeSpan.FromHours(1));
+            return Results.Json(new Dictionary<string, object> { ["access_token"] = token, ["token_type"] = "Bearer", ["expires_in"] = 3600 });
+        });
+        await app.StartAsync();
+        return endpoint;
     }
+
+    public async ValueTask DisposeAsync() => await _app.DisposeAsync();
 }

@@ -69,7 +69,8 @@ public static class Telemetry
 
         telemetry.WithTracing(tracing => tracing
                 .SetSampler(new ParentBasedSampler(new RequestsOnly()))
-                .AddAspNetCoreInstrumentation(o => o.EnrichWithHttpResponse = (activity, response) => activity.SetTag("url.path", Route(response.HttpContext)))
+                .AddAspNetCoreInstrumentation(o => o.EnrichWithHttpResponse = (activity, response) =>
+                    activity.SetTag("url.path", Route(response.HttpContext)).SetTag("url.query", null))
                 .AddHttpClientInstrumentation()
                 .AddNpgsql()
                 .AddSource("Marten"))
