@@ -68,6 +68,9 @@ public static class MartenStore
         // No NOTIFY on appends: PostgreSQL commits a transaction that notified under one lock for the whole database, so
         // concurrent appends would commit one at a time (8 writers: 468 against 888 events/s). The daemon polls instead.
         options.Events.UseListenNotifyForEventAppends = false;
+        // A span per session's connection (under the request's trace, when the API exports traces; nothing is made when
+        // nobody listens), and no event per command: what a command wrote is Npgsql's span, without its parameters.
+        options.OpenTelemetry.TrackConnections = JasperFx.OpenTelemetry.TrackLevel.Normal;
         options.Projections.FastPollingTime = TimeSpan.FromMilliseconds(50);
         options.Projections.SlowPollingTime = TimeSpan.FromMilliseconds(250);
         options.UseSystemTextJsonForSerialization(configure: types.CopySerializerOptionsTo);

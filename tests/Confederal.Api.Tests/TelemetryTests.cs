@@ -174,6 +174,7 @@ public sealed partial class TelemetryTests(ApiFactory api) : IClassFixture<ApiFa
         // What was exported is real: the spans name routes, Npgsql's and Marten's work; the metrics ours; the logs requests.
         Assert.Contains("/api/v1/cantons/{cantonId}/ballots/{ballotId:guid}/votes", exported["/v1/traces"], StringComparison.Ordinal);
         Assert.Contains("Npgsql", exported["/v1/traces"], StringComparison.Ordinal);
+        Assert.Contains("marten.connection", exported["/v1/traces"], StringComparison.Ordinal);
         Assert.Contains("confederal_events_appended", exported["/v1/metrics"], StringComparison.Ordinal);
         Assert.Contains("answered", exported["/v1/logs"], StringComparison.Ordinal);
         Assert.Contains("confederal_requests_refused_total", scraped, StringComparison.Ordinal);
