@@ -48,7 +48,10 @@ public static class Telemetry
         var otlp = !string.IsNullOrEmpty(builder.Configuration[OtlpEndpointSetting]);
         builder.Services.AddSingleton<ConfederalMetrics>();
         builder.Services.AddSingleton<LedgerMetrics>();
-        builder.Services.AddHostedService(sp => sp.GetRequiredService<LedgerMetrics>());
+        if (scrape != MetricsScrape.Off || otlp)
+        {
+            builder.Services.AddHostedService(sp => sp.GetRequiredService<LedgerMetrics>()); // read only when someone can see it
+        }
 
         var telemetry = builder.Services.AddOpenTelemetry()
             .ConfigureResource(r => r.AddService("confederal-api"))
@@ -141,8 +144,8 @@ public sealed class ConfederalMetrics
 
 /// <summary>
 /// What the logs hold, read from each database every few seconds (setting <see cref="IntervalSetting"/>): how far each
-/// projection is behind the log's head, how many events the notary has not sealed yet, and how many events of each type
-/// the log holds (counted up to the high-water mark, below which the order is final, so no event is counted twice or
+/// projection and the notary's seals are behind the log's head (in positions, which have a hole where a transaction
+/// rolled back: at most that many events), and how many events of each type the log holds (counted up to the high-water mark, below which the order is final, so no event is counted twice or
 /// missed). These are facts about the log, not the process: every instance reports the same, so aggregate them with
 /// max, not sum.
 /// </summary>
@@ -171,7 +174,7 @@ public sealed partial class LedgerMetrics : BackgroundService
             "{event}", "Per event type and database: the events the log holds up to its high-water mark.");
         metrics.Meter.CreateObservableGauge("confederal_audit_unsealed_events",
             () => Observe((database, r) => [new Measurement<long>(r.Unsealed, Tag("database", database))]),
-            "{event}", "Per database: the events after the notary's last seal.");
+            "{event}", "Per database: the log's head minus the notary's last sealed position.");
     }
 
     /// <summary>One database's reading: lag by projection, events by type (cumulative), events not sealed.</summary>
@@ -246,9 +249,8 @@ public sealed partial class LedgerMetrics : BackgroundService
             }
         }
 
-        var unsealed = (await Sql.ListAsync(db,
-            $"SELECT count(*) FROM {EventLog.Table} WHERE seq_id > coalesce((SELECT max(to_position) FROM audit_seals), 0)", r => r.GetInt64(0), ct)).Single();
-        return new Reading(lag, appended, Math.Max(from, mark), unsealed);
+        var sealedThrough = (await Sql.ListAsync(db, "SELECT coalesce(max(to_position), 0) FROM audit_seals", r => r.GetInt64(0), ct)).Single();
+        return new Reading(lag, appended, Math.Max(from, mark), Math.Max(0, head - sealedThrough));
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not read the ledger's metrics; retrying at the next interval")]
