@@ -38,7 +38,7 @@ public static class AuditCommands
         command.SetAction(Cli.Guarded(context, async (parse, ct) =>
         {
             var path = parse.GetValue(output)!;
-            using var client = context.Http(new Uri(parse.GetValue(api)!), parse.GetValue(token));
+            using var client = context.Client(new Uri(parse.GetValue(api)!), parse.GetValue(token));
             var result = await Cli.ProgressAsync(context.Console, "export", "events",
                 report => FeedExporter.ExportAsync(client, path, report, parse.GetValue(ledger), ct));
             context.Console.MarkupLineInterpolated(
@@ -119,8 +119,8 @@ public static class AuditCommands
                 $"Replayed {result.Events:N0} events through position {result.LastPosition:N0} in {clock.Elapsed.TotalSeconds:0.0} s: {result.Budgets.Count:N0} budgets, {result.Receipts.Count:N0} organization receipts, {result.Ballots.Count:N0} certified ballots.");
 
             var uri = new Uri(parse.GetValue(api)!);
-            using var client = context.Http(uri, null);
-            using var auditor = parse.GetValue(token) is { } bearer ? context.Http(uri, bearer) : null;
+            using var client = context.Client(uri, null);
+            using var auditor = parse.GetValue(token) is { } bearer ? context.Client(uri, bearer) : null;
             var report = await Cli.ProgressAsync(context.Console, "compare", "views",
                 progress => ServedComparison.CompareAsync(result, client, auditor, context.ServedWait, progress, ct));
             foreach (var note in report.Notes)

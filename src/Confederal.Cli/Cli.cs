@@ -1,8 +1,10 @@
 using System.CommandLine;
-using System.Net.Http.Headers;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Confederal.Client;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Kiota.Abstractions;
+using Polly.Timeout;
 using Spectre.Console;
 using Spectre.Console.Rendering;
 
@@ -27,7 +29,8 @@ public sealed class CliException(string message, int exitCode = ExitCodes.Usage)
 }
 
 /// <summary>What the commands talk to, injectable so that tests hand in their own server, console and configuration.</summary>
-public sealed class CliContext(IAnsiConsole console, IAnsiConsole error, Func<Uri, string?, HttpClient> http, IConfiguration configuration)
+public sealed class CliContext(
+    IAnsiConsole console, IAnsiConsole error, Func<ConfederalClientOptions, ConfederalClient> client, IConfiguration configuration)
 {
     public IAnsiConsole Console { get; } = console;
 
@@ -49,23 +52,18 @@ public sealed class CliContext(IAnsiConsole console, IAnsiConsole error, Func<Ur
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower, allowIntegerValues: false) },
     };
 
-    /// <summary>A client of <paramref name="api"/>, with <paramref name="token"/> as its bearer token when given.</summary>
-    public HttpClient Http(Uri api, string? token)
+    /// <summary>A client of the API at <paramref name="api"/>, with <paramref name="token"/> as its bearer token when given.</summary>
+    public ConfederalClient Client(Uri api, string? token) => client(new ConfederalClientOptions
     {
-        var client = http(api, token);
-        if (token is not null)
-        {
-            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
-        }
-
-        return client;
-    }
+        BaseAddress = api,
+        Token = token is null ? null : _ => ValueTask.FromResult(token),
+    });
 
     /// <summary>The real console, HTTP and environment.</summary>
     public static CliContext Default() => new(
         AnsiConsole.Console,
         AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(System.Console.Error) }),
-        (api, _) => new HttpClient { BaseAddress = api, Timeout = TimeSpan.FromMinutes(5) },
+        ConfederalClient.Create,
         new ConfigurationBuilder().AddEnvironmentVariables().Build());
 }
 
@@ -103,7 +101,8 @@ public static class Cli
         }, ct);
     }
 
-    /// <summary>An action whose failures print one line (never a stack trace) and exit with their code.</summary>
+    /// <summary>An action whose failures print one line (never a stack trace) and exit with their code: the API's
+    /// refusals and an API out of reach (after the client's retries) too.</summary>
     public static Func<ParseResult, CancellationToken, Task<int>> Guarded(CliContext context, Func<ParseResult, CancellationToken, Task<int>> action) =>
         async (parse, ct) =>
         {
@@ -132,8 +131,9 @@ public static class Cli
     {
         FileNotFoundException f => $"File not found: {f.FileName}",
         DirectoryNotFoundException or IOException or UnauthorizedAccessException => e.Message,
+        ApiException refusal => Refusals.Describe(refusal),
         HttpRequestException h => $"The API could not be reached: {h.Message}",
-        TaskCanceledException => "The API did not answer in time.",
+        TimeoutRejectedException or TaskCanceledException => "The API did not answer in time.",
         _ => $"{e.GetType().Name}: {e.Message}",
     };
 

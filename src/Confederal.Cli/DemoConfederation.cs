@@ -1,10 +1,11 @@
 using System.Net;
-using System.Net.Http.Headers;
-using System.Net.Http.Json;
-using System.Text;
-using System.Text.Json;
 using Confederal.Api.Infrastructure;
+using Confederal.Client;
+using Confederal.Client.Generated.Api.V1;
+using Confederal.Client.Generated.Models;
 using Microsoft.IdentityModel.Tokens;
+using Microsoft.Kiota.Abstractions;
+using Request = System.Action<Microsoft.Kiota.Abstractions.RequestConfiguration<Microsoft.Kiota.Abstractions.DefaultQueryParameters>>;
 
 namespace Confederal.Cli;
 
@@ -12,11 +13,11 @@ namespace Confederal.Cli;
 /// <see cref="PreviousRateBp"/> is set), its voting rules, its typical tax in major units, and its rate in the demo
 /// pact when it joins it.</summary>
 public sealed record DemoCanton(
-    string Id, string Name, string Currency, string Locale, string TimeZone, int RateBp, int MaxOrganizations, string Unallocated,
+    string Id, string Name, string Currency, string Locale, string TimeZone, int RateBp, int MaxOrganizations, UnallocatedPolicy Unallocated,
     int VotingAge, int MinimumResidenceDays, long TaxMajor, int? PreviousRateBp = null, int? PactRateBp = null);
 
 /// <summary>An organization of the demo, recognized by the confederation admin.</summary>
-public sealed record DemoOrganization(string Id, string Name, string Kind, bool AcceptsRedistribution);
+public sealed record DemoOrganization(string Id, string Name, OrganizationKind Kind, bool AcceptsRedistribution);
 
 /// <summary>What a seed did: its writes by kind (a rerun counts the recorded answers it was given back again) and
 /// persons to sign in as on the web pages.</summary>
@@ -24,14 +25,16 @@ public sealed record DemoSummary(
     bool AlreadySeeded, IReadOnlyList<KeyValuePair<string, int>> Writes, IReadOnlyList<KeyValuePair<string, string>> Examples);
 
 /// <summary>
-/// `dev seed`: a small believable confederation written into a running API over its REST endpoints, with development
-/// tokens of each role, so every rule of the real handlers applies. The people follow a few rules of their index (who
-/// is young, who designates what, who votes how) so the data stays the same from run to run. Every write carries an
-/// Idempotency-Key derived from its item (and, for what depends on the hour, from its instant), so a rerun after a
-/// failure is given the recorded answers back instead of writing twice. The suspension of
-/// <see cref="SuspendedOrganization"/> is the last write: finding it means the confederation is already seeded.
+/// `dev seed`: a small believable confederation written into a running API over its REST endpoints (through
+/// <see cref="ConfederalClient"/>, which retries what the API could not take at once), with development tokens of each
+/// role, so every rule of the real handlers applies. The people follow a few rules of their index (who is young, who
+/// designates what, who votes how) so the data stays the same from run to run. Every write carries an Idempotency-Key
+/// derived from its item (and, for what depends on the hour, from its instant), so a rerun after a failure is given the
+/// recorded answers back instead of writing twice. The suspension of <see cref="SuspendedOrganization"/> is the last
+/// write: finding it means the confederation is already seeded. The client has no token of its own: each write carries
+/// its caller's.
 /// </summary>
-public sealed class DemoConfederation(HttpClient api, SecurityKey key, TimeProvider clock, Action<string> log)
+public sealed class DemoConfederation(ConfederalClient api, SecurityKey key, TimeProvider clock, Action<string> log)
 {
     public const string Pact = "alpine-solidarity";
     public const string SuspendedOrganization = "night-school";
@@ -45,22 +48,22 @@ public sealed class DemoConfederation(HttpClient api, SecurityKey key, TimeProvi
 
     public static readonly IReadOnlyList<DemoCanton> Cantons =
     [
-        new("ge", "Genève", "CHF", "fr-CH", "Europe/Zurich", 70, 3, "retain", 16, 0, 9_000, PreviousRateBp: 60, PactRateBp: 500),
-        new("vd", "Vaud", "CHF", "fr-CH", "Europe/Zurich", 100, 3, "proportional", 16, 0, 8_000, PactRateBp: 250),
-        new("mi", "Milano", "EUR", "it-IT", "Europe/Rome", 80, 2, "proportional", 16, 0, 7_000),
-        new("bcn", "Barcelona", "EUR", "ca-ES", "Europe/Madrid", 70, 3, "retain", 16, 90, 6_500),
-        new("kyo", "Kyōto", "JPY", "ja-JP", "Asia/Tokyo", 50, 1, "proportional", 18, 0, 1_200_000),
+        new("ge", "Genève", "CHF", "fr-CH", "Europe/Zurich", 70, 3, UnallocatedPolicy.Retain, 16, 0, 9_000, PreviousRateBp: 60, PactRateBp: 500),
+        new("vd", "Vaud", "CHF", "fr-CH", "Europe/Zurich", 100, 3, UnallocatedPolicy.Proportional, 16, 0, 8_000, PactRateBp: 250),
+        new("mi", "Milano", "EUR", "it-IT", "Europe/Rome", 80, 2, UnallocatedPolicy.Proportional, 16, 0, 7_000),
+        new("bcn", "Barcelona", "EUR", "ca-ES", "Europe/Madrid", 70, 3, UnallocatedPolicy.Retain, 16, 90, 6_500),
+        new("kyo", "Kyōto", "JPY", "ja-JP", "Asia/Tokyo", 50, 1, UnallocatedPolicy.Proportional, 18, 0, 1_200_000),
     ];
 
     public static readonly IReadOnlyList<DemoOrganization> Organizations =
     [
-        new("kernel-commons", "Kernel Commons", "commons", true),
-        new("ocean-care", "Ocean Care", "commons", true),
-        new("open-maps", "Open Maps", "commons", true),
-        new("folk-archive", "Folk Music Archive", "cultural", true),
-        new("andean-diaspora", "Andean Diaspora Association", "origin", true),
-        new("valdesi", "Valdesi", "community", false),
-        new(SuspendedOrganization, "Night School Cooperative", "community", true),
+        new("kernel-commons", "Kernel Commons", OrganizationKind.Commons, true),
+        new("ocean-care", "Ocean Care", OrganizationKind.Commons, true),
+        new("open-maps", "Open Maps", OrganizationKind.Commons, true),
+        new("folk-archive", "Folk Music Archive", OrganizationKind.Cultural, true),
+        new("andean-diaspora", "Andean Diaspora Association", OrganizationKind.Origin, true),
+        new("valdesi", "Valdesi", OrganizationKind.Community, false),
+        new(SuspendedOrganization, "Night School Cooperative", OrganizationKind.Community, true),
     ];
 
     // What people choose, by their index; a canton offers those that fit its maxOrganizations.
@@ -95,7 +98,7 @@ public sealed class DemoConfederation(HttpClient api, SecurityKey key, TimeProvi
 
     public async Task<DemoSummary> SeedAsync(CancellationToken ct)
     {
-        var last = await ApiRequests.GetAsync<OrganizationRead>(api, $"/api/v1/organizations/{SuspendedOrganization}", ct, missingIsNull: true);
+        var last = await V1.Organizations[SuspendedOrganization].GetAsync(cancellationToken: ct).OrNotFoundAsync();
         if (last is { Suspended: true })
         {
             return new DemoSummary(true, [], Examples());
@@ -114,36 +117,47 @@ public sealed class DemoConfederation(HttpClient api, SecurityKey key, TimeProvi
         {
             var canton = Canton(from);
             var on = new DateOnly(year - 1, month, day);
-            await (to is null
-                ? WriteAsync("departures", HttpMethod.Post, $"/api/v1/cantons/{from}/residents/{Person(canton, person)}/departure", Office(canton),
-                    $"departure:{Person(canton, person)}", Json(new { leftOn = on }), ct)
-                : RegisterAsync(Canton(to), Person(canton, person), on, Birth(year, person), "moves", ct));
+            if (to is null)
+            {
+                await WriteAsync("departures", Office(canton), $"departure:{Person(canton, person)}", r =>
+                    V1.Cantons[from].Residents[Person(canton, person)].Departure.PostAsync(new RecordDepartureBody { LeftOn = on }, r, ct));
+            }
+            else
+            {
+                await RegisterAsync(Canton(to), Person(canton, person), on, Birth(year, person), "moves", ct);
+            }
         }
 
         await BallotsAsync(year, ct);
-        await WriteAsync("suspensions", HttpMethod.Post, $"/api/v1/organizations/{SuspendedOrganization}/suspension", Admin, "suspension", null, ct);
+        await WriteAsync("suspensions", Admin, "suspension", r => V1.Organizations[SuspendedOrganization].Suspension.PostAsync(r, ct));
         return new DemoSummary(false, [.. _writes], Examples());
     }
+
+    private V1RequestBuilder V1 => api.Api.Api.V1;
 
     private async Task FoundationsAsync(int year, CancellationToken ct)
     {
         foreach (var c in Cantons)
         {
-            await WriteAsync("cantons", HttpMethod.Put, $"/api/v1/cantons/{c.Id}", Admin, $"canton:{c.Id}",
-                Json(new { name = c.Name, currency = c.Currency, locale = c.Locale, timeZone = c.TimeZone }), ct);
-            await WriteAsync("voting rules", HttpMethod.Put, $"/api/v1/cantons/{c.Id}/voting-rules", Office(c), $"voting-rules:{c.Id}",
-                Json(new { votingAge = c.VotingAge, minimumResidenceDays = c.MinimumResidenceDays }), ct);
+            await WriteAsync("cantons", Admin, $"canton:{c.Id}", r => V1.Cantons[c.Id].PutAsync(
+                new RegisterCantonBody { Name = c.Name, Currency = c.Currency, Locale = c.Locale, TimeZone = c.TimeZone }, r, ct));
+            await WriteAsync("voting rules", Office(c), $"voting-rules:{c.Id}", r => V1.Cantons[c.Id].VotingRules.PutAsync(
+                new SetVotingRulesBody { VotingAge = c.VotingAge, MinimumResidenceDays = c.MinimumResidenceDays }, r, ct));
             await SetPolicyAsync(c, year, c.RateBp, new DateTimeOffset(year + 1, 3, 31, 22, 0, 0, TimeSpan.Zero), ct);
         }
 
         foreach (var o in Organizations)
         {
-            await WriteAsync("organizations", HttpMethod.Put, $"/api/v1/organizations/{o.Id}", Admin, $"organization:{o.Id}",
-                Json(new { name = o.Name, kind = o.Kind, acceptsRedistribution = o.AcceptsRedistribution }), ct);
+            await WriteAsync("organizations", Admin, $"organization:{o.Id}", r => V1.Organizations[o.Id].PutAsync(
+                new RecognizeOrganizationBody { Name = o.Name, Kind = o.Kind, AcceptsRedistribution = o.AcceptsRedistribution }, r, ct));
         }
 
-        await WriteAsync("pacts", HttpMethod.Put, $"/api/v1/pacts/{Pact}", Admin, $"pact:{Pact}",
-            Json(new { name = "Alpine Solidarity Pact", currency = Cantons.First(c => c.PactRateBp is not null).Currency, distribution = "per-resident" }), ct);
+        await WriteAsync("pacts", Admin, $"pact:{Pact}", r => V1.Pacts[Pact].PutAsync(new FoundPactBody
+        {
+            Name = "Alpine Solidarity Pact",
+            Currency = Cantons.First(c => c.PactRateBp is not null).Currency,
+            Distribution = PactDistribution.PerResident,
+        }, r, ct));
     }
 
     private async Task PeopleAsync(DemoCanton c, int year, CancellationToken ct)
@@ -175,8 +189,9 @@ public sealed class DemoConfederation(HttpClient api, SecurityKey key, TimeProvi
             await DesignateAsync(c, year, i, choices, standing: i % 4 == 1, ct);
             if (i % 7 == 3)
             {
-                await WriteAsync("withdrawals", HttpMethod.Delete, DesignationPath(c, year, Person(c, i)), new Caller(Roles.Person, Person(c, i)),
-                    $"withdrawal:{c.Id}:{year}", null, ct);
+                var person = Person(c, i);
+                await WriteAsync("withdrawals", new Caller(Roles.Person, person), $"withdrawal:{c.Id}:{year}", r =>
+                    V1.Cantons[c.Id].FiscalYears[year].Designations[person].DeleteAsync(r, ct));
             }
         }
     }
@@ -195,12 +210,12 @@ public sealed class DemoConfederation(HttpClient api, SecurityKey key, TimeProvi
             await FindOrCallAsync(c, Library, now, now.AddDays(30), ct);
         }
 
-        var ends = new List<DateTimeOffset>();
+        var ends = new List<DateTimeOffset?>();
         foreach (var c in Cantons.Where(c => c.PreviousRateBp is not null))
         {
-            var policy = await ApiRequests.GetAsync<PolicyRead>(api, PolicyPath(c, year - 1), ct, missingIsNull: true)
+            var policy = await V1.Cantons[c.Id].FiscalYears[year - 1].Policy.GetAsync(cancellationToken: ct).OrNotFoundAsync()
                          ?? await SetPolicyAsync(c, year - 1, c.PreviousRateBp!.Value, closesAt, ct);
-            for (var i = 1; policy.Open && i <= PersonsPerCanton; i++)
+            for (var i = 1; policy.Open is true && i <= PersonsPerCanton; i++)
             {
                 if (PreviousDesignation(c, i) is { } choices)
                 {
@@ -211,11 +226,11 @@ public sealed class DemoConfederation(HttpClient api, SecurityKey key, TimeProvi
             ends.Add(policy.Deadline);
         }
 
-        var closing = new List<(DemoCanton Canton, BallotRead Ballot)> { (Cantons[0], await FindOrCallAsync(Cantons[0], Project, now, closesAt, ct)) };
+        var closing = new List<(DemoCanton Canton, BallotView Ballot)> { (Cantons[0], await FindOrCallAsync(Cantons[0], Project, now, closesAt, ct)) };
         foreach (var c in Cantons.Where(c => c.PactRateBp is not null))
         {
             var join = new DemoBallot($"join-{Pact}", $"Shall {c.Name} join the Alpine Solidarity Pact from {year}?", ["yes", "no"],
-                new { kind = "join-pact", pactId = Pact, contributionRateBp = c.PactRateBp, fromFiscalYear = year });
+                new CallBallotProposalBody { Kind = ProposalKind.JoinPact, PactId = Pact, ContributionRateBp = c.PactRateBp, FromFiscalYear = year });
             closing.Add((c, await FindOrCallAsync(c, join, now, closesAt, ct)));
         }
 
@@ -223,10 +238,10 @@ public sealed class DemoConfederation(HttpClient api, SecurityKey key, TimeProvi
         {
             for (var i = 1; i <= Voters; i++)
             {
-                if (!Minor(i) && Vote(ballot.Options, i) is { } option)
+                if (!Minor(i) && Vote(ballot.Options ?? [], i) is { } option)
                 {
-                    await WriteAsync("votes", HttpMethod.Post, $"/api/v1/cantons/{c.Id}/ballots/{ballot.BallotId}/votes",
-                        new Caller(Roles.Person, Person(c, i)), $"vote:{ballot.BallotId}", Json(new { option }), ct);
+                    await WriteAsync("votes", new Caller(Roles.Person, Person(c, i)), $"vote:{ballot.BallotId}", r =>
+                        V1.Cantons[c.Id].Ballots[ballot.BallotId!.Value].Votes.PostAsync(new CastVoteBody { Option = option }, r, ct));
                 }
             }
         }
@@ -240,83 +255,93 @@ public sealed class DemoConfederation(HttpClient api, SecurityKey key, TimeProvi
 
         foreach (var (c, ballot) in closing.Where(b => b.Ballot.Status != "certified"))
         {
-            await WriteAsync("ballots closed", HttpMethod.Post, $"/api/v1/cantons/{c.Id}/ballots/{ballot.BallotId}/close", Office(c),
-                $"close:{ballot.BallotId}", null, ct);
+            await WriteAsync("ballots closed", Office(c), $"close:{ballot.BallotId}", r =>
+                V1.Cantons[c.Id].Ballots[ballot.BallotId!.Value].Close.PostAsync(r, ct));
         }
     }
 
-    private async Task<BallotRead> FindOrCallAsync(DemoCanton c, DemoBallot ballot, DateTimeOffset opensAt, DateTimeOffset closesAt, CancellationToken ct)
+    private async Task<BallotView> FindOrCallAsync(DemoCanton c, DemoBallot ballot, DateTimeOffset opensAt, DateTimeOffset closesAt, CancellationToken ct)
     {
-        var called = await ApiRequests.GetAsync<List<BallotRead>>(api, $"/api/v1/cantons/{c.Id}/ballots", ct);
-        return called!.FirstOrDefault(b => b.Question == ballot.Question)
-               ?? (await WriteAsync("ballots", HttpMethod.Post, $"/api/v1/cantons/{c.Id}/ballots", Office(c),
-                   $"ballot:{c.Id}:{ballot.Slug}:{opensAt.ToUnixTimeSeconds()}", Json(new
+        var called = await V1.Cantons[c.Id].Ballots.GetAsync(cancellationToken: ct) ?? [];
+        return called.FirstOrDefault(b => b.Question == ballot.Question)
+               ?? await WrittenAsync("ballots", Office(c), $"ballot:{c.Id}:{ballot.Slug}:{opensAt.ToUnixTimeSeconds()}", r =>
+                   V1.Cantons[c.Id].Ballots.PostAsync(new CallBallotBody
                    {
-                       question = ballot.Question,
-                       options = ballot.Options,
-                       censusDate = DateOnly.FromDateTime(opensAt.UtcDateTime),
-                       opensAt,
-                       closesAt,
-                       proposal = ballot.Proposal,
-                   }), ct)).Deserialize<BallotRead>(CliContext.Json)!;
+                       Question = ballot.Question,
+                       Options = [.. ballot.Options],
+                       CensusDate = DateOnly.FromDateTime(opensAt.UtcDateTime),
+                       OpensAt = opensAt,
+                       ClosesAt = closesAt,
+                       Proposal = ballot.Proposal,
+                   }, r, ct));
     }
 
-    private async Task<PolicyRead> SetPolicyAsync(DemoCanton c, int year, int rateBp, DateTimeOffset deadline, CancellationToken ct) =>
-        (await WriteAsync("fiscal policies", HttpMethod.Put, PolicyPath(c, year), Office(c), $"policy:{c.Id}:{year}:{deadline.ToUnixTimeSeconds()}", Json(new
-        {
-            designationRateBp = rateBp,
-            maxOrganizations = c.MaxOrganizations,
-            unallocatedPolicy = c.Unallocated,
-            deadline,
-            eligibleOrganizations = "all",
-        }), ct)).Deserialize<PolicyRead>(CliContext.Json)!;
+    private Task<FiscalPolicyView> SetPolicyAsync(DemoCanton c, int year, int rateBp, DateTimeOffset deadline, CancellationToken ct) =>
+        WrittenAsync("fiscal policies", Office(c), $"policy:{c.Id}:{year}:{deadline.ToUnixTimeSeconds()}", r =>
+            V1.Cantons[c.Id].FiscalYears[year].Policy.PutAsync(new SetFiscalPolicyBody
+            {
+                DesignationRateBp = rateBp,
+                MaxOrganizations = c.MaxOrganizations,
+                UnallocatedPolicy = c.Unallocated,
+                Deadline = deadline,
+                EligibleOrganizations = new SetFiscalPolicyBody.SetFiscalPolicyBody_eligibleOrganizations { SetFiscalPolicyBodyEligibleOrganizationsString = "all" },
+            }, r, ct));
 
-    private async Task RegisterAsync(DemoCanton c, string person, DateOnly since, DateOnly birthDate, string what, CancellationToken ct) =>
-        await WriteAsync(what, HttpMethod.Post, $"/api/v1/cantons/{c.Id}/residents", Office(c), $"resident:{c.Id}:{person}",
-            Json(new { personId = person, residentSince = since, birthDate }), ct);
+    private Task RegisterAsync(DemoCanton c, string person, DateOnly since, DateOnly birthDate, string what, CancellationToken ct) =>
+        WriteAsync(what, Office(c), $"resident:{c.Id}:{person}", r => V1.Cantons[c.Id].Residents.PostAsync(
+            new RegisterResidentBody { PersonId = person, ResidentSince = since, BirthDate = birthDate }, r, ct));
 
-    private async Task AssessAsync(DemoCanton c, int index, int year, long amountMinor, string suffix, CancellationToken ct) =>
-        await WriteAsync("assessments one by one", HttpMethod.Post, $"/api/v1/cantons/{c.Id}/tax-assessments", Office(c),
-            $"assessment:{Person(c, index)}:{year}{suffix}", Json(new { personId = Person(c, index), fiscalYear = year, amountMinor }), ct);
+    private Task AssessAsync(DemoCanton c, int index, int year, long amountMinor, string suffix, CancellationToken ct) =>
+        WriteAsync("assessments one by one", Office(c), $"assessment:{Person(c, index)}:{year}{suffix}", r => V1.Cantons[c.Id].TaxAssessments.PostAsync(
+            new AssessTaxBody { PersonId = Person(c, index), FiscalYear = year, AmountMinor = amountMinor }, r, ct));
 
-    private async Task ImportAsync(DemoCanton c, int year, int from, CancellationToken ct)
+    /// <summary>The assessments of persons <paramref name="from"/> to the last in one bulk import, streamed by the client
+    /// (and enumerated again, the same, if it has to send them again).</summary>
+    private Task ImportAsync(DemoCanton c, int year, int from, CancellationToken ct)
     {
-        var lines = Enumerable.Range(from, PersonsPerCanton - from + 1).Select(i =>
-            JsonSerializer.Serialize(new { personId = Person(c, i), fiscalYear = year, amountMinor = Tax(c, i, year) }, CliContext.Json));
-        await WriteAsync("bulk imports", HttpMethod.Post, $"/api/v1/cantons/{c.Id}/tax-assessments/batch", Office(c), $"import:{c.Id}:{year}",
-            () => new StringContent(string.Join('\n', lines) + "\n", Encoding.UTF8, "application/x-ndjson"), ct);
+        var assessments = Enumerable.Range(from, PersonsPerCanton - from + 1)
+            .Select(i => new AssessTaxBody { PersonId = Person(c, i), FiscalYear = year, AmountMinor = Tax(c, i, year) })
+            .ToAsyncEnumerable();
+        return WriteAsync("bulk imports", Office(c), $"import:{c.Id}:{year}", r => api.ImportAssessmentsAsync(c.Id, assessments, r, ct));
     }
 
-    private async Task DesignateAsync(DemoCanton c, int year, int index, (string Organization, int ShareBp)[] choices, bool standing, CancellationToken ct) =>
-        await WriteAsync("designations", HttpMethod.Put, DesignationPath(c, year, Person(c, index)), new Caller(Roles.Person, Person(c, index)),
-            $"designation:{c.Id}:{year}", Json(new { choices = choices.Select(x => new { organizationId = x.Organization, shareBp = x.ShareBp }), standing }), ct);
+    private Task DesignateAsync(DemoCanton c, int year, int index, (string Organization, int ShareBp)[] choices, bool standing, CancellationToken ct) =>
+        WriteAsync("designations", new Caller(Roles.Person, Person(c, index)), $"designation:{c.Id}:{year}", r =>
+            V1.Cantons[c.Id].FiscalYears[year].Designations[Person(c, index)].PutAsync(new DesignateBody
+            {
+                Choices = [.. choices.Select(x => new Choice { OrganizationId = x.Organization, ShareBp = x.ShareBp })],
+                Standing = standing,
+            }, r, ct));
 
-    private async Task<JsonElement> WriteAsync(
-        string what, HttpMethod method, string path, Caller caller, string idempotencyKey, Func<HttpContent>? content, CancellationToken ct)
+    /// <summary>One write as <paramref name="caller"/>, with its token and the Idempotency-Key of its item (a rerun is
+    /// given the recorded answer back), counted as <paramref name="what"/>.</summary>
+    private async Task WriteAsync(string what, Caller caller, string key, Func<Request, Task> write)
     {
-        while (true)
+        try
         {
-            using var request = new HttpRequestMessage(method, path) { Content = content?.Invoke() };
-            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Token(caller));
-            request.Headers.Add(Idempotency.Header, $"dev-seed:{idempotencyKey}");
-            using var response = await api.SendAsync(request, ct);
-            if (response.StatusCode == HttpStatusCode.TooManyRequests)
+            await write(r =>
             {
-                await Task.Delay(response.Headers.RetryAfter?.Delta ?? TimeSpan.FromSeconds(1), clock, ct);
-                continue;
-            }
-
-            if (response.StatusCode == HttpStatusCode.Unauthorized)
-            {
-                throw new CliException($"{method} {path}: 401: the API does not accept this machine's development tokens. " +
-                                       "dev seed needs the API running in Development (or on its embedded database) with the same data folder (CONFEDERAL_DATA_DIR).");
-            }
-
-            await ApiRequests.EnsureSuccessAsync(response, ct);
-            _writes[what] = _writes.GetValueOrDefault(what) + 1;
-            var body = await response.Content.ReadAsStringAsync(ct);
-            return body.Length == 0 ? default : JsonSerializer.Deserialize<JsonElement>(body);
+                ConfederalClient.WithKey<DefaultQueryParameters>($"dev-seed:{key}")(r);
+                r.Headers.Add("Authorization", $"Bearer {Token(caller)}");
+            });
         }
+        catch (ApiException e) when (e.ResponseStatusCode == (int)HttpStatusCode.Unauthorized)
+        {
+            throw new CliException($"{RefusedRequest.Of(e)}: 401: the API does not accept this machine's development tokens. " +
+                                   "dev seed needs the API running in Development (or on its embedded database) with the same data folder (CONFEDERAL_DATA_DIR).");
+        }
+
+        _writes[what] = _writes.GetValueOrDefault(what) + 1;
+    }
+
+    /// <summary>A write whose answer the seed goes on with: what was written, as the API recorded it.</summary>
+    private async Task<T> WrittenAsync<T>(string what, Caller caller, string key, Func<Request, Task<T?>> write)
+        where T : class
+    {
+        T? answer = null;
+        Func<Request, Task> send = async r => answer = await write(r);
+        await WriteAsync(what, caller, key, send);
+        return answer ?? throw new CliException($"dev seed, {what} ({key}): the API answered an empty body.");
     }
 
     private string Token(Caller caller)
@@ -330,17 +355,11 @@ public sealed class DemoConfederation(HttpClient api, SecurityKey key, TimeProvi
         return token;
     }
 
-    private static Func<HttpContent> Json(object body) => () => JsonContent.Create(body, options: CliContext.Json);
-
     private static Caller Admin => new(Roles.Admin, "demo-admin");
 
     private static Caller Office(DemoCanton c) => new(Roles.Municipality, $"{c.Id}-office", c.Id);
 
     private static DemoCanton Canton(string id) => Cantons.Single(c => c.Id == id);
-
-    private static string PolicyPath(DemoCanton c, int year) => $"/api/v1/cantons/{c.Id}/fiscal-years/{year}/policy";
-
-    private static string DesignationPath(DemoCanton c, int year, string person) => $"/api/v1/cantons/{c.Id}/fiscal-years/{year}/designations/{person}";
 
     private static bool Minor(int index) => index % 12 == 6;
 
@@ -371,9 +390,9 @@ public sealed class DemoConfederation(HttpClient api, SecurityKey key, TimeProvi
         c.PreviousRateBp is null || index % 3 != 0 ? null : Offered(c)[index / 3 % Offered(c).Count];
 
     /// <summary>About two thirds vote: on yes/no, mostly yes.</summary>
-    private static string? Vote(string[] options, int index) => options.Length == 2
+    private static string? Vote(List<string> options, int index) => options.Count == 2
         ? index % 4 == 0 ? null : index % 4 == 3 ? "no" : "yes"
-        : index % 5 == 0 ? null : options[index % options.Length];
+        : index % 5 == 0 ? null : options[index % options.Count];
 
     private static List<KeyValuePair<string, string>> Examples()
     {
@@ -393,11 +412,5 @@ public sealed class DemoConfederation(HttpClient api, SecurityKey key, TimeProvi
 
     private sealed record Caller(string Role, string? Subject = null, string? Canton = null);
 
-    private sealed record DemoBallot(string Slug, string Question, string[] Options, object? Proposal = null);
-
-    private sealed record BallotRead(Guid BallotId, string Question, string[] Options, DateTimeOffset ClosesAt, string Status);
-
-    private sealed record OrganizationRead(bool Suspended);
-
-    private sealed record PolicyRead(DateTimeOffset Deadline, bool Open);
+    private sealed record DemoBallot(string Slug, string Question, string[] Options, CallBallotProposalBody? Proposal = null);
 }

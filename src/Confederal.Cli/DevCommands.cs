@@ -91,14 +91,14 @@ public static class DevCommands
         {
             var uri = new Uri(parse.GetValue(api)!);
             var key = DevTokens.LoadOrCreateKey(DataDirectory.Resolve(context.Configuration));
-            using var client = context.Http(uri, null);
+            using var client = context.Client(uri, null); // each write carries its caller's development token
             var demo = new DemoConfederation(client, key, TimeProvider.System, line => context.Console.WriteLine(line));
             DemoSummary summary;
             try
             {
                 summary = await demo.SeedAsync(ct);
             }
-            catch (HttpRequestException e)
+            catch (HttpRequestException e) // after the client's retries
             {
                 throw new CliException($"The API at {uri} cannot be reached ({e.Message}). Start it in another terminal with " +
                                        "`dotnet run --project src/Confederal.Api`, wait for it to listen, and run this again.");

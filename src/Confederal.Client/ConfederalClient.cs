@@ -21,7 +21,8 @@ namespace Confederal.Client;
 /// request goes through one HttpClient: an Idempotency-Key for each write that has none, then retries with exponential
 /// backoff and jitter on network failures, timeouts, 408, 429, 502, 503 and 504 (Retry-After honoured), each attempt
 /// with the bearer token of <see cref="ConfederalClientOptions.Token"/>. A refusal is thrown as
-/// <see cref="ProblemDetails"/> (its <c>Code</c> is stable, its title and detail are for people).
+/// <see cref="ProblemDetails"/> (its <c>Code</c> is stable, its title and detail are for people; an answer without a
+/// problem as a bare <see cref="ApiException"/>), naming the request it answers (<see cref="RefusedRequest"/>).
 /// </summary>
 public sealed class ConfederalClient : IDisposable
 {
@@ -52,7 +53,7 @@ public sealed class ConfederalClient : IDisposable
         {
             BaseUrl = http.BaseAddress?.ToString().TrimEnd('/'),
         };
-        Api = new ConfederalApi(_adapter);
+        Api = new ConfederalApi(new RefusalsAdapter(_adapter));
     }
 
     /// <summary>A client of its own, outside dependency injection (a command-line tool, a script); dispose it.</summary>
@@ -67,6 +68,7 @@ public sealed class ConfederalClient : IDisposable
             o.FirstRetryDelay = options.FirstRetryDelay;
             o.AttemptTimeout = options.AttemptTimeout;
             o.ImportAttemptTimeout = options.ImportAttemptTimeout;
+            o.PrimaryHandler = options.PrimaryHandler;
         });
         var provider = services.BuildServiceProvider();
         return new ConfederalClient(provider.GetRequiredService<IHttpClientFactory>().CreateClient(HttpClientName), provider);
@@ -92,7 +94,7 @@ public sealed class ConfederalClient : IDisposable
             ".NDJSON" or ".JSONL" => "application/x-ndjson",
             _ => throw new ArgumentException($"'{path}': a bulk import is a .csv, .ndjson or .jsonl file.", nameof(path)),
         };
-        return ImportAsync(cantonId, () => new StreamContent(File.OpenRead(path)), contentType, idempotencyKey, ct);
+        return ImportAsync(cantonId, () => new StreamContent(File.OpenRead(path)), contentType, Keyed(idempotencyKey), ct);
     }
 
     /// <summary>Imports <paramref name="assessments"/> in one transaction, streamed as NDJSON while they are enumerated. A
@@ -100,21 +102,35 @@ public sealed class ConfederalClient : IDisposable
     /// the same assessments each time.</summary>
     public Task<ImportAssessmentsImportView> ImportAssessmentsAsync(
         string cantonId, IAsyncEnumerable<AssessTaxBody> assessments, string? idempotencyKey = null, CancellationToken ct = default) =>
-        ImportAsync(cantonId, () => new AssessmentLines(assessments), "application/x-ndjson", idempotencyKey, ct);
+        ImportAsync(cantonId, () => new AssessmentLines(assessments), "application/x-ndjson", Keyed(idempotencyKey), ct);
+
+    /// <summary>Imports <paramref name="assessments"/> as the overload with a key does, the request configured as a
+    /// generated call's is: its Idempotency-Key (<see cref="WithKey"/>) and headers of its own, e.g. the bearer token of a
+    /// caller that acts for several (a client with no <see cref="ConfederalClientOptions.Token"/>).</summary>
+    public Task<ImportAssessmentsImportView> ImportAssessmentsAsync(
+        string cantonId, IAsyncEnumerable<AssessTaxBody> assessments, Action<RequestConfiguration<DefaultQueryParameters>> requestConfiguration,
+        CancellationToken ct = default) =>
+        ImportAsync(cantonId, () => new AssessmentLines(assessments), "application/x-ndjson", requestConfiguration, ct);
+
+    private static Action<RequestConfiguration<DefaultQueryParameters>>? Keyed(string? idempotencyKey) =>
+        idempotencyKey is null ? null : WithKey<DefaultQueryParameters>(idempotencyKey);
 
     private async Task<ImportAssessmentsImportView> ImportAsync(
-        string cantonId, Func<HttpContent> content, string contentType, string? idempotencyKey, CancellationToken ct)
+        string cantonId, Func<HttpContent> content, string contentType, Action<RequestConfiguration<DefaultQueryParameters>>? requestConfiguration,
+        CancellationToken ct)
     {
-        var information = Api.Api.V1.Cantons[cantonId].TaxAssessments.Batch.ToPostRequestInformation(Stream.Null, contentType);
+        var information = Api.Api.V1.Cantons[cantonId].TaxAssessments.Batch.ToPostRequestInformation(Stream.Null, contentType, requestConfiguration);
         using var request = new HttpRequestMessage(HttpMethod.Post, information.URI) { Content = content() };
         request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue(contentType);
-        request.Headers.Accept.ParseAdd("application/json");
-        request.Options.Set(Import, true);
-        if (idempotencyKey is not null)
+        foreach (var (name, values) in information.Headers)
         {
-            request.Headers.Add(IdempotencyKeys.Header, idempotencyKey);
+            if (!name.Equals("Content-Type", StringComparison.OrdinalIgnoreCase))
+            {
+                request.Headers.TryAddWithoutValidation(name, values); // Accept, and the caller's Idempotency-Key and headers
+            }
         }
 
+        request.Options.Set(Import, true);
         using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
         using var json = await ReadAsync(response, ct);
         return new JsonParseNode(json.RootElement).GetObjectValue(ImportAssessmentsImportView.CreateFromDiscriminatorValue)!;
@@ -193,6 +209,7 @@ public sealed class ConfederalClient : IDisposable
         }
 
         problem.ResponseStatusCode = (int)response.StatusCode;
+        RefusedRequest.Name(problem, response.RequestMessage?.Method.Method ?? "", response.RequestMessage?.RequestUri);
         throw problem;
     }
 
@@ -252,6 +269,11 @@ public static class ConfederalClientServices
         if (options.Token is { } token)
         {
             builder.AddHttpMessageHandler(() => new BearerTokens(token));
+        }
+
+        if (options.PrimaryHandler is { } primary)
+        {
+            builder.ConfigurePrimaryHttpMessageHandler(primary);
         }
 
         services.AddTransient(sp => new ConfederalClient(sp.GetRequiredService<IHttpClientFactory>().CreateClient(ConfederalClient.HttpClientName)));

@@ -25,6 +25,10 @@ public sealed class ConfederalClientOptions
     /// <summary>How long one attempt of a bulk import (whose body may be gigabytes) may take.</summary>
     public TimeSpan ImportAttemptTimeout { get; set; } = TimeSpan.FromHours(1);
 
+    /// <summary>The handler that carries each attempt, under the keys, retries and tokens. None: IHttpClientFactory's
+    /// sockets. A proxy's handler, or an in-memory test server's (a tool tested against its API in process).</summary>
+    public Func<HttpMessageHandler>? PrimaryHandler { get; set; }
+
     internal void Validate()
     {
         if (BaseAddress is not { IsAbsoluteUri: true })

@@ -1,7 +1,9 @@
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using Confederal.Api.Features.Audit;
+using Confederal.Api.Infrastructure;
 using Confederal.Cli;
+using Confederal.Client;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Confederal.Api.Tests;
@@ -139,13 +141,35 @@ public sealed class AuditExportTests(ApiFactory api) : IClassFixture<ApiFactory>
     public async Task The_exporter_refuses_to_write_a_position_the_feed_serves_twice()
     {
         await MoreHistoryAsync();
-        using var client = new HttpClient(new RepeatingFeed(api.Server.CreateHandler())) { BaseAddress = api.Server.BaseAddress };
-        client.DefaultRequestHeaders.Authorization = new("Bearer", CliRunner.AuditorToken(api));
+        using var client = ConfederalClient.Create(new ConfederalClientOptions
+        {
+            BaseAddress = api.Server.BaseAddress,
+            Token = _ => ValueTask.FromResult(CliRunner.AuditorToken(api)),
+            PrimaryHandler = () => new RepeatingFeed(api.Server.CreateHandler()),
+        });
 
         var refused = await Assert.ThrowsAsync<CliException>(() => Cli.Audit.FeedExporter.ExportAsync(client, NewPath("twice")));
 
         Assert.Equal(ExitCodes.Failed, refused.ExitCode);
         Assert.Contains("refusing to write an event twice", refused.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_export_the_api_refuses_says_so_in_one_line_naming_the_request_and_why()
+    {
+        var path = NewPath("refused");
+        var municipality = DevTokens.Issue(api.SigningKey, Roles.Municipality, "ex-office", "ex-1");
+
+        var (forbidden, output) = await CliRunner.RunAsync(api, "audit", "export", "--api", "http://localhost", "--token", municipality, "--out", path);
+        Assert.True(forbidden == ExitCodes.Usage, output);
+        Assert.Contains("GET /api/v1/audit/events?limit=1: 403 (the token's role may not read this: the audit feed needs an auditor's token).",
+            output, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", output, StringComparison.Ordinal);
+
+        (var unauthorized, output) = await CliRunner.RunAsync(api, "audit", "export", "--api", "http://localhost", "--token", "not-a-token", "--out", path);
+        Assert.True(unauthorized == ExitCodes.Usage, output);
+        Assert.Contains("GET /api/v1/audit/events?limit=1: 401 (the token is missing, expired or not signed by the API's issuer).", output, StringComparison.Ordinal);
+        Assert.False(File.Exists(path));
     }
 
     /// <summary>A feed that serves the first event of each page twice.</summary>

@@ -2,21 +2,23 @@ using System.Net.Http.Json;
 using System.Text;
 using Confederal.Api.Infrastructure;
 using Confederal.Cli;
+using Confederal.Client;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Spectre.Console;
 
 namespace Confederal.Api.Tests;
 
-/// <summary>Runs the command-line tool in process against a test API: its HTTP goes to the factory's server, its
-/// output to a string, its platform keys come from the API's data folder.</summary>
+/// <summary>Runs the command-line tool in process against a test API: its clients send to the factory's server, its
+/// output goes to a string, its platform keys come from the API's data folder.</summary>
 public static class CliRunner
 {
     public static Task<(int Code, string Output)> RunAsync(ApiFactory api, params string[] args) =>
-        RunAsync((_, _) => api.CreateClient(), api.Services.GetRequiredService<IConfiguration>()[DataDirectory.Setting]!, args);
+        RunAsync(options => Client(api, options), api.Services.GetRequiredService<IConfiguration>()[DataDirectory.Setting]!, args);
 
-    /// <summary>The tool with its HTTP made by <paramref name="http"/> and its platform keys in <paramref name="dataDirectory"/>.</summary>
-    public static async Task<(int Code, string Output)> RunAsync(Func<Uri, string?, HttpClient> http, string dataDirectory, params string[] args)
+    /// <summary>The tool with its clients made by <paramref name="client"/> and its platform keys in <paramref name="dataDirectory"/>.</summary>
+    public static async Task<(int Code, string Output)> RunAsync(
+        Func<ConfederalClientOptions, ConfederalClient> client, string dataDirectory, params string[] args)
     {
         var output = new StringWriter();
         var console = AnsiConsole.Create(new AnsiConsoleSettings
@@ -28,7 +30,7 @@ public static class CliRunner
         });
         console.Profile.Width = 400;
         var configuration = new ConfigurationBuilder().AddInMemoryCollection([new(DataDirectory.Setting, dataDirectory)]).Build();
-        var context = new CliContext(console, console, http, configuration)
+        var context = new CliContext(console, console, client, configuration)
         {
             EnvironmentName = "Development",
             ServedWait = TimeSpan.FromSeconds(10),
@@ -38,6 +40,24 @@ public static class CliRunner
     }
 
     public static string AuditorToken(ApiFactory api) => DevTokens.Issue(api.SigningKey, Roles.Auditor, "court-of-audit");
+
+    /// <summary>The client the tool makes of <paramref name="options"/>, its requests carried by the factory's in-memory
+    /// server (whatever the address), its retries quick.</summary>
+    public static ConfederalClient Client(ApiFactory api, ConfederalClientOptions options)
+    {
+        options.PrimaryHandler = api.Server.CreateHandler;
+        options.FirstRetryDelay = TimeSpan.FromMilliseconds(20);
+        return ConfederalClient.Create(options);
+    }
+
+    /// <summary>A client of the factory's server as the tool makes it, with <paramref name="token"/> when given.</summary>
+    public static ConfederalClient Client(ApiFactory api, string? token = null) => Client(api, new ConfederalClientOptions
+    {
+        BaseAddress = api.Server.BaseAddress,
+        Token = token is null ? null : _ => ValueTask.FromResult(token),
+    });
+
+    public static ConfederalClient Auditor(ApiFactory api) => Client(api, AuditorToken(api));
 
     public static string ConnectionString(ApiFactory api) =>
         api.Services.GetRequiredService<IConfiguration>().GetConnectionString(Database.ConnectionStringName)!;

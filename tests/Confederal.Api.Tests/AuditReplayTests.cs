@@ -18,8 +18,8 @@ public sealed class AuditReplayTests(AuditHistory history) : IClassFixture<Audit
     private async Task<(ReplayResult Replay, ComparisonReport Served)> ReplayAsync(string path)
     {
         var replay = await new AuditReplay(Events.Types()).RunAsync(AuditExportFile.ReadAsync(path));
-        using var client = Api.CreateClient();
-        using var auditor = Api.ClientAs(Roles.Auditor, subject: "court-of-audit");
+        using var client = CliRunner.Client(Api);
+        using var auditor = CliRunner.Auditor(Api);
         return (replay, await ServedComparison.CompareAsync(replay, client, auditor, TimeSpan.FromSeconds(10)));
     }
 
@@ -174,7 +174,7 @@ public sealed class AuditReplayTests(AuditHistory history) : IClassFixture<Audit
             Receipts = [],
             Ballots = [replay.Ballots[0] with { BallotId = Guid.NewGuid() }],
         };
-        using var client = Api.CreateClient();
+        using var client = CliRunner.Client(Api);
 
         var served = await ServedComparison.CompareAsync(ahead, client, null, TimeSpan.FromMilliseconds(200));
 

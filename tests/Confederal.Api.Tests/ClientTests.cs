@@ -10,6 +10,7 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Kiota.Abstractions;
 using Npgsql;
 
 namespace Confederal.Api.Tests;
@@ -154,6 +155,57 @@ public sealed class ClientTests
     }
 
     [Fact]
+    public async Task On_a_handler_of_its_own_a_write_keeps_its_key_across_retries_and_an_import_takes_a_calls_configuration()
+    {
+        await using var api = await ApiFactory.StartAsync();
+        await new Fiscal(api).CantonAsync("cl-own");
+        var keys = new List<string>();
+        using var client = InMemory(api, Roles.Municipality, "cl-own", () => new UnavailableOnce(api.Server.CreateHandler(), keys));
+        var events = await api.CountEventsAsync();
+
+        var assessment = await client.Api.Api.V1.Cantons["cl-own"].TaxAssessments.PostAsync(
+            new AssessTaxBody { PersonId = "cl-own-1", FiscalYear = Year, AmountMinor = 7_000 });
+
+        Assert.Equal(7_000, assessment!.AmountMinor);
+        Assert.Equal(2, keys.Count); // answered 503 by the handler, then carried to the API with the same key
+        Assert.Single(keys.Distinct());
+        Assert.Equal(events + 1, await api.CountEventsAsync());
+
+        // A caller's own key (and headers) on an import, as on a generated call: sent again, given the recorded answer back.
+        var first = await client.ImportAssessmentsAsync("cl-own", Assessments(), ConfederalClient.WithKey<DefaultQueryParameters>("cl-own-import"));
+        var imported = await api.CountEventsAsync();
+        var again = await client.ImportAssessmentsAsync("cl-own", Assessments(), ConfederalClient.WithKey<DefaultQueryParameters>("cl-own-import"));
+        Assert.Equal(3, first.Assessments);
+        Assert.Equal(first.Assessments, again.Assessments);
+        Assert.Equal(imported, await api.CountEventsAsync());
+        Assert.Equal(["cl-own-import", "cl-own-import"], keys[^2..]);
+
+        static IAsyncEnumerable<AssessTaxBody> Assessments() => Enumerable.Range(2, 3)
+            .Select(i => new AssessTaxBody { PersonId = $"cl-own-{i}", FiscalYear = Year, AmountMinor = 1_000 * i })
+            .ToAsyncEnumerable();
+    }
+
+    [Fact]
+    public async Task A_refusal_is_a_problem_even_where_the_document_lists_none_and_names_the_request_it_answers()
+    {
+        await using var api = await ApiFactory.StartAsync();
+        await new Fiscal(api).CantonAsync("cl-named");
+        using var client = InMemory(api, Roles.Municipality, "cl-named", api.Server.CreateHandler);
+
+        // The document lists no 403 for this operation: read as a problem all the same.
+        var generated = await Assert.ThrowsAsync<ProblemDetails>(() => client.Api.Api.V1.Cantons["cl-elsewhere"].TaxAssessments.PostAsync(
+            new AssessTaxBody { PersonId = "cl-named-1", FiscalYear = Year, AmountMinor = 1 }));
+        var served = await Assert.ThrowsAsync<ProblemDetails>(() => client.GetJsonAsync(
+            client.Api.Api.V1.Audit.Events.ToGetRequestInformation(c => c.QueryParameters.Limit = 1), CancellationToken.None));
+
+        Assert.Equal(403, generated.ResponseStatusCode);
+        Assert.False(string.IsNullOrEmpty(generated.Title));
+        Assert.Equal("POST /api/v1/cantons/cl-elsewhere/tax-assessments", RefusedRequest.Of(generated)?.ToString());
+        Assert.Equal(403, served.ResponseStatusCode);
+        Assert.Equal("GET /api/v1/audit/events?limit=1", RefusedRequest.Of(served)?.ToString());
+    }
+
+    [Fact]
     public async Task The_audit_feed_pages_to_its_last_seal_and_as_served()
     {
         await using var api = await KestrelAsync();
@@ -199,6 +251,34 @@ public sealed class ClientTests
             Token = _ => ValueTask.FromResult(token),
             FirstRetryDelay = TimeSpan.FromMilliseconds(50),
         });
+    }
+
+    /// <summary>A client whose requests <paramref name="handler"/> carries (here, to the API in memory).</summary>
+    private static ConfederalClient InMemory(ApiFactory api, string role, string canton, Func<HttpMessageHandler> handler)
+    {
+        var token = DevTokens.Issue(api.SigningKey, role, $"{canton}-office", canton);
+        return ConfederalClient.Create(new ConfederalClientOptions
+        {
+            BaseAddress = api.Server.BaseAddress,
+            Token = _ => ValueTask.FromResult(token),
+            FirstRetryDelay = TimeSpan.FromMilliseconds(10),
+            PrimaryHandler = handler,
+        });
+    }
+
+    /// <summary>Answers the first request 503, as an API that could not take it, then carries each to the API; notes
+    /// the Idempotency-Key of every request.</summary>
+    private sealed class UnavailableOnce(HttpMessageHandler api, List<string> keys) : DelegatingHandler(api)
+    {
+        private int _answered;
+
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            keys.Add(request.Headers.TryGetValues("Idempotency-Key", out var key) ? key.Single() : "");
+            return Interlocked.Exchange(ref _answered, 1) == 0
+                ? Task.FromResult(new HttpResponseMessage(HttpStatusCode.ServiceUnavailable))
+                : base.SendAsync(request, cancellationToken);
+        }
     }
 
     private static async Task Execute(NpgsqlConnection connection, string sql)

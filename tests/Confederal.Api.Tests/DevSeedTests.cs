@@ -1,6 +1,7 @@
 using System.Net.Http.Json;
 using System.Text.Json;
 using Confederal.Cli;
+using Confederal.Client;
 using Confederal.Domain.Organizations;
 
 namespace Confederal.Api.Tests;
@@ -26,7 +27,7 @@ public sealed class SeededApi : IAsyncLifetime
 
     public static async Task<DemoSummary> SeedAsync(ApiFactory api, Action<string>? log = null, CancellationToken ct = default)
     {
-        using var client = api.CreateClient();
+        using var client = CliRunner.Client(api);
         return await new DemoConfederation(client, api.SigningKey, api.Clock, log ?? (_ => { })).SeedAsync(ct);
     }
 
@@ -144,8 +145,11 @@ public sealed class DevSeedTests(SeededApi seeded) : IClassFixture<SeededApi>
         var data = Directory.CreateTempSubdirectory("confederal-seed-");
         try
         {
-            var (code, output) = await CliRunner.RunAsync((api, _) => new HttpClient { BaseAddress = api }, data.FullName,
-                "dev", "seed", "--api", "http://127.0.0.1:1");
+            var (code, output) = await CliRunner.RunAsync(options =>
+            {
+                options.FirstRetryDelay = TimeSpan.FromMilliseconds(10); // the client tries again before the tool gives up
+                return ConfederalClient.Create(options);
+            }, data.FullName, "dev", "seed", "--api", "http://127.0.0.1:1");
 
             Assert.Equal(ExitCodes.Usage, code);
             Assert.Contains("The API at http://127.0.0.1:1/ cannot be reached", output, StringComparison.Ordinal);

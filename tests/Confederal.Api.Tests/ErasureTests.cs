@@ -125,7 +125,9 @@ public sealed class ErasureTests : IAsyncLifetime
         var export = Path.Combine(_directory, $"{name}.ndjson");
         await CliRunner.ExportAsync(_api, export);
         var replay = await new AuditReplay(Events.Types()).RunAsync(AuditExportFile.ReadAsync(export));
-        var comparison = await ServedComparison.CompareAsync(replay, client, auditor, TimeSpan.FromSeconds(10));
+        using var anyone = CliRunner.Client(_api);
+        using var courtOfAudit = CliRunner.Auditor(_api);
+        var comparison = await ServedComparison.CompareAsync(replay, anyone, courtOfAudit, TimeSpan.FromSeconds(10));
         return (served.ToJsonString(), replay, comparison, export);
     }
 

@@ -53,7 +53,9 @@ public sealed class FiscalYearKeyTests(ApiFactory api) : IClassFixture<ApiFactor
             await CliRunner.ExportAsync(api, export);
             var replay = await new AuditReplay(Events.Types()).RunAsync(AuditExportFile.ReadAsync(export));
             Assert.Empty(replay.Differences);
-            var comparison = await ServedComparison.CompareAsync(replay, api.CreateClient(), new Audit(api).Auditor, TimeSpan.FromSeconds(10));
+            using var anyone = CliRunner.Client(api);
+            using var courtOfAudit = CliRunner.Auditor(api);
+            var comparison = await ServedComparison.CompareAsync(replay, anyone, courtOfAudit, TimeSpan.FromSeconds(10));
             Assert.Empty(comparison.Differences);
         }
         finally

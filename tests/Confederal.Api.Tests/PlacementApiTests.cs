@@ -288,8 +288,8 @@ public sealed class PlacementApiTests : IAsyncLifetime
         {
             await CliRunner.ExportAsync(_api, export);
             var replay = await new AuditReplay(Events.Types()).RunAsync(AuditExportFile.ReadAsync(export));
-            using var client = _api.CreateClient();
-            using var auditor = _api.ClientAs(Roles.Auditor, subject: "court-of-audit");
+            using var client = CliRunner.Client(_api);
+            using var auditor = CliRunner.Auditor(_api);
             var served = await ServedComparison.CompareAsync(replay, client, auditor, TimeSpan.FromSeconds(10));
             Assert.Empty(replay.Differences);
             Assert.Empty(served.Differences);
@@ -413,9 +413,9 @@ public sealed class CantonMoveTests : IAsyncLifetime
         }
 
         var (code, output) = await CliRunner.RunAsync(
-            (_, _) => throw new InvalidOperationException("no HTTP"), _data, "placement", "move", "--canton", "mv-ge", "--to", shard, "--directory", directory);
+            _ => throw new InvalidOperationException("no HTTP"), _data, "placement", "move", "--canton", "mv-ge", "--to", shard, "--directory", directory);
         Assert.True(code == ExitCodes.Ok, output);
-        Assert.True((await CliRunner.RunAsync((_, _) => throw new InvalidOperationException("no HTTP"), _data,
+        Assert.True((await CliRunner.RunAsync(_ => throw new InvalidOperationException("no HTTP"), _data,
             "placement", "move", "--canton", "mv-ge", "--to", shard, "--directory", directory)).Code == ExitCodes.Ok); // again: nothing twice
 
         await using var placed = ApiFactory.On(directory, _data);

@@ -1,5 +1,7 @@
 using System.Text;
+using System.Text.Json;
 using Confederal.Api.Features.Audit;
+using Confederal.Client;
 
 namespace Confederal.Cli.Audit;
 
@@ -11,41 +13,47 @@ public sealed record ExportResult(long Events, long Seals, long ResumedAfter, lo
 /// the file ends (an unfinished last line, left by an interrupted run, is dropped) and continues after its last event,
 /// so no event is written twice; each seal is written right after the last event it covers, and the file is flushed
 /// after each page of the feed. Before appending it checks that the server is the one the file came from: the same
-/// signing key, a log at least as long, and the file's last seal unchanged on the server.
+/// signing key, a log at least as long, and the file's last seal unchanged on the server. Events and seals are written
+/// as the API served them, byte for byte (never through a model): their hashes and signatures are checked against them.
 /// </summary>
 public static class FeedExporter
 {
-    public const int PageSize = GetAuditEvents.MaxLimit;
+    public const int PageSize = ConfederalClient.MaxAuditPage;
 
     private static readonly UTF8Encoding Utf8 = new(encoderShouldEmitUTF8Identifier: false);
 
     /// <summary>Exports the log that keeps <paramref name="ledger"/>'s ledger (null: the directory's) into
     /// <paramref name="path"/>, or continues the export there.</summary>
     public static async Task<ExportResult> ExportAsync(
-        HttpClient client, string path, Action<long, long>? progress = null, string? ledger = null, CancellationToken ct = default)
+        ConfederalClient client, string path, Action<long, long>? progress = null, string? ledger = null, CancellationToken ct = default)
     {
-        var of = ledger is null ? "" : $"&ledger={Uri.EscapeDataString(ledger)}";
         var tail = await AuditExportFile.ReadTailAsync(path, ct);
-        var served = (await ApiRequests.GetAsync<SealsPage>(client, $"/api/v1/audit/seals?limit=1{of}", ct))!;
-        if (tail.Header is { } header && header.PublicKey != served.PublicKey)
+        var (publicKey, _) = await SealsAsync(client, 0, 1, ledger, ct);
+        if (tail.Header is { } header && header.PublicKey != publicKey)
         {
             throw new CliException(
                 $"{path} was exported from a log signed by another key than the one the server serves: refusing to append. " +
                 "Export into a new file.", ExitCodes.Failed);
         }
 
-        var head = (await ApiRequests.GetAsync<AuditEventsPage>(client, $"/api/v1/audit/events?limit=1{of}", ct))!;
-        if (tail.LastPosition > head.SealedThrough)
+        var head = await client.Api.Api.V1.Audit.Events.GetAsync(c =>
+        {
+            c.QueryParameters.Limit = 1;
+            c.QueryParameters.Ledger = ledger;
+        }, ct);
+        var sealedThrough = head?.SealedThrough ?? 0;
+        if (tail.LastPosition > sealedThrough)
         {
             throw new CliException(
-                $"{path} holds events up to position {tail.LastPosition}, but the server has sealed only through {head.SealedThrough}: " +
+                $"{path} holds events up to position {tail.LastPosition}, but the server has sealed only through {sealedThrough}: " +
                 "the log was cut, or the file comes from another server.", ExitCodes.Failed);
         }
 
         if (tail.LastSeal is { } lastSeal)
         {
-            var same = (await ApiRequests.GetAsync<SealsPage>(client, $"/api/v1/audit/seals?after={lastSeal.Number - 1}&limit=1{of}", ct))!.Seals;
-            if (same.Count == 0 || same[0].Number != lastSeal.Number || same[0].DigestHex() != lastSeal.DigestHex() || same[0].Signature != lastSeal.Signature)
+            var (_, same) = await SealsAsync(client, lastSeal.Number - 1, 1, ledger, ct);
+            if (same.Count == 0 || same[0].Seal.Number != lastSeal.Number || same[0].Seal.DigestHex() != lastSeal.DigestHex()
+                || same[0].Seal.Signature != lastSeal.Signature)
             {
                 throw new CliException(
                     $"Seal {lastSeal.Number} (positions {lastSeal.FromPosition}..{lastSeal.ToPosition}) in {path} is not the server's seal " +
@@ -57,51 +65,70 @@ public static class FeedExporter
         await using var writer = new StreamWriter(file, Utf8, 1 << 16) { NewLine = "\n" };
         if (tail.Header is null)
         {
-            await writer.WriteLineAsync(AuditExportFile.HeaderLine(served.PublicKey));
+            await writer.WriteLineAsync(AuditExportFile.HeaderLine(publicKey));
         }
 
-        var seals = new SealQueue(client, tail.LastSeal, of);
+        var seals = new SealQueue(client, tail.LastSeal, ledger);
         var last = tail.LastPosition;
-        long events = 0, sealsWritten = 0, sealedThrough = head.SealedThrough;
+        long events = 0, sealsWritten = 0;
 
         // An interrupted run may have written the last events of a seal but not the seal.
         sealsWritten += await seals.WriteThroughAsync(writer, last, ct);
         await writer.FlushAsync(ct);
         progress?.Invoke(last, sealedThrough);
-        while (true)
+        await foreach (var e in client.AuditEventsAsJsonAsync(last, ledger: ledger, pageSize: PageSize, ct: ct))
         {
-            var page = (await ApiRequests.GetAsync<AuditEventsPage>(client, $"/api/v1/audit/events?after={last}&limit={PageSize}{of}", ct))!;
-            sealedThrough = page.SealedThrough;
-            seals.Refresh();
-            foreach (var e in page.Events)
+            var position = e.GetProperty("position").GetInt64();
+            if (position <= last)
             {
-                if (e.Position <= last)
-                {
-                    throw new CliException($"The feed served position {e.Position} after {last}: refusing to write an event twice or out of order.",
-                        ExitCodes.Failed);
-                }
-
-                await writer.WriteLineAsync(AuditExportFile.Line(e));
-                last = e.Position;
-                events++;
-                sealsWritten += await seals.WriteThroughAsync(writer, last, ct);
+                throw new CliException($"The feed served position {position} after {last}: refusing to write an event twice or out of order.",
+                    ExitCodes.Failed);
             }
 
-            await writer.FlushAsync(ct);
-            progress?.Invoke(last, sealedThrough);
-            if (page.Events.Count < PageSize)
+            await writer.WriteLineAsync(Line("event", e.GetRawText()));
+            last = position;
+            events++;
+            sealsWritten += await seals.WriteThroughAsync(writer, last, ct);
+            if (events % PageSize == 0) // the end of a page of the feed: the next is fetched now
             {
-                break;
+                await writer.FlushAsync(ct);
+                seals.Refresh();
+                sealedThrough = Math.Max(sealedThrough, last);
+                progress?.Invoke(last, sealedThrough);
             }
         }
 
+        await writer.FlushAsync(ct);
+        sealedThrough = Math.Max(sealedThrough, last);
+        progress?.Invoke(last, sealedThrough);
         return new ExportResult(events, sealsWritten, tail.LastPosition, last, sealedThrough);
     }
 
-    /// <summary>The seals after those written, fetched a page at a time when an event written is not covered yet.</summary>
-    private sealed class SealQueue(HttpClient client, Seal? written, string of)
+    /// <summary>An export line: the API's JSON as served, under its kind.</summary>
+    private static string Line(string kind, string served) => $"{{\"{kind}\":{served}}}";
+
+    /// <summary>The seal key and the seals after seal <paramref name="after"/>, as served.</summary>
+    private static async Task<(string PublicKey, List<ServedSeal> Seals)> SealsAsync(
+        ConfederalClient client, long after, int limit, string? ledger, CancellationToken ct)
     {
-        private readonly Queue<Seal> _pending = new();
+        using var page = await client.GetJsonAsync(client.Api.Api.V1.Audit.Seals.ToGetRequestInformation(c =>
+        {
+            c.QueryParameters.After = after;
+            c.QueryParameters.Limit = limit;
+            c.QueryParameters.Ledger = ledger;
+        }), ct);
+        var seals = page.RootElement.GetProperty("seals").EnumerateArray()
+            .Select(s => new ServedSeal(s.Deserialize<Seal>(AuditExportFile.Json)!, s.GetRawText()));
+        return (page.RootElement.GetProperty("publicKey").GetString()!, [.. seals]);
+    }
+
+    /// <summary>A seal: read as the export file reads it, and its JSON as served, for the file.</summary>
+    private sealed record ServedSeal(Seal Seal, string Json);
+
+    /// <summary>The seals after those written, fetched a page at a time when an event written is not covered yet.</summary>
+    private sealed class SealQueue(ConfederalClient client, Seal? written, string? ledger)
+    {
+        private readonly Queue<ServedSeal> _pending = new();
         private long _after = written?.Number ?? 0;
         private long _through = written?.ToPosition ?? 0;
         private bool _dry;
@@ -117,24 +144,24 @@ public static class FeedExporter
             {
                 if (_pending.Count == 0 && !_dry)
                 {
-                    var page = (await ApiRequests.GetAsync<SealsPage>(client, $"/api/v1/audit/seals?after={_after}&limit={GetSeals.MaxLimit}{of}", ct))!;
-                    foreach (var seal in page.Seals)
+                    var (_, page) = await SealsAsync(client, _after, GetSeals.MaxLimit, ledger, ct);
+                    foreach (var seal in page)
                     {
                         _pending.Enqueue(seal);
-                        _after = seal.Number;
+                        _after = seal.Seal.Number;
                     }
 
-                    _dry = page.Seals.Count == 0;
+                    _dry = page.Count == 0;
                 }
 
-                if (_pending.Count == 0 || _pending.Peek().ToPosition > position)
+                if (_pending.Count == 0 || _pending.Peek().Seal.ToPosition > position)
                 {
                     break;
                 }
 
                 var next = _pending.Dequeue();
-                await writer.WriteLineAsync(AuditExportFile.Line(next));
-                _through = next.ToPosition;
+                await writer.WriteLineAsync(Line("seal", next.Json));
+                _through = next.Seal.ToPosition;
                 written++;
             }
 

@@ -3,6 +3,8 @@ using System.Text.Json;
 using Confederal.Api.Features.Audit;
 using Confederal.Api.Features.Ballots;
 using Confederal.Api.Features.Fiscal;
+using Confederal.Client;
+using Microsoft.Kiota.Abstractions;
 
 namespace Confederal.Cli.Audit;
 
@@ -22,12 +24,18 @@ public sealed record ComparisonReport(
 /// (then the lag itself is the difference). Served at a later position, it may include events the replay has not seen:
 /// compared all the same, with a note, since an export ends at the last sealed event while the API goes on.
 /// </para>
+/// <para>
+/// What the API serves is read as served and into the records the replay computes (<see cref="BudgetView"/>…), with the
+/// API's own JSON settings, so that both sides are compared field by field, never through another model.
+/// </para>
 /// </summary>
 public static class ServedComparison
 {
     public static async Task<ComparisonReport> CompareAsync(
-        ReplayResult replay, HttpClient api, HttpClient? auditor, TimeSpan wait, Action<long, long>? progress = null, CancellationToken ct = default)
+        ReplayResult replay, ConfederalClient api, ConfederalClient? auditor, TimeSpan wait, Action<long, long>? progress = null,
+        CancellationToken ct = default)
     {
+        var v1 = api.Api.Api.V1;
         var differences = new List<AuditDifference>();
         var notes = new List<string>();
         var total = replay.Budgets.Count + (auditor is null ? 0 : replay.Receipts.Count) + replay.Ballots.Count;
@@ -37,7 +45,8 @@ public static class ServedComparison
         foreach (var budget in replay.Budgets)
         {
             var what = $"budget {budget.CantonId}/{budget.FiscalYear}";
-            var served = await ServedAsync<BudgetView>(api, $"/api/v1/cantons/{budget.CantonId}/budgets/{budget.FiscalYear}", v => v.Position, replay.LastPosition, wait, ct);
+            var served = await ServedAsync<BudgetView>(api, v1.Cantons[budget.CantonId].Budgets[budget.FiscalYear].ToGetRequestInformation(),
+                v => v.Position, replay.LastPosition, wait, ct);
             if (Comparable(what, served, served?.Position, replay.LastPosition, differences, ref ahead))
             {
                 Compare(what, Fields(budget), Fields(served!), differences);
@@ -56,7 +65,8 @@ public static class ServedComparison
             foreach (var receipt in replay.Receipts)
             {
                 var what = $"receipts {receipt.OrganizationId}/{receipt.FiscalYear}";
-                var served = await ServedAsync<ReceiptsView>(auditor, $"/api/v1/organizations/{receipt.OrganizationId}/receipts/{receipt.FiscalYear}", v => v.Position,
+                var served = await ServedAsync<ReceiptsView>(auditor,
+                    v1.Organizations[receipt.OrganizationId].Receipts[receipt.FiscalYear].ToGetRequestInformation(), v => v.Position,
                     replay.LastPosition, wait, ct);
                 if (Comparable(what, served, served?.Position, replay.LastPosition, differences, ref ahead))
                 {
@@ -71,8 +81,8 @@ public static class ServedComparison
         foreach (var ballot in replay.Ballots)
         {
             var what = $"ballot {ballot.CantonId}/{ballot.BallotId:D}";
-            var path = $"/api/v1/cantons/{ballot.CantonId}/ballots/{ballot.BallotId:D}/results";
-            var first = await ApiRequests.GetAsync<BallotResultsView>(api, path, ct, missingIsNull: true);
+            var results = v1.Cantons[ballot.CantonId].Ballots[ballot.BallotId].Results;
+            var first = await ReadAsync<BallotResultsView>(api, results.ToGetRequestInformation(), ct).OrNotFoundAsync();
             if (first is null)
             {
                 differences.Add(new AuditDifference(what, "results", "certified", "absent (404)"));
@@ -82,7 +92,7 @@ public static class ServedComparison
                 var served = new List<CountedPage> { CountedPage.Of(0, first.Ballots.Select(b => (b.Receipt, b.Option))) };
                 for (var page = 1; page < first.Pages; page++)
                 {
-                    var next = (await ApiRequests.GetAsync<BallotResultsView>(api, $"{path}?page={page}", ct))!;
+                    var next = await ReadAsync<BallotResultsView>(api, results.ToGetRequestInformation(c => c.QueryParameters.Page = page), ct);
                     served.Add(CountedPage.Of(page, next.Ballots.Select(b => (b.Receipt, b.Option))));
                 }
 
@@ -104,13 +114,13 @@ public static class ServedComparison
     }
 
     private static async Task<T?> ServedAsync<T>(
-        HttpClient client, string path, Func<T, long> position, long last, TimeSpan wait, CancellationToken ct)
+        ConfederalClient client, RequestInformation request, Func<T, long> position, long last, TimeSpan wait, CancellationToken ct)
         where T : class
     {
         var deadline = DateTimeOffset.UtcNow + wait;
         while (true)
         {
-            var served = await ApiRequests.GetAsync<T>(client, path, ct, missingIsNull: true);
+            var served = await ReadAsync<T>(client, request, ct).OrNotFoundAsync();
             if (served is null || position(served) >= last || DateTimeOffset.UtcNow >= deadline)
             {
                 return served;
@@ -118,6 +128,14 @@ public static class ServedComparison
 
             await Task.Delay(TimeSpan.FromMilliseconds(50), ct);
         }
+    }
+
+    /// <summary>What the API serves at <paramref name="request"/>, read as served into <typeparamref name="T"/>.</summary>
+    private static async Task<T> ReadAsync<T>(ConfederalClient client, RequestInformation request, CancellationToken ct)
+    {
+        using var served = await client.GetJsonAsync(request, ct);
+        return served.RootElement.Deserialize<T>(CliContext.Json)
+               ?? throw new CliException($"{request.HttpMethod} {request.URI.PathAndQuery}: the API answered an empty body.");
     }
 
     private static bool Comparable(string what, object? served, long? position, long last, List<AuditDifference> differences, ref long ahead)
