@@ -155,6 +155,44 @@ public sealed class ClientTests
     }
 
     [Fact]
+    public async Task An_import_whose_answer_was_lost_is_sent_again_whole_from_the_file_or_the_sequence_and_recorded_once()
+    {
+        await using var api = await KestrelAsync();
+        await new Fiscal(api).CantonAsync("cl-lost");
+        await using var proxy = await DroppingProxy.StartAsync(Address(api));
+        using var client = Client(proxy.Address, api, Roles.Municipality, "cl-lost");
+        var file = Path.Combine(Path.GetTempPath(), $"cl-lost-{Guid.NewGuid():N}.ndjson");
+        await File.WriteAllLinesAsync(file, Enumerable.Range(0, 300).Select(i => $$"""{"personId":"cl-lost-f{{i}}","fiscalYear":{{Year}},"amountMinor":{{500 + i}}}"""));
+        var events = await api.CountEventsAsync();
+        try
+        {
+            proxy.DropNextAnswer();
+            Assert.Equal(300, (await client.ImportAssessmentsAsync("cl-lost", file))!.Assessments);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+
+        proxy.DropNextAnswer();
+        Assert.Equal(400, (await client.ImportAssessmentsAsync("cl-lost", Assessments()))!.Assessments);
+
+        // Each body was sent again from its start: a partial one would not match the key's recorded request.
+        Assert.Equal(2, proxy.Dropped);
+        Assert.Equal(events + 700, await api.CountEventsAsync());
+        Assert.Equal(4, api.Logs.Lines.Count(l => l.Contains("tax-assessments/batch answered 201", StringComparison.Ordinal)));
+
+        static async IAsyncEnumerable<AssessTaxBody> Assessments()
+        {
+            for (var i = 0; i < 400; i++)
+            {
+                await Task.Yield();
+                yield return new AssessTaxBody { PersonId = $"cl-lost-s{i}", FiscalYear = Year, AmountMinor = 900 + i };
+            }
+        }
+    }
+
+    [Fact]
     public async Task On_a_handler_of_its_own_a_write_keeps_its_key_across_retries_and_an_import_takes_a_calls_configuration()
     {
         await using var api = await ApiFactory.StartAsync();
