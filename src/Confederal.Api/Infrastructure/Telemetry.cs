@@ -158,6 +158,7 @@ public sealed partial class LedgerMetrics : BackgroundService
     private readonly ILogger<LedgerMetrics> _logger;
     private readonly TimeSpan _interval;
     private readonly Lock _lock = new();
+    private readonly SemaphoreSlim _reading = new(1, 1);
     private readonly Dictionary<string, Reading> _readings = new(StringComparer.Ordinal);
 
     public LedgerMetrics(Shards shards, Database database, ConfederalMetrics metrics, IConfiguration configuration, ILogger<LedgerMetrics> logger)
@@ -207,22 +208,31 @@ public sealed partial class LedgerMetrics : BackgroundService
         while (await timer.WaitForNextTickAsync(stoppingToken));
     }
 
-    /// <summary>Reads every migrated database now.</summary>
+    /// <summary>Reads every migrated database now. One reading at a time: each counts on from the last, so that two
+    /// readings at once (the timer's and a caller's) cannot leave a count lower than one already served.</summary>
     public async Task ReadAsync(CancellationToken ct)
     {
-        foreach (var shard in _shards.Where(s => _database.IsMigrated(s.Database.Id)))
+        await _reading.WaitAsync(ct);
+        try
         {
-            Reading? last;
-            lock (_lock)
+            foreach (var shard in _shards.Where(s => _database.IsMigrated(s.Database.Id)))
             {
-                last = _readings.GetValueOrDefault(Label(shard.Database.Id));
-            }
+                Reading? last;
+                lock (_lock)
+                {
+                    last = _readings.GetValueOrDefault(Label(shard.Database.Id));
+                }
 
-            var reading = await ReadAsync(shard.Database.DataSource, last, ct);
-            lock (_lock)
-            {
-                _readings[Label(shard.Database.Id)] = reading;
+                var reading = await ReadAsync(shard.Database.DataSource, last, ct);
+                lock (_lock)
+                {
+                    _readings[Label(shard.Database.Id)] = reading;
+                }
             }
+        }
+        finally
+        {
+            _reading.Release();
         }
     }
 
